@@ -1,0 +1,88 @@
+"""The modelyard event contract: one pydantic v2 model per event type and version.
+
+JSON Schemas in ``schemas/`` are generated from these classes (``make schemas``).
+"""
+
+from .base import Event, Model, QueryEvent, new_id, utcnow
+from .deadletter import DeadLetter
+from .domain import (
+    TIER_LIMITS,
+    ChatMessage,
+    ComplexityLevel,
+    Industry,
+    ModelClass,
+    RoutingPreference,
+    Tier,
+    TierLimits,
+    smallest_tier_allowing,
+)
+from .queries import (
+    Answer,
+    CascadeStep,
+    OutcomeStatus,
+    QueryEscalated,
+    QueryOutcome,
+    QueryRequest,
+    QueryRouted,
+    QuerySubmitted,
+    RejectCode,
+    RoutingDecision,
+)
+from .tenants import AgentSnapshot, AlertMetric, RoutingPolicy, TenantAlert, TenantBudget, TenantSnapshot, TenantStatus
+from .usage import MeteringUsage, UsageCounters, UsageRecorded
+
+#: Every event class of the contract, by its versioned type.
+EVENT_TYPES: dict[str, type[Model]] = {
+    cls.TYPE: cls
+    for cls in (
+        QuerySubmitted,
+        QueryRouted,
+        QueryEscalated,
+        QueryOutcome,
+        UsageRecorded,
+        MeteringUsage,
+        TenantSnapshot,
+        AgentSnapshot,
+        TenantAlert,
+        DeadLetter,
+    )
+}
+
+__all__ = [
+    "EVENT_TYPES",
+    "TIER_LIMITS",
+    "AgentSnapshot",
+    "AlertMetric",
+    "Answer",
+    "CascadeStep",
+    "ChatMessage",
+    "ComplexityLevel",
+    "DeadLetter",
+    "Event",
+    "Industry",
+    "MeteringUsage",
+    "Model",
+    "ModelClass",
+    "OutcomeStatus",
+    "QueryEscalated",
+    "QueryEvent",
+    "QueryOutcome",
+    "QueryRequest",
+    "QueryRouted",
+    "QuerySubmitted",
+    "RejectCode",
+    "RoutingDecision",
+    "RoutingPolicy",
+    "RoutingPreference",
+    "TenantAlert",
+    "TenantBudget",
+    "TenantSnapshot",
+    "TenantStatus",
+    "Tier",
+    "TierLimits",
+    "UsageCounters",
+    "UsageRecorded",
+    "new_id",
+    "smallest_tier_allowing",
+    "utcnow",
+]

@@ -1,0 +1,52 @@
+"""The envelope every modelyard event shares (CloudEvents-style attributes in the body).
+
+The same attributes travel as binary-mode ``ce_*`` Kafka headers (see ``modelyard_core.bus``), so a
+consumer can route on them without parsing the body; the body stays the source of truth.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Identifiers are opaque strings; this bound keeps a hostile producer from sending megabytes of id.
+ID_MAX = 128
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Model(BaseModel):
+    """Base for every value object in the contract: unknown fields are kept out, values frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Event(Model):
+    """Attributes every event carries.
+
+    Each concrete event declares ``type`` as a ``Literal`` with its versioned name (also ``TYPE``), so
+    the JSON Schema pins it. Within a version only additive (optional) fields may be added; a breaking
+    change is a new class with a new type.
+    """
+
+    TYPE: ClassVar[str]
+
+    event_id: str = Field(default_factory=new_id, max_length=ID_MAX, description="Unique per event; consumers dedupe on it.")
+    type: str = Field(description="Versioned event type, e.g. modelyard.query.submitted.v1.")
+    time: datetime = Field(default_factory=utcnow, description="When the producer created the event (UTC).")
+    tenant_id: str = Field(min_length=1, max_length=ID_MAX, description="Owner of the event; the Kafka key.")
+
+
+class QueryEvent(Event):
+    """An event about one query; ``query_id`` is the correlation id across every hop."""
+
+    query_id: str = Field(min_length=1, max_length=ID_MAX, description="Correlation id of the query.")

@@ -1,0 +1,129 @@
+"""Events of a query's life: submitted → routed → (escalated → routed)* → outcome."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from .base import ID_MAX, Model, QueryEvent
+from .domain import ChatMessage, ComplexityLevel, ModelClass
+
+TEXT_MAX = 32_000
+
+
+class _RequestFields(Model):
+    text: str = Field(min_length=1, max_length=TEXT_MAX, description="The user's query.")
+    history: list[ChatMessage] = Field(default_factory=list, max_length=100, description="Earlier turns, oldest first.")
+    user_role: str | None = Field(default=None, max_length=64, description="Role of the asking user, e.g. engineer, executive.")
+    agent_id: str | None = Field(default=None, max_length=ID_MAX, description="Tenant agent whose system prompt to use.")
+    agent_type: str | None = Field(default=None, max_length=64, description="Kind of agent, e.g. incident_specialist.")
+    requested_class: ModelClass | None = Field(default=None, description="Pin a model class instead of letting the router decide.")
+    requested_model: str | None = Field(default=None, max_length=128, description="Pin a concrete configured model.")
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=32, description="Opaque caller data, echoed on the outcome.")
+
+
+class QueryRequest(_RequestFields):
+    """What was asked: carried unchanged from submission through every hop."""
+
+
+class QuerySubmitted(QueryEvent, _RequestFields):
+    """Upstream → router on ``queries.submitted`` (key: tenant_id)."""
+
+    TYPE: ClassVar[str] = "modelyard.query.submitted.v1"
+    type: Literal["modelyard.query.submitted.v1"] = "modelyard.query.submitted.v1"
+
+    def request(self) -> QueryRequest:
+        return QueryRequest.model_validate(self.model_dump(include=set(QueryRequest.model_fields)))
+
+
+class RoutingDecision(Model):
+    complexity: ComplexityLevel
+    score: float = Field(description="Higher is harder.")
+    model_class: ModelClass
+    model: str = Field(description="Concrete model that serves the class for this tenant.")
+    reasons: list[str] = Field(default_factory=list, description="Why: one entry per factor that moved the score.")
+
+
+class CascadeStep(Model):
+    """One model call in a query's cascade chain."""
+
+    model_class: ModelClass
+    model: str
+    confidence: float | None = Field(default=None, ge=0, le=1)
+    reasons: list[str] = Field(default_factory=list)
+    error: str | None = Field(default=None, description="Set when the call failed instead of answering.")
+
+
+class Answer(Model):
+    text: str
+    model_class: ModelClass
+    model: str
+    confidence: float = Field(ge=0, le=1)
+
+
+class QueryRouted(QueryEvent):
+    """Router → inference pool on ``queries.routed.slm`` / ``queries.routed.llm``."""
+
+    TYPE: ClassVar[str] = "modelyard.query.routed.v1"
+    type: Literal["modelyard.query.routed.v1"] = "modelyard.query.routed.v1"
+
+    request: QueryRequest
+    decision: RoutingDecision
+    submitted_at: datetime = Field(description="Time of the original submission, for end-to-end latency.")
+    cascade: list[CascadeStep] = Field(default_factory=list, description="Earlier calls of this query, oldest first.")
+    cascade_threshold: float = Field(default=0.6, ge=0, le=1, description="Confidence below which an answer escalates.")
+    can_escalate: bool = Field(default=True, description="False when no higher class may be tried.")
+    best_answer: Answer | None = Field(default=None, description="Best answer so far (from an earlier step).")
+
+
+class QueryEscalated(QueryEvent):
+    """Inference → router on ``queries.escalations``: the answer was not good enough, or the backend failed."""
+
+    TYPE: ClassVar[str] = "modelyard.query.escalated.v1"
+    type: Literal["modelyard.query.escalated.v1"] = "modelyard.query.escalated.v1"
+
+    request: QueryRequest
+    decision: RoutingDecision = Field(description="The decision that produced the step being escalated.")
+    submitted_at: datetime
+    cascade: list[CascadeStep] = Field(description="Every call so far, including the one that escalates.")
+    cascade_threshold: float = Field(ge=0, le=1)
+    best_answer: Answer | None = Field(default=None, description="Best answer so far; None when every call failed.")
+    reasons: list[str] = Field(default_factory=list)
+
+
+class OutcomeStatus(StrEnum):
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+class RejectCode(StrEnum):
+    UNKNOWN_TENANT = "unknown_tenant"
+    SUSPENDED = "suspended"
+    QUOTA = "quota"
+    POLICY = "policy"
+
+
+class QueryOutcome(QueryEvent):
+    """The one terminal event per query, on ``queries.outcomes``."""
+
+    TYPE: ClassVar[str] = "modelyard.query.outcome.v1"
+    type: Literal["modelyard.query.outcome.v1"] = "modelyard.query.outcome.v1"
+
+    status: OutcomeStatus
+    submitted_at: datetime | None = None
+    answer: str | None = None
+    model_class: ModelClass | None = None
+    model: str | None = None
+    confidence: float | None = Field(default=None, ge=0, le=1)
+    complexity: ComplexityLevel | None = None
+    cascade: list[CascadeStep] = Field(default_factory=list)
+    reject_code: RejectCode | None = None
+    reason: str | None = Field(default=None, description="Human-readable reason for rejected and failed outcomes.")
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cost_usd: float = Field(default=0.0, ge=0)
+    metadata: dict[str, str] = Field(default_factory=dict)

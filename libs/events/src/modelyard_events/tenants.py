@@ -1,0 +1,83 @@
+"""Tenant state that other services need, published by the tenant service."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from .base import ID_MAX, Event, Model
+from .domain import Industry, ModelClass, RoutingPreference, Tier, TierLimits
+
+
+class TenantStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+class RoutingPolicy(Model):
+    """How the router treats one tenant's queries (industry preset plus explicit overrides)."""
+
+    preference: RoutingPreference = RoutingPreference.BALANCED
+    cascade_threshold: float = Field(default=0.6, ge=0, le=1)
+    class_models: dict[ModelClass, str] = Field(default_factory=dict, description="Concrete model per class, overriding the tier default.")
+    min_class: ModelClass | None = Field(default=None, description="Never route below this class.")
+    max_class: ModelClass | None = Field(default=None, description="Never route or escalate above this class.")
+
+
+class TenantBudget(Model):
+    monthly_cost_usd: float | None = Field(default=None, ge=0)
+    monthly_tokens: int | None = Field(default=None, ge=0)
+
+
+class TenantSnapshot(Event):
+    """The tenant's current state on the compacted ``tenants.snapshots`` topic (key: tenant_id).
+
+    A deleted tenant is a tombstone (null value) under its key. ``version`` grows with every change so
+    a consumer can ignore a stale snapshot.
+    """
+
+    TYPE: ClassVar[str] = "modelyard.tenant.snapshot.v1"
+    type: Literal["modelyard.tenant.snapshot.v1"] = "modelyard.tenant.snapshot.v1"
+
+    version: int = Field(ge=0)
+    name: str = Field(max_length=200)
+    tier: Tier
+    industry: Industry
+    status: TenantStatus = TenantStatus.ACTIVE
+    limits: TierLimits
+    policy: RoutingPolicy = Field(default_factory=RoutingPolicy)
+    budget: TenantBudget = Field(default_factory=TenantBudget)
+
+
+class AgentSnapshot(Event):
+    """A tenant agent on the compacted ``tenants.agents`` topic (key: tenant_id/agent_id)."""
+
+    TYPE: ClassVar[str] = "modelyard.tenant.agent.v1"
+    type: Literal["modelyard.tenant.agent.v1"] = "modelyard.tenant.agent.v1"
+
+    agent_id: str = Field(max_length=ID_MAX)
+    name: str = Field(max_length=200)
+    agent_type: str = Field(max_length=64)
+    system_prompt: str = Field(default="", max_length=16_000)
+    use_model_router: bool = True
+
+
+class AlertMetric(StrEnum):
+    API_CALLS_PER_DAY = "api_calls_per_day"
+    MONTHLY_COST_USD = "monthly_cost_usd"
+    MONTHLY_TOKENS = "monthly_tokens"
+
+
+class TenantAlert(Event):
+    """Metering → ``tenants.alerts`` when usage crosses 80% or 100% of a limit, once per period."""
+
+    TYPE: ClassVar[str] = "modelyard.tenant.alert.v1"
+    type: Literal["modelyard.tenant.alert.v1"] = "modelyard.tenant.alert.v1"
+
+    metric: AlertMetric
+    threshold_pct: int = Field(description="80 or 100.")
+    period: str = Field(description="Day (YYYY-MM-DD) or month (YYYY-MM) the limit applies to.")
+    value: float
+    limit: float
