@@ -207,6 +207,7 @@ class Bus:
         group_id: str,
         tombstones: bool = False,
         max_records: int | None = None,
+        batch_timeout_ms: int | None = None,
         title: str | None = None,
         description: str | None = None,
     ) -> None:
@@ -224,7 +225,7 @@ class Bus:
             group_id=f"{self.topics.prefix}{group_id}",
             batch=True,
             max_records=max_records or k.max_batch_records,
-            batch_timeout_ms=k.batch_timeout_ms,
+            batch_timeout_ms=batch_timeout_ms or k.batch_timeout_ms,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             title=title or f"{topic}:{self.service}",

@@ -3,7 +3,7 @@
 JSON Schemas in ``schemas/`` are generated from these classes (``make schemas``).
 """
 
-from .base import Event, Model, QueryEvent, new_id, utcnow
+from .base import Event, Model, QueryEvent, derived_id, new_id, utcnow
 from .deadletter import DeadLetter
 from .domain import (
     TIER_LIMITS,
@@ -82,6 +82,7 @@ __all__ = [
     "TierLimits",
     "UsageCounters",
     "UsageRecorded",
+    "derived_id",
     "new_id",
     "smallest_tier_allowing",
     "utcnow",

@@ -20,6 +20,18 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+_NAMESPACE = uuid.UUID("6f1c2a9e-3b7d-4c55-9a51-0d6f3f1c9a01")
+
+
+def derived_id(*parts: str) -> str:
+    """A deterministic event id for an event derived from others (e.g. a query's outcome).
+
+    Reprocessing the same input after a crash yields the same id, so a redelivered duplicate is
+    recognisable downstream.
+    """
+    return str(uuid.uuid5(_NAMESPACE, "/".join(parts)))
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -55,6 +55,10 @@ class CascadeStep(Model):
     confidence: float | None = Field(default=None, ge=0, le=1)
     reasons: list[str] = Field(default_factory=list)
     error: str | None = Field(default=None, description="Set when the call failed instead of answering.")
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cost_usd: float = Field(default=0.0, ge=0)
+    latency_ms: float = Field(default=0.0, ge=0)
 
 
 class Answer(Model):

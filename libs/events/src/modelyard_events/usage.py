@@ -46,6 +46,7 @@ class UsageCounters(Model):
     cost_usd: float = 0.0
     llm_cost_usd: float = 0.0
     latency_ms_sum: float = 0.0
+    latency_count: int = 0
 
 
 class MeteringUsage(Event):

@@ -1,0 +1,395 @@
+"""Multi-factor, explainable complexity analysis of one query.
+
+Every factor adds points to one score (higher is harder) and, when it moved the score, a reason.
+The level is the band of thresholds the score falls in. The whole model — terms, points and
+thresholds — is the versioned data file ``data/keywords.json``; this module only knows how to
+apply it, in one pass over the query's words with precompiled lookup tables (tens of
+microseconds per query in CPython; ``offline.bench_classifier`` measures it).
+
+Content factors (keywords, a failure, an incident = a failure with a business-wide scope) describe
+the same thing from different angles: the strongest of them counts, the others are reported as not
+added. Every other factor (length, several questions, calculation, pressure words, user role,
+agent type, conversation history) adds its points.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from itertools import compress
+from pathlib import Path
+
+from modelyard_events import ComplexityLevel
+
+#: Words are runs of ASCII letters and digits in the lower-cased text: "post-mortem" is "post mortem",
+#: "what's" is "what s". The terms are English; an ASCII class is twice as fast as a Unicode one.
+_WORD = re.compile(r"[a-z0-9]+")
+_QUESTION = re.compile(r"\?+")
+_LIST_ITEM = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*\u2022])\s+", re.MULTILINE)
+_OPERATOR = re.compile(r"[=+*/^<>\u00d7\u00f7\u221a\u222b\u2211\u03c0\u2264\u2265\u00b1]")
+
+LEVEL_GROUPS = tuple(level.value for level in ComplexityLevel)  # simple < moderate < complex < critical
+_WILDCARD_MIN = 4  # a wildcard prefix must have at least this many letters
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+class Term:
+    """One entry of the data file: a word, a phrase, or a gapped pattern ("design ... architecture").
+
+    Compared by identity (a term is one entry); the derived fields make matching cheap.
+    """
+
+    __slots__ = ("text", "label", "group", "points", "parts", "rank", "single", "size", "rest", "rest_len")
+
+    def __init__(self, text: str, group: str, points: float, parts: tuple[tuple[str, ...], ...]) -> None:
+        self.text = text
+        self.label = repr(text)
+        self.group = group
+        self.points = points
+        self.parts = parts
+        self.rank = LEVEL_GROUPS.index(group) if group in LEVEL_GROUPS else -1  # -1: an urgency group
+        self.single = len(parts) == 1 and len(parts[0]) == 1
+        self.size = sum(len(part) for part in parts)
+        # A contiguous phrase without wildcards after its first word is checked as one list slice.
+        plain = len(parts) == 1 and not any(w.endswith("*") for w in parts[0][1:])
+        self.rest = list(parts[0][1:]) if plain else None
+        self.rest_len = len(parts[0]) - 1
+
+    def __repr__(self) -> str:
+        return f"Term({self.text!r}, {self.group})"
+
+
+def _part_at(tokens: list[str], i: int, part: tuple[str, ...]) -> bool:
+    if i + len(part) > len(tokens):
+        return False
+    for k, word in enumerate(part):
+        token = tokens[i + k]
+        if token != word and not (word[-1] == "*" and token.startswith(word[:-1])):
+            return False
+    return True
+
+
+class _Vocabulary(dict):
+    """Word -> candidate terms, filled on first sight of a word and bounded in size."""
+
+    def __init__(self, resolve, limit: int) -> None:
+        super().__init__()
+        self._resolve = resolve
+        self._limit = limit
+
+    def __missing__(self, token: str) -> tuple[Term, ...]:
+        if len(self) >= self._limit:  # hostile text full of new words cannot grow it forever
+            self.clear()
+        found = self[token] = self._resolve(token)
+        return found
+
+
+class TermMatcher:
+    """Finds terms in a word list, left to right, longest term first at each position.
+
+    Each distinct word is resolved once to the terms that may start with it (exact first word
+    first, then wildcard prefixes) and remembered in a bounded vocabulary. A scan maps the words
+    through it and visits only the positions that have candidates.
+    """
+
+    def __init__(self, terms: Iterable[Term], max_gap: int, vocabulary_size: int = 50_000) -> None:
+        self.max_gap = max_gap
+        exact: dict[str, list[Term]] = {}
+        prefixed: list[Term] = []
+        for term in terms:
+            first = term.parts[0][0]
+            (prefixed if first.endswith("*") else exact.setdefault(first, [])).append(term)
+        by_size = lambda ts: tuple(sorted(ts, key=lambda t: -t.size))  # noqa: E731
+        self._exact = {k: by_size(v) for k, v in exact.items()}
+        self._prefixed = by_size(prefixed)
+        self._lookup = _Vocabulary(self._resolve, vocabulary_size).__getitem__
+
+    def _resolve(self, token: str) -> tuple[Term, ...]:
+        return self._exact.get(token, ()) + tuple(t for t in self._prefixed if token.startswith(t.parts[0][0][:-1]))
+
+    def _end_of_match(self, tokens: list[str], i: int, term: Term) -> int:
+        """Where scanning resumes after ``term`` matched at ``i`` (0 when it does not match).
+
+        The first word is known to match. A gapped term consumes only its first part, so words
+        inside the gap are still seen.
+        """
+        rest = term.rest
+        if rest is not None:
+            end = i + 1 + term.rest_len
+            return end if tokens[i + 1 : end] == rest else 0
+        parts = term.parts
+        first = parts[0]
+        if len(first) > 1 and not _part_at(tokens, i + 1, first[1:]):
+            return 0
+        resume = j = i + len(first)
+        n = len(tokens)
+        for part in parts[1:]:
+            for start in range(j, min(n, j + self.max_gap + 1)):
+                if _part_at(tokens, start, part):
+                    j = start + len(part)
+                    break
+            else:
+                return 0
+        return j if len(parts) == 1 else resume
+
+    def scan(self, tokens: list[str]) -> list[Term]:
+        """Distinct terms found, in order of first appearance."""
+        candidates = list(map(self._lookup, tokens))
+        found: list[Term] = []
+        resume = 0
+        for i in compress(range(len(tokens)), candidates):
+            if i < resume:
+                continue
+            for term in candidates[i]:
+                end = i + 1 if term.single else self._end_of_match(tokens, i, term)
+                if end:
+                    if term not in found:
+                        found.append(term)
+                    resume = end
+                    break
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    level: ComplexityLevel
+    score: float
+    reasons: list[str]
+    incident: bool = False  # a failure with a business-wide scope: policy must not move it down
+
+
+def _steps(value: float, steps: list[tuple[float, float]]) -> float:
+    """Points of the highest step whose threshold ``value`` reaches (steps ascending)."""
+    points = 0.0
+    for threshold, step_points in steps:
+        if value >= threshold:
+            points = step_points
+        else:
+            break
+    return points
+
+
+def _norm_key(value: str) -> str:
+    return value.strip().lower().replace("-", "_").replace(" ", "_")
+
+
+class ComplexityModel:
+    """The data file, compiled. ``analyze`` is pure: it allocates only its small result (new words are
+    remembered in the matcher's bounded vocabulary)."""
+
+    def __init__(self, spec: dict) -> None:
+        self.version: str = spec["version"]
+        self.thresholds = {ComplexityLevel(k): float(v) for k, v in spec["thresholds"].items()}
+        ordered = [self.thresholds[ComplexityLevel(g)] for g in LEVEL_GROUPS[1:]]
+        if ordered != sorted(ordered) or len(set(ordered)) != len(ordered):
+            raise ValueError(f"complexity model {self.version}: thresholds must increase")
+        self._bands = sorted(((v, k) for k, v in self.thresholds.items()), reverse=True)
+
+        kw = spec["keywords"]
+        self.level_points = {g: float(kw["level_points"][g]) for g in LEVEL_GROUPS}
+        self.extra_hit_points = float(kw["extra_hit_points"])
+        self.extra_hit_cap = float(kw["extra_hit_cap"])
+
+        urgency = spec["urgency"]
+        terms: list[Term] = []
+        for group in LEVEL_GROUPS:
+            terms += [self._term(t, group, self.level_points[group]) for t in kw["terms"][group]]
+        terms += [self._term(t, "failure", 0.0) for t in urgency["failure"]]
+        terms += [self._term(t, "scope", float(p)) for t, p in urgency["scope"].items()]
+        terms += [self._term(t, "pressure", 0.0) for t in urgency["pressure"]]
+        seen: dict[tuple, str] = {}
+        for term in terms:
+            if term.parts in seen:
+                raise ValueError(f"complexity model {self.version}: {term.text!r} is listed twice ({seen[term.parts]}, {term.group})")
+            seen[term.parts] = term.group
+        self.terms = tuple(terms)
+        self._matcher = TermMatcher(terms, int(kw["max_gap"]))
+
+        length = spec["length"]
+        self._length_buckets = [(int(t), float(p)) for t, p in length["buckets"]]
+        self._length_per_doubling = float(length["per_doubling_above_last"])
+        self._length_above_cap = float(length["above_last_cap"])
+
+        self._question_points = float(spec["questions"]["per_extra"])
+        self._question_cap = float(spec["questions"]["cap"])
+
+        calc = spec["calculation"]
+        self._free_numbers = int(calc["free_numbers"])
+        self._calc_steps = [(int(t), float(p)) for t, p in calc["steps"]]
+
+        self._failure_points = float(urgency["failure_points"])
+        self._scope_base = float(urgency["scope_base"])
+        self._scope_cap = float(urgency["scope_cap"])
+        self._pressure_points = float(urgency["pressure_points"])
+        self._pressure_cap = float(urgency["pressure_cap"])
+
+        ctx = spec["context"]
+        self._roles = {_norm_key(k): float(v) for k, v in ctx["roles"].items()}
+        self._agent_types = {_norm_key(k): float(v) for k, v in ctx["agent_types"].items()}
+        self._history_steps = [(int(t), float(p)) for t, p in ctx["history_turns"]]
+        # Below the first step a factor adds nothing: skip it without a call.
+        for name in ("_length_buckets", "_calc_steps", "_history_steps"):
+            steps = getattr(self, name)
+            if [t for t, _ in steps] != sorted(t for t, _ in steps) or any(p == 0 for _, p in steps):
+                raise ValueError(f"complexity model {self.version}: {name} must ascend with non-zero points")
+        self._length_first = self._length_buckets[0][0]
+        self._calc_first = self._calc_steps[0][0]
+        self._history_first = self._history_steps[0][0]
+
+    def _term(self, text: str, group: str, points: float) -> Term:
+        parts = []
+        for chunk in text.split("..."):
+            part = words(chunk)
+            if part and chunk.strip().endswith("*"):  # words() drops the '*': keep it on the last word
+                part[-1] += "*"
+            parts.append(tuple(part))
+        parts = tuple(parts)
+        if not all(parts):
+            raise ValueError(f"complexity model {self.version}: empty term {text!r}")
+        for part in parts:
+            for word in part:
+                if word.endswith("*") and len(word) - 1 < _WILDCARD_MIN:
+                    raise ValueError(f"complexity model {self.version}: wildcard {text!r} needs {_WILDCARD_MIN}+ letters")
+        return Term(text, group, points, parts)
+
+    def level_for(self, score: float) -> ComplexityLevel:
+        for threshold, level in self._bands:
+            if score >= threshold:
+                return level
+        return ComplexityLevel.SIMPLE
+
+    def analyze(
+        self,
+        text: str,
+        *,
+        user_role: str | None = None,
+        history_turns: int = 0,
+        agent_type: str | None = None,
+    ) -> Analysis:
+        reasons: list[str] = []
+        score = 0.0
+        tokens = _WORD.findall(text.lower())
+        hits = self._matcher.scan(tokens)
+
+        # Content: keywords, a failure, an incident (a failure with a business-wide scope). They
+        # describe the same thing from different angles, so the strongest counts and the others don't.
+        content: list[tuple[float, str]] = []
+        pressures: list[Term] = []
+        incident = False
+        if hits:
+            top, hard = -1, 0
+            failures: list[Term] = []
+            scopes: list[Term] = []
+            for term in hits:
+                rank = term.rank
+                if rank >= 0:
+                    top = rank if rank > top else top
+                    hard += rank > 0
+                elif term.group == "failure":
+                    failures.append(term)
+                elif term.group == "scope":
+                    scopes.append(term)
+                else:
+                    pressures.append(term)
+            if top >= 0:
+                group = LEVEL_GROUPS[top]
+                named = ", ".join([t.label for t in hits if t.rank == top])
+                points = self.level_points[group]
+                if hard > 1:
+                    points += min(self.extra_hit_cap, self.extra_hit_points * (hard - 1))
+                    named += f" (+{hard - 1} more)"
+                content.append((points, f"keywords {group}: {named}"))
+            if failures:
+                failed = ", ".join([t.label for t in failures[:3]])
+                if scopes:
+                    incident = True
+                    points = self._scope_base + min(self._scope_cap, sum([t.points for t in scopes]))
+                    scoped = ", ".join([t.label for t in scopes[:4]])
+                    content.append((points, f"urgency: failure {failed} with scope {scoped}"))
+                else:
+                    content.append((self._failure_points, f"failure {failed}"))
+        if content:
+            best = max(content, key=_first)
+            score += best[0]
+            reasons.append(f"{best[1]} {best[0]:+.2f}")
+            if len(content) > 1:
+                reasons += [f"{w} {p:+.2f} not added: the stronger content factor counts" for p, w in content if w is not best[1]]
+
+        # Length, with the seed's thresholds; very long texts keep rising slowly.
+        n_chars = len(text)
+        if n_chars >= self._length_first:
+            points = _steps(n_chars, self._length_buckets)
+            last = self._length_buckets[-1][0]
+            if n_chars > last:
+                points += min(self._length_above_cap, self._length_per_doubling * math.log2(n_chars / last))
+            score += points
+            reasons.append(f"length {n_chars} chars {points:+.2f}")
+
+        # Several questions or listed asks in one query.
+        asks = len(_QUESTION.findall(text)) if "?" in text else 0
+        if "\n" in text:
+            asks = max(asks, len(_LIST_ITEM.findall(text)))
+        if asks > 1:
+            points = min(self._question_cap, self._question_points * (asks - 1))
+            score += points
+            reasons.append(f"{asks} questions {points:+.2f}")
+
+        # Quantitative work: numbers beyond the first few, and operators.
+        numbers = sum(map(str.isdigit, tokens))  # standalone digit runs: "#123", "5%", not "500s"
+        operators = len(_OPERATOR.findall(text))
+        amount = numbers - self._free_numbers + operators
+        if amount >= self._calc_first:
+            points = _steps(amount, self._calc_steps)
+            score += points
+            reasons.append(f"calculation: {numbers} numbers, {operators} operators {points:+.2f}")
+
+        # Pressure words add a little on their own.
+        if pressures:
+            points = min(self._pressure_cap, self._pressure_points * len(pressures))
+            score += points
+            reasons.append(f"pressure: {', '.join([t.label for t in pressures[:3]])} {points:+.2f}")
+
+        # Context: who asks, which agent answers, how long the conversation is.
+        if user_role:
+            points = self._roles.get(_norm_key(user_role), 0.0)
+            if points:
+                score += points
+                reasons.append(f"user role {user_role} {points:+.2f}")
+        if agent_type:
+            points = self._agent_types.get(_norm_key(agent_type), 0.0)
+            if points:
+                score += points
+                reasons.append(f"agent type {agent_type} {points:+.2f}")
+        if history_turns >= self._history_first:
+            points = _steps(history_turns, self._history_steps)
+            score += points
+            reasons.append(f"history {history_turns} turns {points:+.2f}")
+
+        score = round(score, 3)
+        level = self.level_for(score)
+        reasons.append(f"score {score:.2f} -> {level} (model {self.version})")  # a StrEnum formats as its value
+        return Analysis(level, score, reasons, incident)
+
+
+def _first(pair: tuple[float, str]) -> float:
+    return pair[0]
+
+
+def load_spec(path: str | Path | None = None) -> dict:
+    if path:
+        return json.loads(Path(path).read_text())
+    return json.loads(resources.files("modelyard_router").joinpath("data/keywords.json").read_text())
+
+
+@cache
+def load_complexity_model(path: str | None = None) -> ComplexityModel:
+    """The shipped model (or one from ``path``), compiled once per process."""
+    return ComplexityModel(load_spec(path))

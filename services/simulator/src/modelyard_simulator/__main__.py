@@ -1,0 +1,3 @@
+from modelyard_simulator.server import main
+
+main()

@@ -1,0 +1,334 @@
+"""The HTTP face of the simulator: OpenAI-compatible endpoints plus an admin API for fault tests.
+
+Endpoints
+- ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /v1/models/{model}`` — OpenAI shapes.
+- ``GET /healthz``.
+- ``GET /admin/config`` / ``POST /admin/config`` — read or patch the knobs at run time
+  (``{"all_models": {...}, "models": {"gpt-4o-mini": {"error_rate": 0.5}}}``), all or nothing.
+- ``GET /admin/stats`` — requests, completions, hedges, injected errors and timeouts per model.
+- ``POST /admin/reset`` — knobs back to the start-up configuration and counters to zero
+  (``{"config": false}`` or ``{"stats": false}`` keeps that part).
+
+Per-request headers (optional, for tests)
+- ``X-Simulator-Latency-Ms: <ms>`` — this request's latency instead of a sampled one (0 = no sleep).
+- ``X-Simulator-Fault: 429|500|502|503|timeout|none`` — force a fault, or none, instead of rolling the dice.
+- ``X-Simulator-Difficulty: <0..1>`` — force the prompt's difficulty.
+
+Errors injected by ``error_rate`` answer at once (no latency); a timeout hangs ``timeout_s`` seconds or
+until the client disconnects, then answers 504.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from modelyard_simulator.config import SimulatorConfig
+from modelyard_simulator.generate import Answer, answer, count_prompt_tokens, logprob_entries
+from modelyard_simulator.request import ApiError, ChatRequest, parse_chat_request
+from modelyard_simulator.state import Simulator
+
+FAULTS: dict[int, tuple[str, str | None, str]] = {
+    429: ("requests", "rate_limit_exceeded", "Rate limit reached for {model} (simulated). Please try again later."),
+    500: ("server_error", None, "The server had an error while processing your request (simulated)."),
+    502: ("server_error", "bad_gateway", "Bad gateway (simulated)."),
+    503: (
+        "server_error",
+        "service_unavailable",
+        "The engine is currently overloaded (simulated). Please try again later.",
+    ),
+}
+_FINGERPRINT = "fp_modelyard_simulator"
+
+
+def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(doc), status_code=status, media_type="application/json", headers=headers)
+
+
+def _error(exc: ApiError) -> Response:
+    return _json(exc.body(), exc.status)
+
+
+class Overrides:
+    """The optional ``X-Simulator-*`` headers of one request."""
+
+    __slots__ = ("latency_s", "fault", "difficulty")
+
+    def __init__(self, request: Request) -> None:
+        headers = request.headers
+        self.latency_s = self.fault = self.difficulty = None
+        if (raw := headers.get("x-simulator-latency-ms")) is not None:
+            self.latency_s = self._number(raw, "X-Simulator-Latency-Ms", 0, 600_000) / 1000
+        if (raw := headers.get("x-simulator-difficulty")) is not None:
+            self.difficulty = self._number(raw, "X-Simulator-Difficulty", 0, 1)
+        if (raw := headers.get("x-simulator-fault")) is not None:
+            raw = raw.strip().lower()
+            if raw in ("timeout", "none"):
+                self.fault = raw
+            elif raw.isdigit() and int(raw) in FAULTS:
+                self.fault = int(raw)
+            else:
+                raise ApiError(
+                    400,
+                    f"X-Simulator-Fault must be one of {sorted(FAULTS)}, timeout or none.",
+                    param="X-Simulator-Fault",
+                )
+
+    @staticmethod
+    def _number(raw: str, name: str, low: float, high: float) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not low <= value <= high:
+            raise ApiError(400, f"{name} must be a number from {low} to {high}.", param=name)
+        return value
+
+
+class Endpoints:
+    def __init__(self, simulator: Simulator) -> None:
+        self.sim = simulator
+
+    async def chat_completions(self, request: Request) -> Response:
+        sim = self.sim
+        try:
+            try:
+                body = orjson.loads(await request.body())
+            except orjson.JSONDecodeError:
+                raise ApiError(400, "We could not parse the JSON body of your request.") from None
+            chat = parse_chat_request(body)
+            knobs = sim.knobs_for(chat.model)
+            overrides = Overrides(request)
+        except ApiError as exc:
+            sim.rejected += 1
+            return _error(exc)
+
+        stats = sim.stats_for(chat.model)
+        stats.requests += 1
+        sim.in_flight += 1
+        try:
+            fault = overrides.fault or sim.roll_fault(knobs)
+            if fault == "timeout":
+                stats.timeouts_injected += 1
+                await self._hang(request, knobs.timeout_s)
+                return _error(
+                    ApiError(
+                        504,
+                        f"Request timed out (simulated hang of {knobs.timeout_s:g} s).",
+                        type="timeout",
+                        code="timeout",
+                    )
+                )
+            if isinstance(fault, int):
+                stats.errors_injected[fault] += 1
+                kind, code, message = FAULTS[fault]
+                return _error(ApiError(fault, message.format(model=chat.model), type=kind, code=code))
+
+            replay_text = sim.replay.lookup(chat.question, chat.model) if sim.replay is not None else None
+            if sim.replay is not None and replay_text is None and sim.config.replay_fallback == "not_found":
+                sim.rejected += 1
+                return _error(
+                    ApiError(
+                        404,
+                        f"No recorded response of `{chat.model}` for this prompt (replay mode).",
+                        code="replay_miss",
+                    )
+                )
+            reply = answer(
+                knobs,
+                model=chat.model,
+                question=chat.question,
+                conversation=chat.conversation,
+                seed=sim.config.seed * 1_000_003 + chat.seed,
+                max_tokens=chat.max_tokens,
+                want_logprobs=chat.logprobs,
+                replay_text=replay_text,
+                forced_difficulty=overrides.difficulty,
+            )
+            delay = overrides.latency_s if overrides.latency_s is not None else sim.latency_s(knobs)
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+            prompt_tokens = count_prompt_tokens(chat.texts)
+            stats.completed += 1
+            stats.replayed += reply.source == "replay"
+            stats.hedged += reply.hedged
+            stats.prompt_tokens += prompt_tokens
+            stats.completion_tokens += len(reply.tokens)
+            headers = {
+                "x-simulator-difficulty": f"{reply.difficulty:.4f}",
+                "x-simulator-hedged": "1" if reply.hedged else "0",
+                "x-simulator-source": reply.source,
+            }
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": len(reply.tokens),
+                "total_tokens": prompt_tokens + len(reply.tokens),
+            }
+            if chat.stream:
+                return StreamingResponse(_sse(chat, reply, usage), media_type="text/event-stream", headers=headers)
+            return _json(_completion(chat, reply, usage), headers=headers)
+        finally:
+            sim.in_flight -= 1
+
+    @staticmethod
+    async def _hang(request: Request, seconds: float) -> None:
+        """Hang like a stuck backend, bounded, and stop early when the client has given up."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while (left := deadline - loop.time()) > 0:
+            await asyncio.sleep(min(0.25, left))
+            if await request.is_disconnected():
+                return
+
+    async def list_models(self, request: Request) -> Response:
+        return _json({"object": "list", "data": [_model_card(name) for name in self.sim.knobs]})
+
+    async def get_model(self, request: Request) -> Response:
+        name = request.path_params["model"]
+        try:
+            self.sim.knobs_for(name)
+        except ApiError as exc:
+            return _error(exc)
+        return _json(_model_card(name))
+
+    async def healthz(self, request: Request) -> Response:
+        return _json({"status": "ok", "models": len(self.sim.knobs)})
+
+    async def get_config(self, request: Request) -> Response:
+        return _json(self._config_document())
+
+    async def post_config(self, request: Request) -> Response:
+        try:
+            try:
+                doc = orjson.loads(await request.body())
+            except orjson.JSONDecodeError:
+                raise ApiError(400, "The body must be JSON.") from None
+            self.sim.apply(doc)
+        except ApiError as exc:
+            return _error(exc)
+        return _json(self._config_document())
+
+    async def get_stats(self, request: Request) -> Response:
+        return _json(self.sim.stats_document())
+
+    async def post_reset(self, request: Request) -> Response:
+        raw = await request.body()
+        try:
+            doc = orjson.loads(raw) if raw.strip() else {}
+        except orjson.JSONDecodeError:
+            return _error(ApiError(400, "The body must be JSON (or empty)."))
+        if not isinstance(doc, dict):
+            return _error(ApiError(400, 'Expected {"config": bool, "stats": bool}.'))
+        self.sim.reset(config=bool(doc.get("config", True)), stats=bool(doc.get("stats", True)))
+        return _json(self._config_document())
+
+    def _config_document(self) -> dict[str, Any]:
+        return {
+            "replay": {
+                "file": str(self.sim.config.replay_file) if self.sim.config.replay_file else None,
+                "prompts": len(self.sim.replay) if self.sim.replay is not None else 0,
+                "fallback": self.sim.config.replay_fallback,
+            },
+            "models": {name: knobs.model_dump(mode="json") for name, knobs in self.sim.knobs.items()},
+        }
+
+
+def _model_card(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "modelyard-simulator"}
+
+
+def _logprobs(chat: ChatRequest, reply: Answer, start: int = 0, end: int | None = None) -> dict[str, Any] | None:
+    if not chat.logprobs or reply.token_probs is None:
+        return None
+    end = len(reply.tokens) if end is None else end
+    return {
+        "content": logprob_entries(reply.tokens[start:end], reply.token_probs[start:end], chat.top_logprobs),
+        "refusal": None,
+    }
+
+
+def _completion(chat: ChatRequest, reply: Answer, usage: dict[str, int]) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": chat.model,
+        "system_fingerprint": _FINGERPRINT,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply.text, "refusal": None},
+                "logprobs": _logprobs(chat, reply),
+                "finish_reason": reply.finish_reason,
+            }
+        ],
+        "usage": usage,
+    }
+
+
+async def _sse(chat: ChatRequest, reply: Answer, usage: dict[str, int]) -> AsyncIterator[bytes]:
+    """The final text in a few chunks, then the finish reason, the usage if asked, and ``[DONE]``."""
+    base = {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": chat.model,
+        "system_fingerprint": _FINGERPRINT,
+    }
+    extra = {"usage": None} if chat.include_usage else {}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, logprobs: dict | None = None) -> bytes:
+        doc = {
+            **base,
+            "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
+            **extra,
+        }
+        return b"data: " + orjson.dumps(doc) + b"\n\n"
+
+    yield chunk({"role": "assistant", "content": "", "refusal": None})
+    n = len(reply.tokens)
+    step = max(1, -(-n // 4))  # at most four content chunks
+    for start in range(0, n, step):
+        yield chunk(
+            {"content": "".join(reply.tokens[start : start + step])},
+            logprobs=_logprobs(chat, reply, start, start + step),
+        )
+    yield chunk({}, finish=reply.finish_reason)
+    if chat.include_usage:
+        yield b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    return _error(ApiError(status, f"{request.method} {request.url.path}: {getattr(exc, 'detail', 'error')}"))
+
+
+def create_app(config: SimulatorConfig | None = None) -> Starlette:
+    """The simulator as an ASGI app; each app has its own knobs, dice and counters."""
+    endpoints = Endpoints(Simulator(config or SimulatorConfig()))
+    routes = [
+        Route("/v1/chat/completions", endpoints.chat_completions, methods=["POST"]),
+        Route("/chat/completions", endpoints.chat_completions, methods=["POST"]),
+        Route("/v1/models", endpoints.list_models, methods=["GET"]),
+        Route("/v1/models/{model:path}", endpoints.get_model, methods=["GET"]),
+        Route("/healthz", endpoints.healthz, methods=["GET"]),
+        Route("/admin/config", endpoints.get_config, methods=["GET"]),
+        Route("/admin/config", endpoints.post_config, methods=["POST"]),
+        Route("/admin/stats", endpoints.get_stats, methods=["GET"]),
+        Route("/admin/reset", endpoints.post_reset, methods=["POST"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    app.state.simulator = endpoints.sim
+    return app

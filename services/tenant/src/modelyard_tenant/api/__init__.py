@@ -1,0 +1,1 @@
+"""HTTP routes of the tenant API (FastAPI routers; wiring in ``modelyard_tenant.app``)."""

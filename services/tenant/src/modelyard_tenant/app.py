@@ -1,0 +1,124 @@
+"""Composition root of the tenant service: ``create_app(settings)`` builds every client inside the
+app's lifespan; ``serve(settings)`` runs it under uvicorn with graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from modelyard_core.bus import Bus
+from modelyard_core.store import database, make_mongo
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .api.keys import router as keys_router
+from .api.resources import resource_routers
+from .api.tenants import router as tenants_router
+from .api.usage import router as usage_router
+from .auth import Authenticator
+from .errors import install_error_handlers
+from .resources import Resources
+from .service import TenantService
+from .settings import DEV_ADMIN_TOKEN, DEV_JWT_SECRET, TenantServiceSettings
+from .store import ensure_indexes
+
+log = logging.getLogger(__name__)
+
+SERVICE = "tenant"
+
+DESCRIPTION = """The control plane of modelyard: organisations, tiers and quotas, tenant-scoped
+resources, API keys and JWTs. Every change to a tenant or agent is published as a snapshot on the
+compacted tenant topics, which the router, inference and metering services read.
+
+Authenticate with `Authorization: Bearer <token>`: an API key, a JWT from `POST /v1/auth/token`, or
+the platform administrator token."""
+
+
+def create_app(settings: TenantServiceSettings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.admin_token == DEV_ADMIN_TOKEN or settings.jwt_secret == DEV_JWT_SECRET:
+            log.warning("running with the development admin token or JWT secret; set MODELYARD_ADMIN_TOKEN and MODELYARD_JWT_SECRET")
+        client = make_mongo(settings.mongo, app_name="modelyard-tenant")
+        bus = Bus(settings, SERVICE)
+        sweeper: asyncio.Task | None = None
+        try:
+            db = database(client, settings.mongo)
+            await ensure_indexes(db)
+            await bus.ensure_topics([settings.topics.name("tenant_snapshots"), settings.topics.name("tenant_agents")])
+            await bus.broker.start()
+            service = TenantService(db, bus, settings)
+            app.state.settings = settings
+            app.state.db = db
+            app.state.bus = bus
+            app.state.service = service
+            app.state.resources = Resources(service)
+            app.state.authenticator = Authenticator.from_settings(db, settings)
+            if settings.outbox_sweeper:
+                sweeper = asyncio.create_task(service.run_sweeper(), name="tenant-outbox-sweeper")
+            yield
+        finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+            await bus.broker.stop()
+            await client.close()
+
+    app = FastAPI(title="modelyard tenant service", version="1", description=DESCRIPTION, lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(tenants_router)
+    app.include_router(keys_router)
+    app.include_router(usage_router)
+    for router in resource_routers():
+        app.include_router(router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        checks = {}
+        try:
+            await request.app.state.db.command("ping")
+            checks["mongo"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            checks["mongo"] = repr(exc)
+        checks["kafka"] = "ok" if await request.app.state.bus.broker.ping(timeout=2.0) else "unreachable"
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def serve(settings: TenantServiceSettings) -> None:
+    """Run the tenant API until SIGINT/SIGTERM; in-flight requests get ``shutdown_timeout_s`` to finish."""
+    import uvicorn
+    from modelyard_core.logs import setup_logging
+    from modelyard_core.telemetry import setup_tracing
+
+    setup_logging(SERVICE, settings.log_level, settings.log_format)
+    setup_tracing(SERVICE)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,  # keep our JSON logging
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
+        lifespan="on",
+    )
+    # uvicorn handles SIGINT/SIGTERM itself (drains requests, runs the lifespan shutdown) and then
+    # re-raises the signal; these handlers receive that second delivery, so a clean stop exits 0.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
+    uvicorn.Server(config).run()

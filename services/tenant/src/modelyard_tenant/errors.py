@@ -1,0 +1,97 @@
+"""Errors of the tenant API and their JSON shape: ``{"error": code, "message": ..., **details}``.
+
+Validation errors keep FastAPI's own 422 shape (``{"detail": [{"loc", "msg", "type"}, ...]}``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+
+class ApiError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        self.headers = headers
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, **self.details}
+
+
+class Unauthenticated(ApiError):
+    status = 401
+    code = "unauthenticated"
+
+    def __init__(self, message: str = "missing or invalid credentials") -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(ApiError):
+    status = 403
+    code = "forbidden"
+
+
+class QuotaExceeded(Forbidden):
+    code = "quota_exceeded"
+
+
+class FeatureNotInTier(Forbidden):
+    code = "feature_not_in_tier"
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "conflict"
+
+
+class Busy(ApiError):
+    status = 503
+    code = "busy"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Retry-After": "1"})
+
+
+class Unavailable(ApiError):
+    status = 503
+    code = "unavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Retry-After": "5"})
+
+
+def field_error(field: str, message: str, kind: str = "value_error") -> InvalidField:
+    return InvalidField([{"loc": ["body", *field.split(".")], "msg": message, "type": kind}])
+
+
+class InvalidField(Exception):
+    """A body that passed the schema but breaks a rule only the database can check (a reference)."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_api_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    async def on_invalid_field(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, InvalidField)
+        return JSONResponse({"detail": exc.errors}, status_code=422)
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(InvalidField, on_invalid_field)

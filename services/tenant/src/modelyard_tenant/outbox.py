@@ -1,0 +1,123 @@
+"""Snapshots on the compacted topics, published from the database's current state.
+
+Before a change, the writer records *which* tenant or agent changed (an outbox document). After the
+change it publishes that object's current state (a snapshot, or a tombstone if it is gone) and
+removes the record. If Kafka is down the record stays, and the sweeper publishes it later; since a
+snapshot is always rebuilt from current state and consumers keep the latest version per key, a
+publication repeated after a crash is harmless. Publications of one tenant happen under its lock,
+so a stale snapshot can never be sent after a newer one or after a tombstone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from modelyard_core.bus import Bus
+from modelyard_core.settings import Topics
+from modelyard_events import TIER_LIMITS, AgentSnapshot, RoutingPolicy, TenantBudget, TenantSnapshot, Tier
+
+from .store import READY, TenantData
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    kind: str  # "tenant" or "agent"
+    ref_id: str
+
+    @property
+    def outbox_id(self) -> str:
+        return f"{self.kind}:{self.ref_id}"
+
+
+def tenant_ref(tenant_id: str) -> Ref:
+    return Ref("tenant", tenant_id)
+
+
+def agent_ref(agent_id: str) -> Ref:
+    return Ref("agent", agent_id)
+
+
+def tenant_snapshot(doc: dict) -> TenantSnapshot:
+    tier = Tier(doc["subscription_tier"])
+    return TenantSnapshot(
+        tenant_id=doc["tenant_id"],
+        version=doc["version"],
+        name=doc["organization_name"],
+        tier=tier,
+        industry=doc["industry"],
+        status=doc["status"],
+        limits=TIER_LIMITS[tier],
+        policy=RoutingPolicy.model_validate(doc.get("policy") or {}),
+        budget=TenantBudget.model_validate(doc.get("budget") or {}),
+    )
+
+
+def agent_snapshot(doc: dict) -> AgentSnapshot:
+    return AgentSnapshot(
+        tenant_id=doc["tenant_id"],
+        agent_id=doc["_id"],
+        name=doc["name"],
+        agent_type=doc["agent_type"],
+        system_prompt=doc.get("system_prompt", ""),
+        use_model_router=doc.get("use_model_router", True),
+    )
+
+
+def agent_key(tenant_id: str, agent_id: str) -> str:
+    return f"{tenant_id}/{agent_id}"
+
+
+class SnapshotPublisher:
+    def __init__(self, bus: Bus, topics: Topics, *, timeout_s: float) -> None:
+        self.bus = bus
+        self.tenant_topic = topics.name("tenant_snapshots")
+        self.agent_topic = topics.name("tenant_agents")
+        self.timeout_s = timeout_s
+
+    async def record(self, data: TenantData, refs: list[Ref]) -> None:
+        now = datetime.now(UTC)
+        for ref in refs:
+            await data.outbox.put(ref.outbox_id, {"kind": ref.kind, "ref_id": ref.ref_id, "recorded_at": now})
+
+    async def flush(self, data: TenantData, refs: list[Ref] | None = None) -> int:
+        """Publish the current state of ``refs`` (default: everything pending for the tenant).
+
+        Returns how many were published; a failure is logged and leaves the rest pending.
+        """
+        if refs is None:
+            refs = [Ref(d["kind"], d["ref_id"]) for d in await data.outbox.find()]
+        done = 0
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                for ref in refs:
+                    if not await self._publish(data, ref):
+                        continue
+                    await data.outbox.delete({"_id": ref.outbox_id})
+                    done += 1
+        except Exception as exc:  # noqa: BLE001 - the sweeper retries; the API call already succeeded
+            log.warning("publishing snapshots of tenant %s failed, left for the sweeper: %r", data.tenant_id, exc)
+        return done
+
+    async def _publish(self, data: TenantData, ref: Ref) -> bool:
+        tenant = await data.tenant.find_one({"_id": data.tenant_id})
+        if tenant is not None and tenant.get("lifecycle") not in (READY, "deleting"):
+            return False  # an import in progress: published when it completes
+        live = tenant is not None and tenant.get("lifecycle") == READY
+        if ref.kind == "tenant":
+            if live:
+                await self.bus.publish_one(self.tenant_topic, tenant_snapshot(tenant), key=data.tenant_id)
+            else:
+                await self.bus.tombstone(self.tenant_topic, data.tenant_id)
+            return True
+        agent = await data.agents.find_one({"_id": ref.ref_id}) if live else None
+        key = agent_key(data.tenant_id, ref.ref_id)
+        if agent is not None:
+            await self.bus.publish_one(self.agent_topic, agent_snapshot(agent), key=key)
+        else:
+            await self.bus.tombstone(self.agent_topic, key)
+        return True
