@@ -121,7 +121,21 @@ def demo(
     sys.exit(asyncio.run(run_demo(api_url=api_url, queries=queries, timeout_s=timeout_s)))
 
 
+def _register_tool_commands() -> None:
+    # Each area keeps its commands in a module of its own (modelyard/commands_<area>.py) whose
+    # register(app, bench_app) adds them; imports inside the commands stay lazy.
+    import importlib
+    import pkgutil
+
+    from . import __path__ as package_path
+
+    for info in sorted(pkgutil.iter_modules(package_path), key=lambda i: i.name):
+        if info.name.startswith("commands_"):
+            importlib.import_module(f"{__package__}.{info.name}").register(app, bench_app)
+
+
 def main() -> None:
+    _register_tool_commands()
     app()
 
 

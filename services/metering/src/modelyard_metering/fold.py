@@ -42,7 +42,9 @@ class Fold:
         inc["input_tokens"] += e.input_tokens
         inc["output_tokens"] += e.output_tokens
         inc["cost_usd"] += e.cost_usd
-        inc["llm_cost_usd"] += e.llm_cost_usd
+        if not e.cascade_step:
+            # The all-LLM counterfactual makes one call per query: a cascade's later steps add nothing to it.
+            inc["llm_cost_usd"] += e.llm_cost_usd
         if not e.error:
             inc["latency_ms_sum"] += e.latency_ms
             inc["latency_count"] += 1

@@ -1,0 +1,91 @@
+# modelyard — the two commands of the quick start are `make demo` and `make test`.
+# Everything else is a building block of those two; `make help` lists them.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+# uv comes from PyPI into a git-ignored cache unless one is already on the PATH.
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.cache/uv/bin/uv)
+VENV := $(CURDIR)/.venv
+MODELYARD := $(VENV)/bin/modelyard
+LOCAL := $(CURDIR)/deploy/local
+
+# `make up` / `make demo` stack: default ports, data in .run/dev.
+DEV_ENV := MODELYARD_RUN_DIR=$(CURDIR)/.run/dev
+# `make test` stack: its own ports and data, so it never disturbs a running `make up`.
+TEST_KAFKA_PORT ?= 19092
+TEST_MONGO_PORT ?= 27018
+TEST_ENV := MODELYARD_RUN_DIR=$(CURDIR)/.run/test MODELYARD_KAFKA_PORT=$(TEST_KAFKA_PORT) \
+	MODELYARD_KAFKA_CONTROLLER_PORT=19093 MODELYARD_MONGO_PORT=$(TEST_MONGO_PORT)
+PYTEST_ARGS ?=
+
+.PHONY: help install infra-up infra-down up down status demo test test-unit bench schemas schemas-check k8s-check clean
+
+help: ## List the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(CURDIR)/.cache/uv/bin/uv:
+	python3 -m venv $(CURDIR)/.cache/uv
+	$(CURDIR)/.cache/uv/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+install: $(UV) ## Install every package into .venv from the lock file (uv)
+	$(UV) sync --frozen --quiet
+	@test -x $(MODELYARD)
+
+infra-up: ## Start Kafka (KRaft) and FerretDB locally, without Docker
+	$(DEV_ENV) $(LOCAL)/kafka.sh start
+	$(DEV_ENV) $(LOCAL)/ferretdb.sh start
+
+infra-down: ## Stop the local Kafka and FerretDB
+	-$(DEV_ENV) $(LOCAL)/ferretdb.sh stop
+	-$(DEV_ENV) $(LOCAL)/kafka.sh stop
+
+up: install infra-up ## Start the whole stack in the background and print its addresses
+	$(DEV_ENV) $(LOCAL)/services.sh start
+	@echo
+	@echo "modelyard is up:"
+	@echo "  tenant API      http://127.0.0.1:$${MODELYARD_API_PORT:-8080}  (docs: /docs; admin token: \$$MODELYARD_ADMIN_TOKEN, dev default 'dev-admin-token')"
+	@echo "  model simulator http://127.0.0.1:$${MODELYARD_SIMULATOR_PORT:-8090}/v1"
+	@echo "  Kafka           127.0.0.1:$${MODELYARD_KAFKA_PORT:-9092}"
+	@echo "  MongoDB (FerretDB) mongodb://127.0.0.1:$${MODELYARD_MONGO_PORT:-27017}"
+	@echo "  ops endpoints   router :9101, inference-slm :9102, inference-llm :9103, metering :9104 (/healthz /readyz /metrics)"
+	@echo "  logs            .run/dev/logs/;  stop with: make down"
+
+down: ## Stop everything `make up` started
+	-$(DEV_ENV) $(LOCAL)/services.sh stop
+	$(MAKE) --no-print-directory infra-down
+
+status: ## Show which services answer
+	@$(DEV_ENV) $(LOCAL)/services.sh status
+
+demo: ## Start the stack, run the helpdesk demo stream, print the savings table, stop everything
+	@$(MAKE) --no-print-directory up
+	@rc=0; $(MODELYARD) demo || rc=$$?; $(MAKE) --no-print-directory down >/dev/null 2>&1 || true; exit $$rc
+
+test: install ## Start Kafka and FerretDB on test ports, run the whole test suite, stop them
+	@$(TEST_ENV) $(LOCAL)/kafka.sh start
+	@$(TEST_ENV) $(LOCAL)/ferretdb.sh start
+	@rc=0; MODELYARD_TEST_KAFKA=127.0.0.1:$(TEST_KAFKA_PORT) MODELYARD_TEST_MONGO_URL=mongodb://127.0.0.1:$(TEST_MONGO_PORT) \
+		$(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
+	$(TEST_ENV) $(LOCAL)/ferretdb.sh stop || true; $(TEST_ENV) $(LOCAL)/kafka.sh stop || true; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; exit $$rc
+
+test-unit: install ## Only the tests that need no servers
+	$(VENV)/bin/pytest -m "not system and not faults" $(PYTEST_ARGS)
+
+bench: install ## Run the benchmarks against a running stack (`make up` first)
+	$(MODELYARD) bench all
+
+schemas: install ## Regenerate JSON Schemas, AsyncAPI documents and examples in schemas/
+	$(MODELYARD) schemas generate
+
+schemas-check: install ## Fail if schemas/ is stale or a schema changed incompatibly
+	$(MODELYARD) schemas check
+
+k8s-check: install ## Validate the Kubernetes manifests offline
+	$(VENV)/bin/python tools/k8s_check.py
+
+clean: ## Remove run data and logs (keeps the download cache)
+	rm -rf .run

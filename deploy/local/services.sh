@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Start or stop every modelyard service as a background process (the `make up` stack without Docker).
+#   services.sh start | stop | status
+# Ports: tenant API $MODELYARD_API_PORT (8080), simulator $MODELYARD_SIMULATOR_PORT (8090),
+# ops endpoints (/healthz /readyz /metrics) of router 9101, inference-slm 9102, inference-llm 9103, metering 9104.
+source "$(dirname "$0")/common.sh"
+
+MODELYARD=$REPO_ROOT/.venv/bin/modelyard
+LOGS=$RUN_DIR/logs
+PIDS=$RUN_DIR/pids
+API_PORT=${MODELYARD_API_PORT:-8080}
+SIM_PORT=${MODELYARD_SIMULATOR_PORT:-8090}
+export MODELYARD_KAFKA__BOOTSTRAP_SERVERS=${MODELYARD_KAFKA__BOOTSTRAP_SERVERS:-127.0.0.1:${MODELYARD_KAFKA_PORT:-9092}}
+export MODELYARD_MONGO__URL=${MODELYARD_MONGO__URL:-mongodb://127.0.0.1:${MODELYARD_MONGO_PORT:-27017}}
+export MODELYARD_BACKEND_BASE_URL=${MODELYARD_BACKEND_BASE_URL:-http://127.0.0.1:$SIM_PORT/v1}
+export MODELYARD_LOG_FORMAT=${MODELYARD_LOG_FORMAT:-json}
+
+# name | command | readiness URL | extra environment
+SERVICES=(
+  "simulator|simulator|http://127.0.0.1:$SIM_PORT/v1/models|MODELYARD_SIMULATOR_PORT=$SIM_PORT"
+  "router|router|http://127.0.0.1:9101/readyz|MODELYARD_OPS_PORT=9101"
+  "inference-slm|inference --pool slm|http://127.0.0.1:9102/readyz|MODELYARD_OPS_PORT=9102"
+  "inference-llm|inference --pool llm|http://127.0.0.1:9103/readyz|MODELYARD_OPS_PORT=9103"
+  "metering|metering|http://127.0.0.1:9104/readyz|MODELYARD_OPS_PORT=9104"
+  "tenant|tenant|http://127.0.0.1:$API_PORT/readyz|MODELYARD_API_PORT=$API_PORT"
+)
+
+ready() { curl -fsS -m 2 "$1" >/dev/null 2>&1; }
+
+start() {
+  [[ -x $MODELYARD ]] || die "$MODELYARD is missing: run 'make install' first"
+  mkdir -p "$LOGS" "$PIDS"
+  local entry name cmd url envs
+  for entry in "${SERVICES[@]}"; do
+    IFS='|' read -r name cmd url envs <<<"$entry"
+    if [[ -f $PIDS/$name.pid ]] && kill -0 "$(cat "$PIDS/$name.pid")" 2>/dev/null; then
+      log "$name already running"; continue
+    fi
+    # shellcheck disable=SC2086 # $cmd and $envs are word lists on purpose
+    env $envs nohup "$MODELYARD" $cmd >>"$LOGS/$name.log" 2>&1 &
+    echo $! > "$PIDS/$name.pid"
+  done
+  for entry in "${SERVICES[@]}"; do
+    IFS='|' read -r name cmd url envs <<<"$entry"
+    local deadline=$((SECONDS + 90)) pid; pid=$(cat "$PIDS/$name.pid")
+    until ready "$url"; do
+      kill -0 "$pid" 2>/dev/null || { tail -n 40 "$LOGS/$name.log" >&2; die "$name exited during start-up; log: $LOGS/$name.log"; }
+      (( SECONDS < deadline )) || die "$name not ready at $url within 90 s; log: $LOGS/$name.log"
+      sleep 0.2
+    done
+    log "$name ready ($url)"
+  done
+}
+
+stop() {
+  local i entry name
+  for (( i=${#SERVICES[@]}-1; i>=0; i-- )); do
+    IFS='|' read -r name _ <<<"${SERVICES[$i]}"
+    stop_pidfile "$PIDS/$name.pid" "$name"
+  done
+}
+
+status() {
+  local entry name cmd url envs
+  for entry in "${SERVICES[@]}"; do
+    IFS='|' read -r name cmd url envs <<<"$entry"
+    if ready "$url"; then echo "$name: ready ($url)"; else echo "$name: not ready"; fi
+  done
+}
+
+case ${1:-} in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
