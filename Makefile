@@ -14,6 +14,13 @@ LOCAL := $(CURDIR)/deploy/local
 
 # `make up` / `make demo` stack: default ports, data in .run/dev.
 DEV_ENV := MODELYARD_RUN_DIR=$(CURDIR)/.run/dev
+# What a client on this machine (the demo, the benchmarks) needs to reach that stack.
+CLIENT_ENV := MODELYARD_KAFKA__BOOTSTRAP_SERVERS=$${MODELYARD_KAFKA__BOOTSTRAP_SERVERS:-127.0.0.1:$${MODELYARD_KAFKA_PORT:-9092}} \
+	MODELYARD_MONGO__URL=$${MODELYARD_MONGO__URL:-mongodb://127.0.0.1:$${MODELYARD_MONGO_PORT:-27017}} \
+	MODELYARD_DEMO_API_URL=http://127.0.0.1:$${MODELYARD_API_PORT:-8080}
+# The stack runs locally (java, mvn, go) by default; with none of those but a Docker daemon, in containers.
+STACK := $(shell if command -v java >/dev/null && command -v mvn >/dev/null && command -v go >/dev/null; then echo local; \
+	elif docker info >/dev/null 2>&1; then echo docker; else echo local; fi)
 # `make test` stack: its own ports and data, so it never disturbs a running `make up`.
 TEST_KAFKA_PORT ?= 19092
 TEST_MONGO_PORT ?= 27018
@@ -42,8 +49,13 @@ infra-down: ## Stop the local Kafka and FerretDB
 	-$(DEV_ENV) $(LOCAL)/ferretdb.sh stop
 	-$(DEV_ENV) $(LOCAL)/kafka.sh stop
 
-up: install infra-up ## Start the whole stack in the background and print its addresses
+up: install ## Start the whole stack in the background and print its addresses
+ifeq ($(STACK),docker)
+	KAFKA_HOST_PORT=$${MODELYARD_KAFKA_PORT:-9092} MONGO_HOST_PORT=$${MODELYARD_MONGO_PORT:-27017} docker compose up -d --wait
+else
+	@$(MAKE) --no-print-directory infra-up
 	$(DEV_ENV) $(LOCAL)/services.sh start
+endif
 	@echo
 	@echo "modelyard is up:"
 	@echo "  tenant API      http://127.0.0.1:$${MODELYARD_API_PORT:-8080}  (docs: /docs; admin token: \$$MODELYARD_ADMIN_TOKEN, dev default 'dev-admin-token')"
@@ -54,21 +66,25 @@ up: install infra-up ## Start the whole stack in the background and print its ad
 	@echo "  logs            .run/dev/logs/;  stop with: make down"
 
 down: ## Stop everything `make up` started
+ifeq ($(STACK),docker)
+	docker compose down
+else
 	-$(DEV_ENV) $(LOCAL)/services.sh stop
-	$(MAKE) --no-print-directory infra-down
+	@$(MAKE) --no-print-directory infra-down
+endif
 
 status: ## Show which services answer
 	@$(DEV_ENV) $(LOCAL)/services.sh status
 
 demo: ## Start the stack, run the helpdesk demo stream, print the savings table, stop everything
-	@$(MAKE) --no-print-directory up
-	@rc=0; $(MODELYARD) demo || rc=$$?; $(MAKE) --no-print-directory down >/dev/null 2>&1 || true; exit $$rc
+	@rc=0; $(MAKE) --no-print-directory up || rc=$$?; \
+	if [ $$rc -eq 0 ]; then $(CLIENT_ENV) $(MODELYARD) demo || rc=$$?; fi; \
+	$(MAKE) --no-print-directory down >/dev/null 2>&1 || true; exit $$rc
 
 test: install ## Start Kafka and FerretDB on test ports, run the whole test suite, stop them
-	@$(TEST_ENV) $(LOCAL)/kafka.sh start
-	@$(TEST_ENV) $(LOCAL)/ferretdb.sh start
-	@rc=0; MODELYARD_TEST_KAFKA=127.0.0.1:$(TEST_KAFKA_PORT) MODELYARD_TEST_MONGO_URL=mongodb://127.0.0.1:$(TEST_MONGO_PORT) \
-		$(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; { $(TEST_ENV) $(LOCAL)/kafka.sh start && $(TEST_ENV) $(LOCAL)/ferretdb.sh start; } || rc=$$?; \
+	if [ $$rc -eq 0 ]; then MODELYARD_TEST_KAFKA=127.0.0.1:$(TEST_KAFKA_PORT) MODELYARD_TEST_MONGO_URL=mongodb://127.0.0.1:$(TEST_MONGO_PORT) \
+		$(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; fi; \
 	$(TEST_ENV) $(LOCAL)/ferretdb.sh stop || true; $(TEST_ENV) $(LOCAL)/kafka.sh stop || true; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; exit $$rc
 
@@ -76,7 +92,7 @@ test-unit: install ## Only the tests that need no servers
 	$(VENV)/bin/pytest -m "not system and not faults" $(PYTEST_ARGS)
 
 bench: install ## Run the benchmarks against a running stack (`make up` first)
-	$(MODELYARD) bench all
+	$(CLIENT_ENV) $(MODELYARD) bench all
 
 schemas: install ## Regenerate JSON Schemas, AsyncAPI documents and examples in schemas/
 	$(MODELYARD) schemas generate
