@@ -37,9 +37,11 @@ def utcnow() -> datetime:
 
 
 class Model(BaseModel):
-    """Base for every value object in the contract: unknown fields are kept out, values frozen."""
+    """Base for every value object in the contract: immutable, tolerant of fields it does not know."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Unknown fields are ignored, not rejected: a consumer keeps working when a producer of a newer
+    # minor revision adds an optional field (additive evolution within a version).
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class Event(Model):

@@ -1,0 +1,83 @@
+"""One example message per event type: written to ``schemas/examples/`` and validated in tests.
+
+Values are fixed so the generated files only change when the contract does.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from .base import Model
+from .deadletter import DeadLetter
+from .domain import TIER_LIMITS, ChatMessage, ComplexityLevel, Industry, ModelClass, RoutingPreference, Tier
+from .queries import (
+    Answer,
+    CascadeStep,
+    OutcomeStatus,
+    QueryEscalated,
+    QueryOutcome,
+    QueryRequest,
+    QueryRouted,
+    QuerySubmitted,
+    RoutingDecision,
+)
+from .tenants import AgentSnapshot, AlertMetric, RoutingPolicy, TenantAlert, TenantBudget, TenantSnapshot
+from .usage import MeteringUsage, UsageCounters, UsageRecorded
+
+T0 = datetime(2026, 11, 26, 9, 30, 0, tzinfo=UTC)
+TENANT = "8f14e45f-ceea-4e7a-9d6f-3c59d3a1b2c4"
+QUERY = "c9f0f895-fb98-4b9f-8a1e-2d7e1f6b4a33"
+
+
+def examples() -> list[Model]:
+    request = QueryRequest(
+        text="Why do distributed locks in the scheduler sometimes expire early?",
+        history=[ChatMessage(role="user", content="Our nightly jobs ran twice yesterday.")],
+        user_role="engineer", agent_id="agent-incident-1", agent_type="incident_specialist",
+        metadata={"ticket": "INC-4521"},
+    )
+    decision = RoutingDecision(complexity=ComplexityLevel.MODERATE, score=3.0, model_class=ModelClass.SLM,
+                               model="gpt-4o-mini", reasons=["keywords moderate: 'why' +1.00", "score 3.00 -> moderate"])
+    slm_step = CascadeStep(model_class=ModelClass.SLM, model="gpt-4o-mini", confidence=0.41,
+                           reasons=["uncertainty: 'i'm not sure'"], input_tokens=42, output_tokens=96,
+                           cost_usd=0.0000639, latency_ms=182.0)
+    llm_step = CascadeStep(model_class=ModelClass.LLM, model="gpt-4o", confidence=0.93, reasons=[],
+                           input_tokens=42, output_tokens=180, cost_usd=0.001905, latency_ms=640.0)
+    slm_answer = Answer(text="I'm not sure, but the lease may be too short.", model_class=ModelClass.SLM,
+                        model="gpt-4o-mini", confidence=0.41)
+    common = dict(tenant_id=TENANT, query_id=QUERY, time=T0)
+    counters = UsageCounters(calls=2, queries=1, cascade_steps=1, slm_calls=1, llm_calls=1, input_tokens=84,
+                             output_tokens=276, cost_usd=0.0019689, llm_cost_usd=0.000825, latency_ms_sum=822.0,
+                             latency_count=2)
+    return [
+        QuerySubmitted(event_id="0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0", **common, **request.model_dump()),
+        QueryRouted(event_id="1a2b3c4d-5e6f-4a0b-9c1d-2e3f4a5b6c7d", **common, request=request, decision=decision,
+                    submitted_at=T0, cascade_threshold=0.6, can_escalate=True),
+        QueryEscalated(event_id="2b3c4d5e-6f7a-4b1c-8d2e-3f4a5b6c7d8e", **common, request=request, decision=decision,
+                       submitted_at=T0, cascade=[slm_step], cascade_threshold=0.6, best_answer=slm_answer,
+                       reasons=["uncertainty: 'i'm not sure'"]),
+        QueryOutcome(event_id="3c4d5e6f-7a8b-4c2d-9e3f-4a5b6c7d8e9f", **common, status=OutcomeStatus.COMPLETED,
+                     submitted_at=T0, answer="Lease renewals run on the same thread as the job...",
+                     model_class=ModelClass.LLM, model="gpt-4o", confidence=0.93, complexity=ComplexityLevel.MODERATE,
+                     cascade=[slm_step, llm_step], input_tokens=84, output_tokens=276, cost_usd=0.0019689,
+                     metadata={"ticket": "INC-4521"}),
+        UsageRecorded(event_id="4d5e6f7a-8b9c-4d3e-8f4a-5b6c7d8e9fa0", **common, model="gpt-4o", model_class=ModelClass.LLM,
+                      agent_id="agent-incident-1", input_tokens=42, output_tokens=180, cost_usd=0.001905,
+                      llm_cost_usd=0.001905, latency_ms=640.0, cascade_step=True),
+        MeteringUsage(event_id="5e6f7a8b-9cad-4e4f-9a5b-6c7d8e9fa0b1", tenant_id=TENANT, time=T0, day=date(2026, 11, 26),
+                      delta=counters, totals=counters),
+        TenantSnapshot(event_id="6f7a8b9c-adbe-4f5a-8b6c-7d8e9fa0b1c2", tenant_id=TENANT, time=T0, version=3,
+                       name="Acme Financial", tier=Tier.PROFESSIONAL, industry=Industry.FINANCE,
+                       limits=TIER_LIMITS[Tier.PROFESSIONAL],
+                       policy=RoutingPolicy(preference=RoutingPreference.QUALITY, cascade_threshold=0.6),
+                       budget=TenantBudget(monthly_cost_usd=500.0)),
+        AgentSnapshot(event_id="7a8b9cad-becf-4a6b-9c7d-8e9fa0b1c2d3", tenant_id=TENANT, time=T0,
+                      agent_id="agent-incident-1", name="Alex Thompson", agent_type="incident_specialist",
+                      system_prompt="You are an incident specialist for Acme's platform team."),
+        TenantAlert(event_id="8b9cadbe-cfd0-4b7c-8d8e-9fa0b1c2d3e4", tenant_id=TENANT, time=T0,
+                    metric=AlertMetric.API_CALLS_PER_DAY, threshold_pct=80, period="2026-11-26", value=8000, limit=10000),
+        DeadLetter(event_id="9cadbecf-d0e1-4c8d-9e9f-a0b1c2d3e4f5", time=T0, service="router",
+                   source_topic="queries.submitted", partition=3, offset=1187, key=TENANT, error_type="schema",
+                   error="not a valid QuerySubmitted: text: Field required",
+                   value_base64="eyJ0ZW5hbnRfaWQiOiAiOGYxNGU0NWYifQ==", headers={"content-type": "application/json"}),
+    ]

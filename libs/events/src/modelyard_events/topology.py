@@ -1,0 +1,56 @@
+"""Which event travels on which topic, and which service sends or receives it.
+
+This is the contract's map: the JSON Schemas and AsyncAPI documents in ``schemas/`` are generated from
+it and from the event models. Topic keys are the field names of ``modelyard_core.settings.Topics``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .base import Model
+from .deadletter import DeadLetter
+from .queries import QueryEscalated, QueryOutcome, QueryRouted, QuerySubmitted
+from .tenants import AgentSnapshot, TenantAlert, TenantSnapshot
+from .usage import MeteringUsage, UsageRecorded
+
+
+@dataclass(frozen=True)
+class Channel:
+    topic: str  # default topic name (before any prefix)
+    event: type[Model]
+    key: str
+    description: str
+    compacted: bool = False
+
+
+CHANNELS: dict[str, Channel] = {
+    "submitted": Channel("queries.submitted", QuerySubmitted, "tenant_id",
+                         "Queries from upstream systems (and the OpenAI-compatible ingress)."),
+    "routed_slm": Channel("queries.routed.slm", QueryRouted, "tenant_id", "Queries the router sent to the SLM pool."),
+    "routed_llm": Channel("queries.routed.llm", QueryRouted, "tenant_id",
+                          "Queries the router sent to the LLM pool (classes llm and llm_plus)."),
+    "escalations": Channel("queries.escalations", QueryEscalated, "tenant_id",
+                           "Answers not confident enough, or backends that stayed down: the router sends them one class up."),
+    "outcomes": Channel("queries.outcomes", QueryOutcome, "tenant_id",
+                        "The one terminal event per query: completed, rejected or failed."),
+    "usage": Channel("usage.recorded", UsageRecorded, "tenant_id", "One record per model call."),
+    "metering": Channel("metering.usage", MeteringUsage, "tenant_id",
+                        "Per tenant and day, after each metering flush: the delta and the new totals."),
+    "tenant_snapshots": Channel("tenants.snapshots", TenantSnapshot, "tenant_id",
+                                "Current state of each tenant; a null value (tombstone) when deleted.", compacted=True),
+    "tenant_agents": Channel("tenants.agents", AgentSnapshot, "tenant_id/agent_id",
+                             "Current state of each tenant agent; a tombstone when deleted.", compacted=True),
+    "tenant_alerts": Channel("tenants.alerts", TenantAlert, "tenant_id", "Quota alerts at 80% and 100%."),
+    "deadletter": Channel("deadletter.<service>", DeadLetter, "original key",
+                          "Messages a service could not process, with the reason and the original bytes."),
+}
+
+#: service → (channels it receives, channels it sends)
+SERVICES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "tenant": ((), ("tenant_snapshots", "tenant_agents")),
+    "router": (("submitted", "escalations", "tenant_snapshots"), ("routed_slm", "routed_llm", "outcomes", "deadletter")),
+    "inference": (("routed_slm", "routed_llm", "tenant_agents"), ("outcomes", "escalations", "usage", "deadletter")),
+    "metering": (("usage", "tenant_snapshots"), ("metering", "tenant_alerts", "deadletter")),
+    "ingress": (("outcomes",), ("submitted",)),
+}
