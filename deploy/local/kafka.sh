@@ -30,6 +30,7 @@ start() {
     log "Kafka already running (pid $(cat "$PIDFILE")) on 127.0.0.1:$PORT"; return
   fi
   port_open "$PORT" && die "port $PORT is taken by another process; set MODELYARD_KAFKA_PORT"
+  port_open "$CONTROLLER_PORT" && die "port $CONTROLLER_PORT is taken by another process; set MODELYARD_KAFKA_CONTROLLER_PORT"
   mkdir -p "$DIR"
   sed -e "s#@PORT@#$PORT#g" -e "s#@CONTROLLER_PORT@#$CONTROLLER_PORT#g" -e "s#@DATA@#$DIR/data#g" \
       "$REPO_ROOT/deploy/local/kafka/server.properties.in" > "$DIR/server.properties"
@@ -49,6 +50,7 @@ start() {
   # The port opens before the broker has joined its own controller quorum; wait for that too.
   local deadline=$((SECONDS + 90))
   until grep -q "Kafka Server started" "$LOGFILE"; do
+    kill -0 "$(cat "$PIDFILE")" 2>/dev/null || { tail -n 20 "$LOGFILE" >&2; die "Kafka exited during start-up; log: $LOGFILE"; }
     (( SECONDS < deadline )) || die "Kafka did not finish starting; log: $LOGFILE"
     sleep 0.2
   done

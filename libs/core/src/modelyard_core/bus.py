@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -112,6 +113,12 @@ class Delivery(Generic[E]):
     def key(self) -> str | None:
         k = self.record.key
         return k.decode(errors="replace") if isinstance(k, bytes) else k
+
+    def activate(self):
+        """Make this record's consumer span current: logs carry its trace id, publishes its context."""
+        if self.span is None:
+            return contextlib.nullcontext()
+        return trace.use_span(self.span, end_on_exit=False)
 
     def context(self) -> otel_context.Context:
         """Trace context to publish follow-up events under (the consumer span of this record)."""

@@ -25,10 +25,16 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        ctx = trace.get_current_span().get_span_context()
+        span = trace.get_current_span()
+        ctx = span.get_span_context()
         if ctx.is_valid:
             out["trace_id"] = format(ctx.trace_id, "032x")
             out["span_id"] = format(ctx.span_id, "016x")
+        # The bus puts the tenant and query on each record's span; a recording span exposes them.
+        attributes = getattr(span, "attributes", None) or {}
+        for attr, key in (("modelyard.tenant_id", "tenant_id"), ("modelyard.query_id", "query_id")):
+            if attributes.get(attr):
+                out[key] = attributes[attr]
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 out[key] = value
