@@ -84,6 +84,7 @@ demo: ## Start the stack, run the helpdesk demo stream, print the savings table,
 test: install ## Start Kafka and FerretDB on test ports, run the whole test suite, stop them
 	@rc=0; { $(TEST_ENV) $(LOCAL)/kafka.sh start && $(TEST_ENV) $(LOCAL)/ferretdb.sh start; } || rc=$$?; \
 	if [ $$rc -eq 0 ]; then MODELYARD_TEST_KAFKA=127.0.0.1:$(TEST_KAFKA_PORT) MODELYARD_TEST_MONGO_URL=mongodb://127.0.0.1:$(TEST_MONGO_PORT) \
+		MODELYARD_TEST_KAFKA_RESTART="$(TEST_ENV) $(LOCAL)/kafka.sh stop && $(TEST_ENV) $(LOCAL)/kafka.sh start" \
 		$(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; fi; \
 	$(TEST_ENV) $(LOCAL)/ferretdb.sh stop || true; $(TEST_ENV) $(LOCAL)/kafka.sh stop || true; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; exit $$rc
