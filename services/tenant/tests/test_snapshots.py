@@ -68,3 +68,17 @@ async def test_sweeper_publishes_what_a_broker_outage_left_behind(app, mongo_db,
     records = await topic_reader(settings.topics.name("tenant_snapshots"), lambda rs: bool(values_for(rs, tenant_id)))
     snapshot = TenantSnapshot.model_validate_json(values_for(records, tenant_id)[0])
     assert (snapshot.name, snapshot.version) == ("Outage", 1)
+
+
+async def test_republish_sends_every_live_snapshot_again(new_tenant, client, settings, topic_reader):
+    from modelyard_tenant import republish_snapshots
+
+    t = await new_tenant()
+    agent = (await client.post(t.path("/agents"), json={"name": "A", "agent_type": "bot"}, headers=t.headers)).json()["agent_id"]
+    assert await republish_snapshots(settings) >= 2
+    key = f"{t.tenant_id}/{agent}"
+    tenants = await topic_reader(settings.topics.name("tenant_snapshots"), lambda rs: len(values_for(rs, t.tenant_id)) == 2)
+    agents = await topic_reader(settings.topics.name("tenant_agents"), lambda rs: len(values_for(rs, key)) == 2)
+    first, again = (TenantSnapshot.model_validate_json(v) for v in values_for(tenants, t.tenant_id))
+    assert first.version == again.version == 1  # the same state, sent again
+    assert all(v is not None for v in values_for(agents, key))

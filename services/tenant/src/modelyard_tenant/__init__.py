@@ -1,10 +1,11 @@
 """modelyard tenant service: organisations, tiers and quotas, tenant-scoped resources, API keys, JWT.
 
-Public entry points: ``create_app(settings)``, ``serve(settings)``, ``TenantServiceSettings``, and
+Public entry points: ``create_app(settings)``, ``serve(settings)``, ``republish_snapshots(settings)``,
+``TenantServiceSettings``, and
 ``modelyard_tenant.auth`` (``Authenticator``, ``authenticate``, ``current_principal``, ``Principal``).
 """
 
-from .app import create_app, serve
+from .app import create_app, republish_snapshots, serve
 from .settings import TenantServiceSettings
 
-__all__ = ["TenantServiceSettings", "create_app", "serve"]
+__all__ = ["TenantServiceSettings", "create_app", "republish_snapshots", "serve"]

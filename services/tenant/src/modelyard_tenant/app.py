@@ -122,3 +122,19 @@ def serve(settings: TenantServiceSettings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
     uvicorn.Server(config).run()
+
+
+async def republish_snapshots(settings: TenantServiceSettings) -> int:
+    """Publish every tenant's and agent's current snapshot again (e.g. after the topics were lost).
+
+    Safe while the service runs: it takes each tenant's lock, and consumers keep the newest version.
+    """
+    client = make_mongo(settings.mongo, app_name="modelyard-tenant-republish")
+    bus = Bus(settings, SERVICE)
+    try:
+        await bus.ensure_topics([settings.topics.name("tenant_snapshots"), settings.topics.name("tenant_agents")])
+        await bus.broker.start()
+        return await TenantService(database(client, settings.mongo), bus, settings).republish_all()
+    finally:
+        await bus.broker.stop()
+        await client.close()

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from modelyard_core.bus import Bus
-from modelyard_events import ModelClass, RoutingPolicy, TenantBudget, TenantStatus, Tier
+from modelyard_events import Industry, ModelClass, RoutingPolicy, TenantBudget, TenantStatus, Tier
 from pymongo.asynchronous.database import AsyncDatabase
 
 from .auth import NewKey, Principal, Role, new_api_key
@@ -42,6 +42,10 @@ def new_resource_id() -> str:
 
 def month_start(now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _custom_models(tier: Tier, industry: str) -> bool:
+    return bool(features_of(tier, Industry(industry))[Feature.CUSTOM_MODELS.value])
 
 
 class DowngradeRefused(ApiError):
@@ -161,14 +165,14 @@ class TenantService:
                 raise field_error("policy.min_class", "min_class is above max_class")
             new["policy"] = policy.model_dump(mode="json")
         tier = Tier(new["subscription_tier"])
-        if new["policy"].get("class_models") and not features_of(tier, doc["industry"])[Feature.CUSTOM_MODELS.value]:
-            if "policy" in changes:
-                raise FeatureNotInTier(
-                    "class_models (custom models) needs a tier with custom models",
-                    feature=Feature.CUSTOM_MODELS.value,
-                    tier=tier.value,
-                    upgrade_to=smallest_tier_with(Feature.CUSTOM_MODELS),
-                )
+        # (A tier change that drops custom models while they are in use is refused as a downgrade.)
+        if "policy" in changes and new["policy"].get("class_models") and not _custom_models(tier, doc["industry"]):
+            raise FeatureNotInTier(
+                "class_models (custom models) needs a tier with custom models",
+                feature=Feature.CUSTOM_MODELS.value,
+                tier=tier.value,
+                upgrade_to=smallest_tier_with(Feature.CUSTOM_MODELS),
+            )
         return new
 
     async def resource_usage(self, data: TenantData, now: datetime | None = None) -> ResourceUsage:
@@ -195,10 +199,11 @@ class TenantService:
         """Count a ticket before inserting it: a crash in between costs the tenant one ticket, never the limit."""
         await data.counters.put(self._ticket_counter(data, now), {"n": opened_before + 1, "updated_at": now})
 
-    async def excesses_for(self, data: TenantData, new: dict) -> list[Excess | dict]:
+    async def excesses_for(self, data: TenantData, new: dict) -> list[Excess]:
+        """What the tenant uses beyond the tier in ``new`` (a tier change to it must be refused)."""
         tier = Tier(new["subscription_tier"])
-        over: list[Any] = excesses(await self.resource_usage(data), tier)
-        if new["policy"].get("class_models") and not features_of(tier, new["industry"])[Feature.CUSTOM_MODELS.value]:
+        over = excesses(await self.resource_usage(data), tier)
+        if new["policy"].get("class_models") and not _custom_models(tier, new["industry"]):
             over.append(Excess(Feature.CUSTOM_MODELS.value, len(new["policy"]["class_models"]), 0, "class_models overrides"))
         return over
 
