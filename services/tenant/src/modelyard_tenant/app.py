@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from modelyard_core.bus import Bus
 from modelyard_core.store import database, make_mongo
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .api.keys import router as keys_router
@@ -70,6 +71,9 @@ def create_app(settings: TenantServiceSettings) -> FastAPI:
             await client.close()
 
     app = FastAPI(title="modelyard tenant service", version="1", description=DESCRIPTION, lifespan=lifespan)
+    # Each request is a server span (joining the caller's traceparent); snapshots published while it
+    # runs carry its context onto the bus.
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     install_error_handlers(app)
     app.include_router(tenants_router)
     app.include_router(keys_router)
