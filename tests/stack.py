@@ -121,6 +121,8 @@ class Stack:
             env.setdefault("MODELYARD_API_PORT", str(port))
         elif args[0] == "simulator":
             env.setdefault("MODELYARD_SIMULATOR_PORT", str(port))
+        elif args[0] == "ingress":
+            env.setdefault("MODELYARD_INGRESS_PORT", str(port))
         else:
             env.setdefault("MODELYARD_OPS_PORT", str(port))
         proc = Process(name, args, self.env(**env), f"http://127.0.0.1:{port}{ready_path}", self.log_dir / f"{name}.log")

@@ -25,7 +25,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         model: Annotated[str, typer.Option(help="`model` sent to the ingress: auto, slm, llm, llm_plus or a model name.")] = "auto",
         ingress_url: Annotated[str, typer.Option(envvar="MODELYARD_BENCH_INGRESS_URL")] = "http://127.0.0.1:8081",
         simulator_url: Annotated[str, typer.Option(envvar="MODELYARD_BENCH_SIMULATOR_URL")] = "http://127.0.0.1:8090",
-        api_url: Annotated[str, typer.Option(envvar="MODELYARD_BENCH_API_URL", help="Tenant API (creates the bench tenant).")] = "http://127.0.0.1:8080",
+        api_url: Annotated[str, typer.Option(envvar="MODELYARD_DEMO_API_URL", help="Tenant API (creates the bench tenant).")] = "http://127.0.0.1:8080",
         api_key: Annotated[str | None, typer.Option(envvar="MODELYARD_BENCH_API_KEY", help="Use this tenant key instead of creating a tenant.")] = None,
         zero_latency: Annotated[bool, typer.Option(help="Set the simulator to 0 ms for the run (restored afterwards).")] = True,
     ) -> None:
@@ -43,7 +43,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         table = Table(title=f"HTTP chat completions, concurrency {concurrency}, {seconds:g} s each, simulator {figures['simulator_latency']}")
         for col in ("path", "requests/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "ok", "failed"):
             table.add_column(col, justify="left" if col == "path" else "right")
-        for name, label in (("direct", "straight to the simulator"), ("ingress", f"through modelyard (model={model})")):
+        for name, label in (("direct", "simulator"), ("ingress", f"ingress ({model})")):
             r = figures[name]
             table.add_row(label, f"{r['requests_per_s']:,.1f}", *(f"{r[k]:.1f}" if r[k] is not None else "-" for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")),
                           str(r["ok"]), str(r["failed"]))

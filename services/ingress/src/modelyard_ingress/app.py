@@ -1,0 +1,116 @@
+"""Composition root of the ingress: ``create_app(settings)`` builds every client inside the app's
+lifespan; ``serve(settings)`` runs it under uvicorn with graceful shutdown."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from modelyard_core.bus import Bus
+from modelyard_core.pricing import load_pricing
+from modelyard_core.store import database, make_mongo
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .api import router
+from .auth import CachingAuthenticator
+from .errors import install_error_handlers
+from .replies import OutcomeListener, PendingOutcomes
+from .service import Ingress
+from .settings import IngressSettings
+
+log = logging.getLogger(__name__)
+
+SERVICE = "ingress"
+
+DESCRIPTION = """OpenAI-compatible chat completions over modelyard: each request becomes a query
+event; the router picks the model class (or `model` pins one), inference answers, escalating
+when unsure, metering records every call; the response carries the answer, OpenAI `usage` and a
+`modelyard` object (class, cascade, confidence, cost).
+
+Authenticate with `Authorization: Bearer <tenant API key or JWT>` — any OpenAI client works with
+`base_url=http://<ingress>/v1` and `api_key=<tenant API key>`."""
+
+
+def create_app(settings: IngressSettings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        topics = settings.topics
+        client = make_mongo(settings.mongo, app_name="modelyard-ingress")
+        bus = Bus(settings, SERVICE)
+        pending = PendingOutcomes(settings.ingress_max_in_flight)
+        listener = OutcomeListener(settings.kafka.bootstrap_servers, topics.name("outcomes"), pending)
+        try:
+            db = database(client, settings.mongo)
+            await bus.ensure_topics([topics.name("submitted"), topics.name("outcomes")])
+            await bus.broker.start()
+            await listener.start()
+            app.state.db = db
+            app.state.bus = bus
+            app.state.listener = listener
+            app.state.authenticator = CachingAuthenticator(
+                db, admin_token=settings.admin_token, jwt_secret=settings.jwt_secret, ttl_s=settings.ingress_auth_cache_s
+            )
+            app.state.ingress = Ingress(bus, pending, load_pricing(settings.pricing_file), topics.name("submitted"),
+                                        settings.ingress_timeout_s)
+            log.info("ingress ready on port %d", settings.ingress_port)
+            yield
+        finally:
+            await listener.stop()
+            await bus.broker.stop()
+            await client.close()
+
+    app = FastAPI(title="modelyard ingress", version="1", description=DESCRIPTION, lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        checks = {}
+        try:
+            await request.app.state.db.command("ping")
+            checks["mongo"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            checks["mongo"] = repr(exc)
+        checks["kafka"] = "ok" if await request.app.state.bus.broker.ping(timeout=2.0) else "unreachable"
+        checks["outcomes"] = "ok" if request.app.state.listener.positioned else "not following"
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def serve(settings: IngressSettings) -> None:
+    """Run the ingress until SIGINT/SIGTERM; waiting requests get ``shutdown_timeout_s`` to be answered."""
+    import uvicorn
+    from modelyard_core.logs import setup_logging
+    from modelyard_core.telemetry import setup_tracing
+
+    setup_logging(SERVICE, settings.log_level, settings.log_format)
+    setup_tracing(SERVICE)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.ingress_host,
+        port=settings.ingress_port,
+        log_config=None,  # keep our JSON logging
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
+        lifespan="on",
+        backlog=4096,
+    )
+    # uvicorn handles SIGINT/SIGTERM itself (drains requests, runs the lifespan shutdown) and then
+    # re-raises the signal; these handlers receive that second delivery, so a clean stop exits 0.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
+    uvicorn.Server(config).run()

@@ -1,0 +1,144 @@
+"""Waiting for a query's outcome: one reply consumer per ingress process, many waiting requests.
+
+A request registers its query id *before* the query is published, then awaits a future. A single
+group-less consumer follows every partition of ``queries.outcomes`` from the end (positions are
+fixed before the ingress reports ready, so no outcome of a query it submits can slip past) and
+resolves the future whose query id an outcome carries. Outcomes of queries this process does not
+wait for (other replicas, Kafka-native upstreams, timed-out requests, duplicates) are skipped after
+a cheap parse. No consumer group means no rebalancing, no offsets to commit and nothing left behind
+on the broker when the process goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer
+from modelyard_events import QueryOutcome
+from pydantic import ValidationError
+from pydantic_core import from_json
+
+log = logging.getLogger(__name__)
+
+
+class TooManyWaiting(Exception):
+    """The in-flight map is full: the caller should answer 503."""
+
+
+class PendingOutcomes:
+    """The in-flight map: query id → future, bounded. Pure bookkeeping, no I/O."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._waiting: dict[str, asyncio.Future[QueryOutcome]] = {}
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def expect(self, query_id: str) -> asyncio.Future[QueryOutcome]:
+        if len(self._waiting) >= self.capacity:
+            raise TooManyWaiting(f"{self.capacity} requests are already waiting for outcomes")
+        if query_id in self._waiting:
+            raise ValueError(f"query {query_id!r} is already awaited")
+        future: asyncio.Future[QueryOutcome] = asyncio.get_running_loop().create_future()
+        self._waiting[query_id] = future
+        return future
+
+    def forget(self, query_id: str) -> None:
+        self._waiting.pop(query_id, None)
+
+    def wants(self, query_id: object) -> bool:
+        return isinstance(query_id, str) and query_id in self._waiting
+
+    def resolve(self, outcome: QueryOutcome) -> bool:
+        """Hand ``outcome`` to its waiter; False when nobody waits (any more) or it was resolved already."""
+        future = self._waiting.pop(outcome.query_id, None)
+        if future is None or future.done():
+            return False
+        future.set_result(outcome)
+        return True
+
+    def offer(self, value: bytes | None) -> bool:
+        """Resolve a waiter from a raw record value; anything not awaited is skipped without validation."""
+        if not value:
+            return False
+        try:
+            doc = from_json(value)
+        except ValueError:
+            return False
+        if not isinstance(doc, dict) or not self.wants(doc.get("query_id")):
+            return False
+        try:
+            outcome = QueryOutcome.model_validate(doc)
+        except ValidationError as exc:
+            # The router and inference own the contract; a bad outcome is theirs to dead-letter. The
+            # waiter is left to its timeout rather than given something that is not an outcome.
+            log.warning("invalid outcome for awaited query %s: %s", doc.get("query_id"), exc.errors()[:2])
+            return False
+        return self.resolve(outcome)
+
+
+class OutcomeListener:
+    """Follows ``queries.outcomes`` without a consumer group and feeds a ``PendingOutcomes``."""
+
+    def __init__(self, bootstrap_servers: str, topic: str, pending: PendingOutcomes, *, client_id: str = "modelyard-ingress-replies") -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.pending = pending
+        self.client_id = client_id
+        self.positioned = False
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task | None = None
+
+    async def start(self, *, timeout_s: float = 30.0) -> None:
+        """Start following; returns once every partition has a position at its current end."""
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=self.client_id,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",  # only outcomes of queries submitted from now on matter
+        )
+        await self._consumer.start()
+        # Without a group, a subscription is assigned every partition (and follows new ones).
+        self._consumer.subscribe([self.topic])
+        self._task = asyncio.create_task(self._follow(), name="ingress-outcomes")
+        await asyncio.wait_for(self._position(), timeout_s)
+        self.positioned = True
+        log.info("following %s on %d partitions", self.topic, len(self._consumer.assignment()))
+
+    async def _position(self) -> None:
+        assert self._consumer is not None
+        while not self._consumer.assignment():
+            await asyncio.sleep(0.02)
+        # position() waits for the "latest" reset of each partition: from here on nothing is missed.
+        for tp in self._consumer.assignment():
+            await self._consumer.position(tp)
+
+    async def _follow(self) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
+        while True:
+            try:
+                batches = await consumer.getmany(timeout_ms=200, max_records=2000)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - keep following through broker restarts
+                log.warning("fetching outcomes failed, retrying", exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
+            for records in batches.values():
+                for record in records:
+                    self.pending.offer(record.value)
+
+    async def stop(self) -> None:
+        self.positioned = False
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._consumer is not None:
+            await self._consumer.stop()

@@ -1,0 +1,138 @@
+"""The HTTP layer in-process with the official OpenAI client: statuses, error shapes, timeout, capacity.
+
+The bus and the credential store are replaced by small stand-ins here (these tests are about HTTP,
+not delivery); the system tests run the same routes against the real broker, database and services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import openai
+import pytest
+from fastapi import FastAPI
+from modelyard_core.pricing import load_pricing
+from modelyard_events import ModelClass, OutcomeStatus, QueryOutcome, QuerySubmitted, RejectCode
+from modelyard_ingress.api import router
+from modelyard_ingress.errors import install_error_handlers
+from modelyard_ingress.replies import PendingOutcomes
+from modelyard_ingress.service import Ingress
+from modelyard_tenant.auth import Principal, Role
+from modelyard_tenant.errors import Unauthenticated
+from openai import AsyncOpenAI
+
+KEY = "my_live_test-key"
+
+
+class Keys:
+    async def authenticate(self, token: str) -> Principal:
+        if token == KEY:
+            return Principal(Role.SERVICE, "acme", "key-1", "api_key")
+        if token == "admin":
+            return Principal(Role.PLATFORM_ADMIN, None, "platform-admin", "admin_token")
+        raise Unauthenticated()
+
+
+class ScriptedBus:
+    """Answers each submitted query with ``reply(event)`` (None: never answers), as the pipeline would."""
+
+    def __init__(self, pending: PendingOutcomes, reply) -> None:
+        self.pending = pending
+        self.reply = reply
+        self.submitted: list[tuple[str, QuerySubmitted, str]] = []
+
+    async def publish_one(self, topic: str, event: QuerySubmitted, key: str) -> None:
+        self.submitted.append((topic, event, key))
+        outcome = self.reply(event)
+        if outcome is not None:
+            asyncio.get_running_loop().call_later(0.01, self.pending.offer, outcome.model_dump_json().encode())
+
+
+def completed(q: QuerySubmitted) -> QueryOutcome:
+    return QueryOutcome(tenant_id=q.tenant_id, query_id=q.query_id, status=OutcomeStatus.COMPLETED, answer=f"echo: {q.text}",
+                        model_class=ModelClass.SLM, model="gpt-4o-mini", confidence=0.9, input_tokens=7, output_tokens=3, cost_usd=0.0001)
+
+
+def make(reply, *, capacity: int = 8, timeout_s: float = 5.0) -> tuple[AsyncOpenAI, ScriptedBus, httpx.AsyncClient]:
+    pending = PendingOutcomes(capacity)
+    bus = ScriptedBus(pending, reply)
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(router)
+    app.state.authenticator = Keys()
+    app.state.ingress = Ingress(bus, pending, load_pricing(), "p.queries.submitted", timeout_s)  # type: ignore[arg-type]
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingress")
+    return AsyncOpenAI(base_url="http://ingress/v1", api_key=KEY, http_client=http, max_retries=0), bus, http
+
+
+USER = [{"role": "user", "content": "ping"}]
+
+
+async def test_answer_is_published_keyed_by_tenant_and_returned_in_openai_shape():
+    client, bus, _ = make(completed)
+    resp = await client.chat.completions.create(model="slm", messages=USER)
+    [(topic, event, key)] = bus.submitted
+    assert (topic, key, event.tenant_id, event.requested_class) == ("p.queries.submitted", "acme", "acme", ModelClass.SLM)
+    assert resp.id == f"chatcmpl-{event.query_id}" and resp.choices[0].message.content == "echo: ping"
+    assert resp.usage.total_tokens == 10 and resp.model_extra["modelyard"]["model_class"] == "slm"
+
+
+async def test_rejection_and_failure_statuses():
+    def rejected(q):
+        return QueryOutcome(tenant_id=q.tenant_id, query_id=q.query_id, status=OutcomeStatus.REJECTED, reject_code=RejectCode.POLICY, reason="no")
+
+    client, _, _ = make(rejected)
+    with pytest.raises(openai.PermissionDeniedError) as info:
+        await client.chat.completions.create(model="auto", messages=USER)
+    assert info.value.code == "policy" and info.value.response.headers["x-should-retry"] == "false"
+
+    client, _, _ = make(lambda q: QueryOutcome(tenant_id=q.tenant_id, query_id=q.query_id, status=OutcomeStatus.FAILED, reason="down"))
+    with pytest.raises(openai.InternalServerError) as failed:
+        await client.chat.completions.create(model="auto", messages=USER)
+    assert failed.value.status_code == 502 and failed.value.code == "model_failed"
+
+
+async def test_no_outcome_is_504_at_the_requested_timeout_and_frees_its_slot():
+    client, bus, _ = make(lambda q: None, timeout_s=30)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(openai.InternalServerError) as info:
+        await client.chat.completions.create(model="auto", messages=USER, extra_headers={"X-Modelyard-Timeout": "0.3"})
+    assert info.value.status_code == 504 and 0.3 <= loop.time() - started < 5
+    assert info.value.body["query_id"] == bus.submitted[0][1].query_id
+    assert len(bus.pending) == 0  # the timed-out query no longer holds a slot
+
+
+async def test_full_in_flight_map_is_503_that_may_be_retried():
+    client, bus, _ = make(lambda q: None, capacity=1)
+    first = asyncio.create_task(client.chat.completions.create(model="auto", messages=USER, extra_headers={"X-Modelyard-Timeout": "0.5"}))
+    while not bus.submitted:
+        await asyncio.sleep(0.01)
+    with pytest.raises(openai.InternalServerError) as info:
+        await client.chat.completions.create(model="auto", messages=USER)
+    assert info.value.status_code == 503 and info.value.code == "overloaded"
+    assert info.value.response.headers["x-should-retry"] == "true" and len(bus.submitted) == 1
+    with pytest.raises(openai.InternalServerError):
+        await first
+
+
+async def test_bad_requests_and_credentials_in_openai_error_shape():
+    client, bus, http = make(completed)
+    with pytest.raises(openai.BadRequestError) as bad:
+        await client.chat.completions.create(model="auto", messages=[])
+    assert bad.value.param == "messages"
+    with pytest.raises(openai.NotFoundError) as unknown:
+        await client.chat.completions.create(model="no-such-model", messages=USER)
+    assert unknown.value.code == "model_not_found"
+    with pytest.raises(openai.BadRequestError):
+        await client.chat.completions.create(model="auto", messages=USER, extra_headers={"X-Modelyard-Timeout": "soon"})
+    with pytest.raises(openai.AuthenticationError):
+        await client.with_options(api_key="my_live_wrong").chat.completions.create(model="auto", messages=USER)
+    with pytest.raises(openai.PermissionDeniedError) as admin:
+        await client.with_options(api_key="admin").chat.completions.create(model="auto", messages=USER)
+    assert admin.value.code == "tenant_required"
+    assert bus.submitted == []
+    resp = await http.get("/v1/nowhere", headers={"Authorization": f"Bearer {KEY}"})
+    assert resp.status_code == 404 and set(resp.json()["error"]) >= {"message", "type", "param", "code"}
+    assert (await http.post("/v1/chat/completions", content=b"{not json", headers={"Authorization": f"Bearer {KEY}"})).status_code == 400
