@@ -59,6 +59,7 @@ endif
 	@echo
 	@echo "modelyard is up:"
 	@echo "  tenant API      http://127.0.0.1:$${MODELYARD_API_PORT:-8080}  (docs: /docs; admin token: \$$MODELYARD_ADMIN_TOKEN, dev default 'dev-admin-token')"
+	@echo "  OpenAI-compatible endpoint http://127.0.0.1:$${MODELYARD_INGRESS_PORT:-8081}/v1  (api_key: a tenant API key)"
 	@echo "  model simulator http://127.0.0.1:$${MODELYARD_SIMULATOR_PORT:-8090}/v1"
 	@echo "  Kafka           127.0.0.1:$${MODELYARD_KAFKA_PORT:-9092}"
 	@echo "  MongoDB (FerretDB) mongodb://127.0.0.1:$${MODELYARD_MONGO_PORT:-27017}"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start or stop every modelyard service as a background process (the `make up` stack without Docker).
 #   services.sh start | stop | status
-# Ports: tenant API $MODELYARD_API_PORT (8080), simulator $MODELYARD_SIMULATOR_PORT (8090),
+# Ports: tenant API $MODELYARD_API_PORT (8080), OpenAI-compatible ingress $MODELYARD_INGRESS_PORT (8081),
+# simulator $MODELYARD_SIMULATOR_PORT (8090),
 # ops endpoints (/healthz /readyz /metrics) of router 9101, inference-slm 9102, inference-llm 9103, metering 9104.
 source "$(dirname "$0")/common.sh"
 
@@ -10,6 +11,7 @@ LOGS=$RUN_DIR/logs
 PIDS=$RUN_DIR/pids
 API_PORT=${MODELYARD_API_PORT:-8080}
 SIM_PORT=${MODELYARD_SIMULATOR_PORT:-8090}
+INGRESS_PORT=${MODELYARD_INGRESS_PORT:-8081}
 export MODELYARD_KAFKA__BOOTSTRAP_SERVERS=${MODELYARD_KAFKA__BOOTSTRAP_SERVERS:-127.0.0.1:${MODELYARD_KAFKA_PORT:-9092}}
 export MODELYARD_MONGO__URL=${MODELYARD_MONGO__URL:-mongodb://127.0.0.1:${MODELYARD_MONGO_PORT:-27017}}
 export MODELYARD_BACKEND_BASE_URL=${MODELYARD_BACKEND_BASE_URL:-http://127.0.0.1:$SIM_PORT/v1}
@@ -23,6 +25,7 @@ SERVICES=(
   "inference-llm|inference --pool llm|http://127.0.0.1:9103/readyz|MODELYARD_OPS_PORT=9103"
   "metering|metering|http://127.0.0.1:9104/readyz|MODELYARD_OPS_PORT=9104"
   "tenant|tenant|http://127.0.0.1:$API_PORT/readyz|MODELYARD_API_PORT=$API_PORT"
+  "ingress|ingress|http://127.0.0.1:$INGRESS_PORT/readyz|MODELYARD_INGRESS_PORT=$INGRESS_PORT"
 )
 
 ready() { curl -fsS -m 2 "$1" >/dev/null 2>&1; }
