@@ -160,6 +160,24 @@ async def test_replay_serves_recorded_answers_on_the_last_user_message(simulator
     assert stats["models"]["gpt-4o-mini"]["replayed"] == 1 and stats["models"]["gpt-4o"]["replayed"] == 1
 
 
+async def test_replay_record_keyed_on_a_system_prompt_wins_only_for_that_system_prompt(simulator, tmp_path: Path) -> None:
+    path = tmp_path / "replay.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in [
+        {"prompt": "Where is my parcel?", "responses": {"gpt-4o": "Generic: it is on its way."}},
+        {"prompt": "Where is my parcel?", "system": " You are Parcelbot. ", "responses": {"gpt-4o": "Parcelbot: depot 7."}},
+    ]) + "\n")
+    sdk, _ = simulator(replay_file=path)
+
+    async def ask(*messages: dict[str, str]) -> str:
+        reply = await sdk.chat.completions.create(model="gpt-4o", messages=list(messages))
+        return reply.choices[0].message.content
+
+    question = {"role": "user", "content": "Where is my parcel?"}
+    assert await ask({"role": "system", "content": "You are Parcelbot."}, question) == "Parcelbot: depot 7."
+    assert await ask({"role": "system", "content": "You are someone else."}, question) == "Generic: it is on its way."
+    assert await ask(question) == "Generic: it is on its way."
+
+
 async def test_replay_miss_can_be_a_404(simulator, tmp_path: Path) -> None:
     import openai
 

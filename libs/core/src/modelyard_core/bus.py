@@ -217,8 +217,13 @@ class Bus:
         batch_timeout_ms: int | None = None,
         title: str | None = None,
         description: str | None = None,
+        group_instance_id: str | None = None,
     ) -> None:
-        """Register a batch handler for ``topic``. See the module docstring for the guarantees."""
+        """Register a batch handler for ``topic``. See the module docstring for the guarantees.
+
+        ``group_instance_id`` makes the consumer a static group member (KIP-345): a replica that
+        restarts under the same id gets its partitions back at once instead of after the session timeout.
+        """
         k = self.settings.kafka
         consumer = _BatchConsumer(self, topic, model, handler, tombstones=tombstones)
 
@@ -235,6 +240,7 @@ class Bus:
             batch_timeout_ms=batch_timeout_ms or k.batch_timeout_ms,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
+            group_instance_id=group_instance_id,
             title=title or f"{topic}:{self.service}",
             description=on_batch.__doc__,
         )(on_batch)

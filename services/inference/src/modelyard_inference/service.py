@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from faststream import FastStream
 
 from modelyard_core.app import stream_app
@@ -11,6 +13,7 @@ from modelyard_core.views import CompactedTopicView
 from modelyard_events import AgentSnapshot, QueryRouted
 
 from .backend import Backend
+from .pipeline import PipelinedConsumer
 from .settings import InferenceSettings
 from .worker import Worker
 
@@ -18,15 +21,24 @@ from .worker import Worker
 def create_app(settings: InferenceSettings | None = None) -> FastStream:
     settings = settings or InferenceSettings()
     service = f"inference-{settings.pool}"
+    # httpx2 logs every request at INFO: hundreds of lines a second that say nothing the metrics do not.
+    logging.getLogger("httpx2").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
     bus = Bus(settings, "inference", client_id=f"modelyard-{service}")
     topics = settings.topics
+    # Agents supply system prompts; every worker needs all of them, so a full view, not a partition's share.
     agents = CompactedTopicView(settings, topics.name("tenant_agents"), AgentSnapshot, name=f"{service}-agents")
     backend = Backend(settings)
     worker = Worker(settings, bus, backend, load_pricing(settings.pricing_file), agents)
-    bus.consume(
-        topics.routed(settings.pool), QueryRouted, worker.on_routed, group_id=settings.group_id,
-        max_records=settings.concurrency,
-        description=f"Answer queries routed to the {settings.pool.upper()} pool; meter each call; finish or escalate.",
-    )
+    # Not bus.consume: a batch consumer would wait for the slowest model call of every batch (see pipeline).
+    consumer = PipelinedConsumer(bus, topics.routed(settings.pool), QueryRouted, worker.answer_one,
+                                 group_id=settings.group_id, concurrency=settings.concurrency)
 
-    return stream_app(settings, bus, startup=[agents.start], shutdown=[agents.stop, backend.close])
+    async def stop_consuming() -> None:
+        await consumer.stop(timeout_s=settings.shutdown_timeout_s)
+
+    app = stream_app(settings, bus, startup=[agents.start, backend.warm_up], shutdown=[agents.stop, backend.close])
+    # The consumer publishes through the broker: it starts once the broker is connected and stops
+    # (finishing the queries in hand) before the broker disconnects.
+    app.after_startup(consumer.start)
+    app.on_shutdown(stop_consuming)
+    return app

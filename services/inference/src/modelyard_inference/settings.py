@@ -11,16 +11,29 @@ class InferenceSettings(Settings):
     pool: Literal["slm", "llm"] = "slm"
     backend_base_url: str = "http://127.0.0.1:8090/v1"
     backend_api_key: str = "simulator"
-    backend_timeout_s: float = Field(default=30.0, gt=0)
-    #: Tries of one model call on timeouts, 429 and 5xx before the call counts as failed.
+    #: Model names as the backend knows them, by the priced name the router chose
+    #: (e.g. ``{"gpt-4o-mini": "meta-llama/Llama-3.1-8B-Instruct"}`` for a vLLM pool). Usage keeps the priced name.
+    backend_models: dict[str, str] = Field(default_factory=dict)
+    #: HTTP layer under the openai SDK: aiohttp costs about half the client CPU per call of the default httpx2
+    #: (see docs/benchmarks.md); httpx is kept for backends that need an httpx-only feature.
+    backend_transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    backend_timeout_s: float = Field(default=30.0, gt=0, description="Deadline of one attempt, connect to last byte.")
+    #: Tries of one model call on timeouts, connection errors, 408/409/429 and 5xx before the call counts as failed.
     backend_attempts: int = Field(default=3, ge=1, le=10)
     backend_backoff_s: float = Field(default=0.2, ge=0, description="First retry delay; doubles, with jitter.")
-    breaker_failures: int = Field(default=5, ge=1, description="Consecutive failures that open the circuit.")
-    breaker_reset_s: float = Field(default=10.0, gt=0, description="How long an open circuit fails fast.")
-    #: Model calls in flight per worker process; also the most records taken from Kafka per batch.
+    backend_backoff_max_s: float = Field(default=5.0, ge=0, description="Cap of one retry delay, Retry-After included.")
+    #: Consecutive failed attempts on one model that open its circuit. High enough that a backend failing
+    #: half its calls stays usable through retries (20 in a row at 50% is one in a million), low enough
+    #: that a dead backend is cut off after a fraction of one batch.
+    breaker_failures: int = Field(default=20, ge=1)
+    breaker_reset_s: float = Field(default=10.0, gt=0, description="How long an open circuit fails fast before one trial.")
+    #: Queries in progress per worker process (records taken from Kafka and not finished), and so the most
+    #: model calls in flight at once.
     concurrency: int = Field(default=512, ge=1)
     max_output_tokens: int = Field(default=512, ge=1)
     request_logprobs: bool = True
+    #: A query names an agent the local view has not seen yet: wait this long for the view to catch up.
+    agent_sync_timeout_s: float = Field(default=1.0, ge=0)
 
     @property
     def group_id(self) -> str:

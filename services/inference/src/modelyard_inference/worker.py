@@ -1,12 +1,23 @@
-"""The inference worker: answer routed queries, judge the answer, meter the call, finish or escalate."""
+"""The inference worker: answer routed queries, judge the answer, meter the call, finish or escalate.
+
+Per routed query exactly two events leave the worker, published before the query's offset can be
+committed (see ``pipeline``):
+
+* one ``UsageRecorded`` for the model call (failed calls too, with ``error`` set); its id is derived
+  from (query, cascade step), so a redelivered batch is metered once however often it runs;
+* one decision: a ``QueryEscalated`` (the answer is below the query's threshold, or the backend stayed
+  down, and a higher class may still be tried — the router picks it), else a terminal ``QueryOutcome``:
+  ``completed`` with the answer (or the best earlier answer when this call failed), or ``failed``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from modelyard_core import metrics
+from modelyard_core import metrics as core_metrics
 from modelyard_core.bus import Bus, Delivery, Outgoing
 from modelyard_core.pricing import PricingTable
 from modelyard_core.views import CompactedTopicView
@@ -22,16 +33,31 @@ from modelyard_events import (
     derived_id,
 )
 
+from . import metrics
 from .backend import Backend, BackendUnavailable, Completion
-from .confidence import score, should_escalate
+from .confidence import Confidence, score, should_escalate
 from .settings import InferenceSettings
 
 log = logging.getLogger(__name__)
 
 
-def call_event_id(query_id: str, attempt: int) -> str:
+def call_event_id(query_id: str, step: int) -> str:
     # One id per (query, cascade step): a redelivered step is metered once, however often it runs.
-    return derived_id(query_id, "call", str(attempt))
+    return derived_id(query_id, "call", str(step))
+
+
+def agent_key(tenant_id: str, agent_id: str) -> str:
+    """Key of an agent on the compacted ``tenants.agents`` topic."""
+    return f"{tenant_id}/{agent_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """What one model call of one query came to."""
+
+    completion: Completion | None
+    error: str | None
+    elapsed_ms: float
 
 
 @dataclass
@@ -41,67 +67,161 @@ class Worker:
     backend: Backend
     pricing: PricingTable
     agents: CompactedTopicView[AgentSnapshot] | None = None
+    _slots: asyncio.Semaphore = field(init=False, repr=False)
+    _in_flight: int = field(default=0, init=False)
+    _peak: int = field(default=0, init=False)
+    _unpriced: set[str] = field(default_factory=set, init=False, repr=False)
+    _agent_sync: asyncio.Future | None = field(default=None, init=False, repr=False)
+    _agents_synced_at: datetime = field(default=datetime.min.replace(tzinfo=UTC), init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.settings.concurrency)
 
-    async def on_routed(self, deliveries: list[Delivery[QueryRouted]]) -> None:
-        # The batch's offsets are committed only when every query in it is finished, so running them
-        # concurrently never commits past unfinished work.
-        results = await asyncio.gather(*(self._answer(d) for d in deliveries))
-        await self.bus.publish([o for outs in results for o in outs])
+    # -- the handler -----------------------------------------------------------------------------
 
-    def _messages(self, r: QueryRouted) -> list[dict]:
-        messages: list[dict] = []
-        if r.request.agent_id and self.agents is not None:
-            agent = self.agents.get(f"{r.tenant_id}/{r.request.agent_id}")
-            if agent is not None and agent.system_prompt:
-                messages.append({"role": "system", "content": agent.system_prompt})
+    async def answer_one(self, d: Delivery[QueryRouted]) -> list[Outgoing]:
+        """The events of one routed query: its usage record and its decision (escalation or outcome).
+
+        The pipelined consumer runs this for up to ``concurrency`` records at once and publishes the
+        events; the semaphore bounds the model calls in flight for any other caller too.
+        """
+        await self._catch_up_on_agent(d.event)
+        return await self._answer(d)
+
+    async def answer_all(self, deliveries: list[Delivery[QueryRouted]]) -> list[Outgoing]:
+        """Answer several queries concurrently; their events, in order (for tools and tests)."""
+        results = await asyncio.gather(*(self.answer_one(d) for d in deliveries))
+        return [o for outs in results for o in outs]
+
+    # -- one query -------------------------------------------------------------------------------
+
+    async def _answer(self, d: Delivery[QueryRouted]) -> list[Outgoing]:
+        r = d.event
+        async with self._slots:
+            self._enter()
+            try:
+                call = await self._call(r)
+            finally:
+                self._leave()
+        topics = self.bus.topics
+        step_number = len(r.cascade) + 1
+        model, model_class = r.decision.model, r.decision.model_class
+        if call.completion is None:
+            core_metrics.MODEL_CALLS.labels(self.settings.pool, model, "error").inc()
+            step = CascadeStep(model_class=model_class, model=model, error=call.error, latency_ms=call.elapsed_ms)
+            usage = self._usage(r, step_number, None, call.error, latency_ms=call.elapsed_ms)
+            return [Outgoing(topics.name("usage"), usage, cause=d), self._after_failure(d, step, call.error or "")]
+
+        c = call.completion
+        core_metrics.MODEL_CALLS.labels(self.settings.pool, model, "ok").inc()
+        judged = score(r.request.text, c.text, logprobs=c.logprobs, finish_reason=c.finish_reason)
+        cost = self._cost(model, c.input_tokens, c.output_tokens)
+        core_metrics.COST_USD.labels(model_class.value).inc(cost)
+        step = CascadeStep(
+            model_class=model_class, model=model, confidence=judged.confidence, reasons=judged.reasons,
+            input_tokens=c.input_tokens, output_tokens=c.output_tokens, cost_usd=cost, latency_ms=c.latency_ms,
+        )
+        usage = self._usage(r, step_number, c, None, cost=cost, latency_ms=c.latency_ms)
+        return [Outgoing(topics.name("usage"), usage, cause=d), self._decide(d, step, c, judged)]
+
+    async def _call(self, r: QueryRouted) -> CallResult:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            completion = await self.backend.complete(r.decision.model, self.messages(r))
+            return CallResult(completion, None, completion.latency_ms)
+        except BackendUnavailable as exc:
+            return CallResult(None, str(exc), exc.elapsed_ms)
+        except Exception as exc:  # noqa: BLE001 - a bug must not cost the query its outcome
+            log.exception("model call for query %s failed unexpectedly", r.query_id)
+            return CallResult(None, f"internal error: {type(exc).__name__}: {exc}"[:500], (loop.time() - started) * 1000)
+
+    def messages(self, r: QueryRouted) -> list[dict[str, str]]:
+        """The conversation sent to the model: the agent's system prompt, the history, the query."""
+        messages: list[dict[str, str]] = []
+        if (agent := self._agent(r)) is not None and agent.system_prompt:
+            messages.append({"role": "system", "content": agent.system_prompt})
         messages.extend({"role": m.role, "content": m.content} for m in r.request.history)
         messages.append({"role": "user", "content": r.request.text})
         return messages
 
-    async def _answer(self, d: Delivery[QueryRouted]) -> list[Outgoing]:
+    def _agent(self, r: QueryRouted) -> AgentSnapshot | None:
+        if not r.request.agent_id or self.agents is None:
+            return None
+        return self.agents.get(agent_key(r.tenant_id, r.request.agent_id))
+
+    async def _catch_up_on_agent(self, r: QueryRouted) -> None:
+        """An agent created a moment before its first query may not be in the view yet: let the view catch up.
+
+        Queries waiting at the same time share one catch-up, and one that started after the query was
+        routed already covers it: queries naming an agent that does not exist cost at most one catch-up
+        at a time, never one each.
+        """
+        if (self.agents is None or not r.request.agent_id or self.settings.agent_sync_timeout_s <= 0
+                or self._agent(r) is not None or self._agents_synced_at >= r.time):
+            return
+        if self._agent_sync is None or self._agent_sync.done():
+            self._agent_sync = asyncio.ensure_future(self._sync_agents())
+        await asyncio.shield(self._agent_sync)
+
+    async def _sync_agents(self) -> None:
+        started = datetime.now(UTC)
+        assert self.agents is not None
+        try:
+            if await self.agents.sync(timeout_s=self.settings.agent_sync_timeout_s):
+                self._agents_synced_at = started
+        except Exception as exc:  # noqa: BLE001 - answer without the system prompt rather than not at all
+            log.warning("agents view could not catch up: %r", exc)
+
+    # -- decisions -------------------------------------------------------------------------------
+
+    def _decide(self, d: Delivery[QueryRouted], step: CascadeStep, c: Completion, judged: Confidence) -> Outgoing:
+        """A confident answer completes; an unsure one escalates if it may, else the best answer so far completes."""
         r = d.event
-        model = r.decision.model
-        model_class = r.decision.model_class
-        async with self._slots:
-            try:
-                completion: Completion | None = await self.backend.complete(model, self._messages(r))
-                error = None
-            except BackendUnavailable as exc:
-                completion, error = None, str(exc)
         topics = self.bus.topics
-        attempt = len(r.cascade) + 1
-        if completion is None:
-            metrics.MODEL_CALLS.labels(self.settings.pool, model, "error").inc()
-            step = CascadeStep(model_class=model_class, model=model, error=error)
-            usage = self._usage(r, attempt, None, error)
-            return [Outgoing(topics.name("usage"), usage, cause=d), self._after_failure(d, step, error or "")]
-
-        metrics.MODEL_CALLS.labels(self.settings.pool, model, "ok").inc()
-        judged = score(r.request.text, completion.text, logprobs=completion.logprobs, finish_reason=completion.finish_reason)
-        cost = self.pricing.cost(model, completion.input_tokens, completion.output_tokens) if self.pricing.knows(model) else 0.0
-        metrics.COST_USD.labels(model_class.value).inc(cost)
-        step = CascadeStep(
-            model_class=model_class, model=model, confidence=judged.confidence, reasons=judged.reasons,
-            input_tokens=completion.input_tokens, output_tokens=completion.output_tokens, cost_usd=cost,
-            latency_ms=completion.latency_ms,
-        )
-        usage = self._usage(r, attempt, completion, None, cost)
-        answer = Answer(text=completion.text, model_class=model_class, model=model, confidence=judged.confidence)
+        model, model_class = r.decision.model, r.decision.model_class
+        answer = Answer(text=c.text, model_class=model_class, model=model, confidence=judged.confidence)
         best = answer if r.best_answer is None or answer.confidence >= r.best_answer.confidence else r.best_answer
-        out = [Outgoing(topics.name("usage"), usage, cause=d)]
-        if r.can_escalate and should_escalate(judged, r.cascade_threshold):
-            out.append(Outgoing(topics.name("escalations"), self._escalation(r, step, best, judged.reasons), cause=d))
-        else:
-            out.append(Outgoing(topics.name("outcomes"), self._completed(r, step, answer), cause=d))
-        return out
+        if not should_escalate(judged, r.cascade_threshold):
+            return Outgoing(topics.name("outcomes"), self._completed(r, step, answer), cause=d)
+        if r.can_escalate:
+            return Outgoing(topics.name("escalations"), self._escalation(r, step, best, judged.reasons), cause=d)
+        # Unsure, and no higher class may be tried: the most confident answer of the chain wins.
+        reason = None if best is answer else f"{model} answered with lower confidence; earlier answer kept"
+        return Outgoing(topics.name("outcomes"), self._completed(r, step, best, reason), cause=d)
 
-    def _usage(self, r: QueryRouted, attempt: int, c: Completion | None, error: str | None, cost: float = 0.0) -> UsageRecorded:
+    def _after_failure(self, d: Delivery[QueryRouted], step: CascadeStep, error: str) -> Outgoing:
+        """The backend stayed down: fall back to the next class up, else finish with the best answer or fail."""
+        r = d.event
+        topics = self.bus.topics
+        if r.can_escalate:
+            esc = self._escalation(r, step, r.best_answer, [f"backend unavailable: {error}"])
+            return Outgoing(topics.name("escalations"), esc, cause=d)
+        if r.best_answer is not None:
+            reason = f"{r.decision.model} unavailable; earlier answer kept"
+            return Outgoing(topics.name("outcomes"), self._completed(r, step, r.best_answer, reason), cause=d)
+        steps = [*r.cascade, step]
+        core_metrics.OUTCOMES.labels("inference", "failed").inc()
+        failed = QueryOutcome(
+            status=OutcomeStatus.FAILED, reason=f"model backend unavailable: {error}", **self._outcome_common(r, steps)
+        )
+        return Outgoing(topics.name("outcomes"), failed, cause=d)
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def _cost(self, model: str, input_tokens: int, output_tokens: int) -> float:
+        if self.pricing.knows(model):
+            return self.pricing.cost(model, input_tokens, output_tokens)
+        if model not in self._unpriced:
+            self._unpriced.add(model)
+            log.warning("model %s is not in the pricing table: its calls are metered at cost 0", model)
+        return 0.0
+
+    def _usage(self, r: QueryRouted, step: int, c: Completion | None, error: str | None, *,
+               cost: float = 0.0, latency_ms: float = 0.0) -> UsageRecorded:
         tin, tout = (c.input_tokens, c.output_tokens) if c else (0, 0)
         return UsageRecorded(
-            event_id=call_event_id(r.query_id, attempt),
+            event_id=call_event_id(r.query_id, step),
             tenant_id=r.tenant_id,
             query_id=r.query_id,
             model=r.decision.model,
@@ -111,8 +231,8 @@ class Worker:
             output_tokens=tout,
             cost_usd=cost,
             llm_cost_usd=self.pricing.baseline_cost(tin, tout),
-            latency_ms=c.latency_ms if c else 0.0,
-            cascade_step=attempt > 1,
+            latency_ms=max(latency_ms, 0.0),
+            cascade_step=step > 1,
             error=error,
         )
 
@@ -130,49 +250,36 @@ class Worker:
             reasons=reasons,
         )
 
-    def _completed(self, r: QueryRouted, step: CascadeStep, answer: Answer) -> QueryOutcome:
-        steps = [*r.cascade, step]
-        metrics.OUTCOMES.labels("inference", "completed").inc()
+    def _completed(self, r: QueryRouted, step: CascadeStep, answer: Answer, reason: str | None = None) -> QueryOutcome:
+        core_metrics.OUTCOMES.labels("inference", "completed").inc()
         return QueryOutcome(
-            event_id=derived_id(r.query_id, "outcome"),
-            tenant_id=r.tenant_id,
-            query_id=r.query_id,
             status=OutcomeStatus.COMPLETED,
-            submitted_at=r.submitted_at,
             answer=answer.text,
             model_class=answer.model_class,
             model=answer.model,
             confidence=answer.confidence,
-            complexity=r.decision.complexity,
-            cascade=steps,
-            input_tokens=sum(s.input_tokens for s in steps),
-            output_tokens=sum(s.output_tokens for s in steps),
-            cost_usd=sum(s.cost_usd for s in steps),
-            metadata=r.request.metadata,
+            reason=reason,
+            **self._outcome_common(r, [*r.cascade, step]),
         )
 
-    def _after_failure(self, d: Delivery[QueryRouted], step: CascadeStep, error: str) -> Outgoing:
-        """The backend stayed down: fall back to the next class up, else finish with the best answer or fail."""
-        r = d.event
-        topics = self.bus.topics
-        if r.can_escalate:
-            esc = self._escalation(r, step, r.best_answer, [f"backend unavailable: {error}"])
-            return Outgoing(topics.name("escalations"), esc, cause=d)
-        steps = [*r.cascade, step]
-        common = dict(
+    @staticmethod
+    def _outcome_common(r: QueryRouted, steps: list[CascadeStep]) -> dict:
+        return dict(
             event_id=derived_id(r.query_id, "outcome"), tenant_id=r.tenant_id, query_id=r.query_id,
             submitted_at=r.submitted_at, complexity=r.decision.complexity, cascade=steps,
             input_tokens=sum(s.input_tokens for s in steps), output_tokens=sum(s.output_tokens for s in steps),
             cost_usd=sum(s.cost_usd for s in steps), metadata=r.request.metadata,
         )
-        if r.best_answer is not None:
-            b = r.best_answer
-            metrics.OUTCOMES.labels("inference", "completed").inc()
-            return Outgoing(topics.name("outcomes"), QueryOutcome(
-                status=OutcomeStatus.COMPLETED, answer=b.text, model_class=b.model_class, model=b.model,
-                confidence=b.confidence, reason=f"{r.decision.model} unavailable; earlier answer kept", **common,
-            ), cause=d)
-        metrics.OUTCOMES.labels("inference", "failed").inc()
-        return Outgoing(topics.name("outcomes"), QueryOutcome(
-            status=OutcomeStatus.FAILED, reason=f"model backend unavailable: {error}", **common,
-        ), cause=d)
+
+    # -- in-flight accounting --------------------------------------------------------------------
+
+    def _enter(self) -> None:
+        self._in_flight += 1
+        metrics.IN_FLIGHT.labels(self.settings.pool).inc()
+        if self._in_flight > self._peak:
+            self._peak = self._in_flight
+            metrics.IN_FLIGHT_PEAK.labels(self.settings.pool).set(self._peak)
+
+    def _leave(self) -> None:
+        self._in_flight -= 1
+        metrics.IN_FLIGHT.labels(self.settings.pool).dec()

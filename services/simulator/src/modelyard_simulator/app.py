@@ -134,7 +134,7 @@ class Endpoints:
                 kind, code, message = FAULTS[fault]
                 return _error(ApiError(fault, message.format(model=chat.model), type=kind, code=code))
 
-            replay_text = sim.replay.lookup(chat.question, chat.model) if sim.replay is not None else None
+            replay_text = sim.replay.lookup(chat.question, chat.model, chat.system) if sim.replay is not None else None
             if sim.replay is not None and replay_text is None and sim.config.replay_fallback == "not_found":
                 sim.rejected += 1
                 return _error(

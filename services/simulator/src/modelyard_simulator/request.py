@@ -46,6 +46,8 @@ class ChatRequest:
     stream: bool
     include_usage: bool
     seed: int
+    #: the first system message, if any (replay records may be keyed on it)
+    system: str | None = None
 
 
 def _invalid(param: str, message: str) -> ApiError:
@@ -102,7 +104,7 @@ def parse_chat_request(body: Any) -> ChatRequest:
             param="messages",
             code="missing_required_parameter",
         )
-    texts, lines, question = [], [], None
+    texts, lines, question, system = [], [], None, None
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             raise _invalid(f"messages[{i}]", "expected an object.")
@@ -114,6 +116,8 @@ def parse_chat_request(body: Any) -> ChatRequest:
         lines.append(f"{role}: {text}")
         if role == "user":
             question = text
+        elif role == "system" and system is None:
+            system = text
     for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
         value = body.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
@@ -147,4 +151,5 @@ def parse_chat_request(body: Any) -> ChatRequest:
         stream=stream,
         include_usage=include_usage,
         seed=seed or 0,
+        system=system,
     )
