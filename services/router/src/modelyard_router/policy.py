@@ -30,6 +30,8 @@ from modelyard_events.tenants import TenantSnapshot
 #: Position of each class in escalation order (slm < llm < llm_plus).
 RANK: dict[ModelClass, int] = {c: i for i, c in enumerate(ModelClass)}
 _ORDER = list(ModelClass)
+#: ``ModelClass.next_up`` per class (computed once: iterating an enum per call shows in the router's profile).
+_ONE_UP: dict[ModelClass, ModelClass | None] = {c: c.next_up() for c in ModelClass}
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +216,7 @@ def class_of_model(model: str, tenant: TenantSnapshot | None, pricing: PricingTa
 
 def next_class(current: ModelClass, policy: EffectivePolicy) -> ModelClass | None:
     """One class up, None at the top of the ladder or above the tenant's ceiling."""
-    up = current.next_up()
+    up = _ONE_UP[current]
     if up is None or RANK[up] > RANK[policy.max_class]:
         return None
     return up

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -10,39 +14,101 @@ from pymongo import AsyncMongoClient
 
 from modelyard_core import metrics
 from modelyard_core.app import stream_app
-from modelyard_core.bus import Bus, Delivery, Outgoing
+from modelyard_core.bus import Bus, Delivery, Outgoing, TransientError
 from modelyard_core.pricing import PricingTable, load_pricing
 from modelyard_core.store import database, make_mongo
 from modelyard_core.views import CompactedTopicView
 from modelyard_events import (
     TIER_LIMITS,
     CascadeStep,
+    ComplexityLevel,
+    ModelClass,
     OutcomeStatus,
     QueryEscalated,
     QueryOutcome,
+    QueryRequest,
     QueryRouted,
     QuerySubmitted,
     RejectCode,
     RoutingDecision,
     TenantSnapshot,
     TenantStatus,
+    Tier,
     derived_id,
-    smallest_tier_allowing,
 )
+from modelyard_events.base import _NAMESPACE as _DERIVED_ID_NAMESPACE
 
-from .admission import AdmissionStore, Counter
+from .admission import AdmissionStore, Counter, Verdict, utc_day
 from .decision import decide, model_for, next_class_for_escalation
 from .settings import RouterSettings
 
 log = logging.getLogger(__name__)
+
+_REQUEST_FIELDS = tuple(QueryRequest.model_fields)
+_ID_NAMESPACE = _DERIVED_ID_NAMESPACE.bytes
 
 
 def routed_event_id(query_id: str, attempt: int) -> str:
     return derived_id(query_id, "routed", str(attempt))
 
 
+def first_routed_event_id(query_id: str) -> str:
+    """``routed_event_id(query_id, 1)``, computed without the ``uuid`` module's overhead (one per query:
+    it shows in the router's profile). A unit test holds it equal to ``derived_id``."""
+    digest = bytearray(hashlib.sha1(_ID_NAMESPACE + f"{query_id}/routed/1".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def outcome_event_id(query_id: str) -> str:
     return derived_id(query_id, "outcome")
+
+
+def request_of(q: QuerySubmitted) -> QueryRequest:
+    """The request part of a submitted query (cheaper than ``q.request()``, which dumps and re-parses)."""
+    return QueryRequest(**{f: getattr(q, f) for f in _REQUEST_FIELDS})
+
+
+def upgrade_for(tier: Tier, needed: int) -> Tier | None:
+    """The cheapest tier above ``tier`` that allows ``needed`` API calls a day."""
+    tiers = list(Tier)
+    for better in tiers[tiers.index(tier) + 1:]:
+        if TIER_LIMITS[better].api_calls_per_day >= needed:
+            return better
+    return None
+
+
+def quota_refusal(tenant: TenantSnapshot, counter: Counter, limit: int) -> Verdict:
+    """Name the limit and the tier that would fit today's traffic."""
+    better = upgrade_for(tenant.tier, max(counter.count, limit) + 1)
+    if better is not None:
+        hint = f"; the {better.value} tier allows {TIER_LIMITS[better].api_calls_per_day:,} calls per day"
+    else:
+        hint = "; no higher tier allows more: ask for a custom limit"
+    return Verdict(
+        RejectCode.QUOTA,
+        f"daily API call limit of {limit:,} ({tenant.tier.value} tier) reached for {counter.day} (UTC){hint}",
+    )
+
+
+_REJECTED = metrics.OUTCOMES.labels("router", "rejected")
+_ONE_UP = {c: c.next_up() for c in ModelClass}
+
+
+@functools.cache
+def _decisions_counter(model_class: ModelClass, complexity: ComplexityLevel):
+    return metrics.ROUTING_DECISIONS.labels(model_class.value, complexity.value)
+
+
+def pinned(request: QueryRequest, decision: RoutingDecision) -> str | None:
+    """What the caller pinned, if the decision honours a pin: a pinned query is never escalated."""
+    if request.requested_model is not None and decision.model == request.requested_model:
+        return f"model {request.requested_model}"
+    if request.requested_class is not None:
+        return f"class {request.requested_class.value}"
+    return None
 
 
 @dataclass
@@ -53,107 +119,189 @@ class Router:
     admission: AdmissionStore
     pricing: PricingTable
 
+    async def _see_tenants(self, tenant_ids: set[str]) -> None:
+        """A tenant created a moment ago may not be in the view yet: catch up before calling it unknown."""
+        if all(self.tenants.get(t) is not None for t in tenant_ids):
+            return
+        if not await self.tenants.sync(timeout_s=self.settings.tenant_sync_timeout_s):
+            # Not knowing is not "unknown": redeliver the batch rather than reject or finish wrongly.
+            raise TransientError("tenant view has not caught up with the snapshots topic")
+
     # -- queries.submitted ---------------------------------------------------------------------------
 
     async def on_submitted(self, deliveries: list[Delivery[QuerySubmitted]]) -> None:
-        if any(self.tenants.get(d.event.tenant_id) is None for d in deliveries):
-            # A tenant created a moment ago may not be in the view yet: catch up before saying "unknown".
-            await self.tenants.sync(timeout_s=self.settings.tenant_sync_timeout_s)
-
-        keys = {(d.event.tenant_id, d.event.time.date().isoformat()) for d in deliveries}
-        counters = await self.admission.load(keys)
-        outgoing: list[Outgoing] = []
-        for d in deliveries:
-            q = d.event
-            tenant = self.tenants.get(q.tenant_id)
-            counter = counters[AdmissionStore.key(q.tenant_id, q.time.date().isoformat())]
-            outgoing.append(self._admit_and_route(d, tenant, counter))
-        await self.admission.save(counters)
+        await self._see_tenants({d.event.tenant_id for d in deliveries})
+        days = [utc_day(d.event.time) for d in deliveries]
+        # One view lookup per record, kept for the whole batch: the view may change at any await.
+        tenants = [self.tenants.get(d.event.tenant_id) for d in deliveries]
+        counters = await self._counters(deliveries, tenants, days, {})
+        if self._may_refuse(deliveries, tenants, days, counters) and await self.tenants.sync(
+            timeout_s=self.settings.tenant_sync_timeout_s
+        ):
+            # A refusal is final for the caller: decide it on the newest snapshot (an upgrade or a
+            # reactivation published a moment ago counts).
+            tenants = [self.tenants.get(d.event.tenant_id) for d in deliveries]
+            counters = await self._counters(deliveries, tenants, days, counters)
+        verdicts = [
+            self._verdict(d, tenant, counters.get(AdmissionStore.key(d.event.tenant_id, day)))
+            for d, tenant, day in zip(deliveries, tenants, days)
+        ]
+        # The counts are written while the admitted queries are classified; both must be done
+        # before anything is published (a redelivered batch then replays the same verdicts).
+        saving = asyncio.create_task(self.admission.save(counters.values()))
+        try:
+            outgoing = []
+            for i, (d, tenant, verdict) in enumerate(zip(deliveries, tenants, verdicts)):
+                outgoing.append(self._route(d, tenant) if verdict.admitted else self._reject(d, verdict))
+                if i % 256 == 255:
+                    await asyncio.sleep(0)  # let the store write progress (and the consumer heartbeat)
+        finally:
+            await saving
         await self.bus.publish(outgoing)
 
-    def _admit_and_route(self, d: Delivery[QuerySubmitted], tenant: TenantSnapshot | None, counter: Counter) -> Outgoing:
+    async def _counters(self, deliveries: list[Delivery[QuerySubmitted]], tenants: list[TenantSnapshot | None],
+                        days: list[str], loaded: dict[str, Counter]) -> dict[str, Counter]:
+        """Counters of the batch's known tenants, reading only those not in ``loaded``."""
+        wanted = {(d.event.tenant_id, day) for d, t, day in zip(deliveries, tenants, days) if t is not None}
+        missing = {k for k in wanted if AdmissionStore.key(*k) not in loaded}
+        return {**loaded, **(await self.admission.load(missing))} if missing else loaded
+
+    @staticmethod
+    def _may_refuse(deliveries: list[Delivery[QuerySubmitted]], tenants: list[TenantSnapshot | None],
+                    days: list[str], counters: dict[str, Counter]) -> bool:
+        """Whether some record of the batch could be refused for its tenant's status or quota."""
+        arriving: dict[str, int] = {}
+        for d, day in zip(deliveries, days):
+            key = AdmissionStore.key(d.event.tenant_id, day)
+            arriving[key] = arriving.get(key, 0) + 1
+        for tenant, day in zip(tenants, days):
+            if tenant is None:
+                continue
+            if tenant.status is TenantStatus.SUSPENDED:
+                return True
+            key = AdmissionStore.key(tenant.tenant_id, day)
+            if counters[key].count + arriving[key] > tenant.limits.api_calls_per_day:
+                return True
+        return False
+
+    def _verdict(self, d: Delivery[QuerySubmitted], tenant: TenantSnapshot | None, counter: Counter | None) -> Verdict:
         q = d.event
-        if tenant is None:
-            return self._reject(d, RejectCode.UNKNOWN_TENANT, f"unknown tenant {q.tenant_id!r}")
-        if tenant.status is TenantStatus.SUSPENDED:
-            return self._reject(d, RejectCode.SUSPENDED, f"tenant {q.tenant_id!r} is suspended")
-        limit = tenant.limits.api_calls_per_day
-        if not counter.admit(d.record.partition, d.record.offset, limit):
-            better = smallest_tier_allowing("api_calls_per_day", limit + 1)
-            hint = f"; the {better.value} tier allows {TIER_LIMITS[better].api_calls_per_day:,} per day" if better else ""
-            return self._reject(
-                d, RejectCode.QUOTA,
-                f"daily API call limit of {limit:,} for the {tenant.tier.value} tier reached on {counter.day}{hint}",
-            )
-        decision = decide(q.request(), tenant, self.pricing)
-        metrics.ROUTING_DECISIONS.labels(decision.model_class.value, decision.complexity.value).inc()
+        if tenant is None or counter is None:
+            # Not recorded in a counter: an unknown tenant has no document, and a flood of made-up
+            # tenant ids must not create any.
+            return Verdict(RejectCode.UNKNOWN_TENANT, f"unknown tenant {q.tenant_id!r}")
+        suspended = (
+            Verdict(RejectCode.SUSPENDED, f"tenant {q.tenant_id!r} is suspended")
+            if tenant.status is TenantStatus.SUSPENDED else None
+        )
+        return counter.admit(
+            d.record.partition, d.record.offset, tenant.limits.api_calls_per_day, refusal=suspended,
+            quota_refusal=lambda c, limit: quota_refusal(tenant, c, limit),
+        )
+
+    def _admit_and_route(self, d: Delivery[QuerySubmitted], tenant: TenantSnapshot | None, counter: Counter | None) -> Outgoing:
+        verdict = self._verdict(d, tenant, counter)
+        return self._route(d, tenant) if verdict.admitted else self._reject(d, verdict)
+
+    def _route(self, d: Delivery[QuerySubmitted], tenant: TenantSnapshot) -> Outgoing:
+        q = d.event
+        request = request_of(q)
+        decision = decide(request, tenant, self.pricing)
+        _decisions_counter(decision.model_class, decision.complexity).inc()
         routed = QueryRouted(
-            event_id=routed_event_id(q.query_id, 1),
+            event_id=first_routed_event_id(q.query_id),
             tenant_id=q.tenant_id,
             query_id=q.query_id,
-            request=q.request(),
+            request=request,
             decision=decision,
             submitted_at=q.time,
             cascade_threshold=tenant.policy.cascade_threshold,
-            can_escalate=next_class_for_escalation(decision.model_class, tenant) is not None,
+            can_escalate=self._next_class(request, decision, tenant, attempts=1) is not None,
         )
         return Outgoing(self.bus.topics.routed(decision.model_class.pool), routed, cause=d)
 
-    def _reject(self, d: Delivery[QuerySubmitted], code: RejectCode, reason: str) -> Outgoing:
+    def _reject(self, d: Delivery[QuerySubmitted], verdict: Verdict) -> Outgoing:
         q = d.event
-        metrics.OUTCOMES.labels("router", "rejected").inc()
+        _REJECTED.inc()
         outcome = QueryOutcome(
             event_id=outcome_event_id(q.query_id),
             tenant_id=q.tenant_id,
             query_id=q.query_id,
             status=OutcomeStatus.REJECTED,
             submitted_at=q.time,
-            reject_code=code,
-            reason=reason,
+            reject_code=verdict.code,
+            reason=verdict.reason,
             metadata=q.metadata,
         )
         return Outgoing(self.bus.topics.name("outcomes"), outcome, cause=d)
 
+    # -- escalation policy ---------------------------------------------------------------------------
+
+    def _next_class(self, request: QueryRequest, decision: RoutingDecision, tenant: TenantSnapshot | None,
+                    *, attempts: int) -> ModelClass | None:
+        return self._escalation(request, decision, tenant, attempts=attempts)[0]
+
+    def _escalation(self, request: QueryRequest, decision: RoutingDecision, tenant: TenantSnapshot | None,
+                    *, attempts: int) -> tuple[ModelClass | None, str]:
+        """Where a query that made ``attempts`` model calls goes next: (class, "") or (None, why not)."""
+        if tenant is None:
+            return None, "tenant no longer exists"
+        if tenant.status is TenantStatus.SUSPENDED:
+            return None, "tenant is suspended"
+        if (pin := pinned(request, decision)) is not None:
+            return None, f"the request pinned {pin}"
+        current = decision.model_class
+        up = _ONE_UP[current]
+        if up is None:
+            return None, f"{current.value} is the highest model class"
+        target = next_class_for_escalation(current, tenant)
+        if target is None:
+            return None, f"{up.value} is above the tenant's highest allowed class"
+        if attempts >= self.settings.max_attempts:
+            return None, f"{attempts} model calls made, the most a query may make"
+        return target, ""
+
     # -- queries.escalations -------------------------------------------------------------------------
 
     async def on_escalated(self, deliveries: list[Delivery[QueryEscalated]]) -> None:
+        await self._see_tenants({d.event.tenant_id for d in deliveries})
         await self.bus.publish([self._escalate(d) for d in deliveries])
 
     def _escalate(self, d: Delivery[QueryEscalated]) -> Outgoing:
         e = d.event
         tenant = self.tenants.get(e.tenant_id)
+        attempts = len(e.cascade)
+        target, why = self._escalation(e.request, e.decision, tenant, attempts=attempts)
+        if target is None:
+            return Outgoing(self.bus.topics.name("outcomes"), final_outcome(e, why), cause=d)
         current = e.decision.model_class
-        target = next_class_for_escalation(current, tenant) if tenant is not None else None
-        if target is not None and len(e.cascade) < self.settings.max_attempts:
-            metrics.CASCADES.labels(current.value, target.value).inc()
-            decision = RoutingDecision(
-                complexity=e.decision.complexity,
-                score=e.decision.score,
-                model_class=target,
-                model=model_for(target, tenant, self.pricing),
-                reasons=[*e.decision.reasons, f"escalated {current.value}→{target.value}: {'; '.join(e.reasons) or 'low confidence'}"],
-            )
-            attempt = len(e.cascade) + 1
-            routed = QueryRouted(
-                event_id=routed_event_id(e.query_id, attempt),
-                tenant_id=e.tenant_id,
-                query_id=e.query_id,
-                request=e.request,
-                decision=decision,
-                submitted_at=e.submitted_at,
-                cascade=e.cascade,
-                cascade_threshold=e.cascade_threshold,
-                can_escalate=(
-                    attempt < self.settings.max_attempts and next_class_for_escalation(target, tenant) is not None
-                ),
-                best_answer=e.best_answer,
-            )
-            return Outgoing(self.bus.topics.routed(target.pool), routed, cause=d)
-        return Outgoing(self.bus.topics.name("outcomes"), final_outcome(e, tenant is None), cause=d)
+        metrics.CASCADES.labels(current.value, target.value).inc()
+        decision = RoutingDecision(
+            complexity=e.decision.complexity,
+            score=e.decision.score,
+            model_class=target,
+            model=model_for(target, tenant, self.pricing),
+            reasons=[*e.decision.reasons,
+                     f"escalated {current.value}→{target.value}: {'; '.join(e.reasons) or 'low confidence'}"],
+        )
+        attempt = attempts + 1
+        routed = QueryRouted(
+            event_id=routed_event_id(e.query_id, attempt),
+            tenant_id=e.tenant_id,
+            query_id=e.query_id,
+            request=e.request,
+            decision=decision,
+            submitted_at=e.submitted_at,
+            cascade=e.cascade,
+            cascade_threshold=e.cascade_threshold,
+            can_escalate=self._next_class(e.request, decision, tenant, attempts=attempt) is not None,
+            best_answer=e.best_answer,
+        )
+        return Outgoing(self.bus.topics.routed(target.pool), routed, cause=d)
 
 
-def final_outcome(e: QueryEscalated, tenant_gone: bool) -> QueryOutcome:
-    """An escalation that cannot go higher ends with the best answer so far, or fails if there is none."""
+def final_outcome(e: QueryEscalated, why: str) -> QueryOutcome:
+    """An escalation that may not go higher ends with the best answer so far, or fails if there is none."""
     steps: list[CascadeStep] = e.cascade
     totals = dict(
         input_tokens=sum(s.input_tokens for s in steps),
@@ -168,9 +316,8 @@ def final_outcome(e: QueryEscalated, tenant_gone: bool) -> QueryOutcome:
     if e.best_answer is None:
         errors = "; ".join(f"{s.model}: {s.error}" for s in steps if s.error) or "no answer"
         metrics.OUTCOMES.labels("router", "failed").inc()
-        return QueryOutcome(status=OutcomeStatus.FAILED, reason=f"every model call failed ({errors})", **common)
+        return QueryOutcome(status=OutcomeStatus.FAILED, reason=f"no model call answered ({errors}); {why}", **common)
     best = e.best_answer
-    why = "tenant no longer exists; " if tenant_gone else ""
     metrics.OUTCOMES.labels("router", "completed").inc()
     return QueryOutcome(
         status=OutcomeStatus.COMPLETED,
@@ -178,7 +325,7 @@ def final_outcome(e: QueryEscalated, tenant_gone: bool) -> QueryOutcome:
         model_class=best.model_class,
         model=best.model,
         confidence=best.confidence,
-        reason=f"{why}no higher model class available; best answer kept",
+        reason=f"not escalated further ({why}); best answer kept",
         **common,
     )
 
@@ -190,11 +337,33 @@ def create_app(settings: RouterSettings | None = None) -> FastStream:
     topics = settings.topics
     tenants = CompactedTopicView(settings, topics.name("tenant_snapshots"), TenantSnapshot, name="router-tenants")
     mongo: AsyncMongoClient = make_mongo(settings.mongo, app_name="modelyard-router")
-    admission = AdmissionStore(database(mongo, settings.mongo)["admission_counters"])
+    admission = AdmissionStore(database(mongo, settings.mongo)[settings.admission_collection],
+                               chunk=settings.admission_write_chunk)
     router = Router(settings, bus, tenants, admission, load_pricing(settings.pricing_file))
     bus.consume(topics.name("submitted"), QuerySubmitted, router.on_submitted, group_id=settings.group_id,
+                max_records=settings.submitted_batch_records,
                 description="Admit (quota), classify and route submitted queries.")
     bus.consume(topics.name("escalations"), QueryEscalated, router.on_escalated, group_id=settings.group_id,
                 description="Send an escalated query one model class up, or finish it with its best answer.")
 
-    return stream_app(settings, bus, startup=[tenants.start], shutdown=[tenants.stop], mongo=mongo)
+    pruning: list[asyncio.Task] = []
+
+    async def prune_forever() -> None:
+        while True:
+            try:
+                await admission.prune(keep_days=settings.admission_keep_days)
+            except Exception:  # noqa: BLE001 - housekeeping; the next round tries again
+                log.warning("pruning admission counters failed", exc_info=True)
+            await asyncio.sleep(settings.admission_prune_interval_s)
+
+    async def start_pruning() -> None:
+        pruning.append(asyncio.create_task(prune_forever(), name="router-prune-admission"))
+
+    async def stop_pruning() -> None:
+        for task in pruning:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return stream_app(settings, bus, startup=[tenants.start, start_pruning], shutdown=[stop_pruning, tenants.stop],
+                      mongo=mongo)
