@@ -33,6 +33,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.sdk.trace import TracerProvider as _SdkTracerProvider
 from opentelemetry.trace import Span, SpanKind
 from pydantic import BaseModel, ValidationError
 from pymongo.errors import AutoReconnect, ConnectionFailure, ExecutionTimeout, ServerSelectionTimeoutError
@@ -121,9 +122,10 @@ class Delivery(Generic[E]):
         return trace.use_span(self.span, end_on_exit=False)
 
     def context(self) -> otel_context.Context:
-        """Trace context to publish follow-up events under (the consumer span of this record)."""
+        """Trace context to publish follow-up events under: this record's consumer span or, with
+        tracing off, the trace context the record arrived with (so it is forwarded unchanged)."""
         if self.span is None:
-            return otel_context.get_current()
+            return propagate.extract(self.headers)
         return trace.set_span_in_context(self.span)
 
 
@@ -235,6 +237,7 @@ class Bus:
         self.broker.subscriber(
             topic,
             group_id=f"{self.topics.prefix}{group_id}",
+            decoder=_raw_records,
             batch=True,
             max_records=max_records or k.max_batch_records,
             batch_timeout_ms=batch_timeout_ms or k.batch_timeout_ms,
@@ -269,6 +272,58 @@ class Bus:
 
     async def ensure_topics(self, names: Sequence[str] | None = None) -> None:
         await ensure_topics(self.settings, names or self.topics.all_topics())
+
+
+async def _raw_records(message: KafkaMessage) -> None:
+    """Decoder that decodes nothing: the handler validates each record itself (and dead-letters bad
+    ones), so FastStream's own JSON decoding of every body would be wasted work."""
+    return None
+
+
+def tracing_enabled() -> bool:
+    """True when an SDK tracer provider is installed (spans are recorded and exported)."""
+    return isinstance(trace.get_tracer_provider(), _SdkTracerProvider)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Why a record cannot be processed: it belongs on the dead-letter topic."""
+
+    error_type: str
+    error: str
+
+
+def decode_record(record: ConsumerRecord, model: type[E], *, service: str,
+                  tombstones: bool = False) -> Delivery[E] | Rejected:
+    """Validate one record into its event (with its consumer span when tracing is on), or say why not."""
+    headers = _headers(record)
+    if record.value is None:
+        if tombstones:
+            return Delivery(None, record, headers)
+        return Rejected("decode", "null value on a topic that does not carry tombstones")
+    try:
+        event = model.model_validate_json(record.value)
+    except ValidationError as exc:
+        kind = "decode" if any(e.get("type") == "json_invalid" for e in exc.errors()) else "schema"
+        return Rejected(kind, f"not a valid {model.__name__}: {_describe_validation(exc)}")
+    if not tracing_enabled():
+        # No spans to record: publishes forward the caller's trace context unchanged (Delivery.context).
+        return Delivery(event, record, headers)
+    span = tracer.start_span(
+        f"{record.topic} process",
+        context=propagate.extract(headers),
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.destination.name": record.topic,
+            "messaging.kafka.partition": record.partition,
+            "messaging.kafka.offset": record.offset,
+            "messaging.consumer.group.name": service,
+            "modelyard.tenant_id": getattr(event, "tenant_id", "") or "",
+            "modelyard.query_id": getattr(event, "query_id", "") or "",
+        },
+    )
+    return Delivery(event, record, headers, span)
 
 
 def _describe_validation(exc: ValidationError) -> str:
@@ -310,34 +365,11 @@ class _BatchConsumer(Generic[E]):
                     d.span.end()
 
     async def _decode(self, record: ConsumerRecord) -> Delivery[E] | None:
-        headers = _headers(record)
-        if record.value is None:
-            if self.tombstones:
-                return Delivery(None, record, headers)
-            await self.bus.dead_letter(record, "decode", "null value on a topic that does not carry tombstones")
+        decoded = decode_record(record, self.model, service=self.bus.service, tombstones=self.tombstones)
+        if isinstance(decoded, Rejected):
+            await self.bus.dead_letter(record, decoded.error_type, decoded.error)
             return None
-        try:
-            event = self.model.model_validate_json(record.value)
-        except ValidationError as exc:
-            kind = "decode" if any(e.get("type") == "json_invalid" for e in exc.errors()) else "schema"
-            await self.bus.dead_letter(record, kind, f"not a valid {self.model.__name__}: {_describe_validation(exc)}")
-            return None
-        parent = propagate.extract(headers)
-        span = tracer.start_span(
-            f"{self.topic} process",
-            context=parent,
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.destination.name": record.topic,
-                "messaging.kafka.partition": record.partition,
-                "messaging.kafka.offset": record.offset,
-                "messaging.consumer.group.name": self.bus.service,
-                "modelyard.tenant_id": getattr(event, "tenant_id", "") or "",
-                "modelyard.query_id": getattr(event, "query_id", "") or "",
-            },
-        )
-        return Delivery(event, record, headers, span)
+        return decoded
 
     async def _run(self, deliveries: list[Delivery[E]]) -> None:
         """Run the handler on the batch; on a non-transient failure isolate the records that fail."""

@@ -22,17 +22,14 @@ from typing import Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
-from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from modelyard_core import metrics as core_metrics
-from modelyard_core.bus import Bus, Delivery, Outgoing
+from modelyard_core.bus import Bus, Delivery, Outgoing, Rejected, decode_record
 
 from . import metrics
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer("modelyard.inference.pipeline")
 
 E = TypeVar("E", bound=BaseModel)
 Handle = Callable[[Delivery[E]], Awaitable[list[Outgoing]]]
@@ -241,34 +238,11 @@ class PipelinedConsumer(Generic[E]):
                 delay = min(delay * 2, 5.0)
 
     async def _decode(self, record: ConsumerRecord) -> Delivery[E] | None:
-        headers = {k: (v.decode(errors="replace") if isinstance(v, bytes) else str(v))
-                   for k, v in (record.headers or ())}
-        if record.value is None:
-            await self._until_sent(lambda: self.bus.dead_letter(record, "decode", "null value on a topic without tombstones"))
+        decoded = decode_record(record, self.model, service=self.bus.service)
+        if isinstance(decoded, Rejected):
+            await self._until_sent(lambda: self.bus.dead_letter(record, decoded.error_type, decoded.error))
             return None
-        try:
-            event = self.model.model_validate_json(record.value)
-        except ValidationError as exc:
-            kind = "decode" if any(e.get("type") == "json_invalid" for e in exc.errors()) else "schema"
-            where = "; ".join(f"{'.'.join(map(str, e.get('loc', ()))) or '(body)'}: {e.get('msg')}"
-                              for e in exc.errors()[:5])
-            await self._until_sent(lambda: self.bus.dead_letter(record, kind, f"not a valid {self.model.__name__}: {where}"))
-            return None
-        span = tracer.start_span(
-            f"{self.topic} process",
-            context=propagate.extract(headers),
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.destination.name": record.topic,
-                "messaging.kafka.partition": record.partition,
-                "messaging.kafka.offset": record.offset,
-                "messaging.consumer.group.name": self.bus.service,
-                "modelyard.tenant_id": getattr(event, "tenant_id", "") or "",
-                "modelyard.query_id": getattr(event, "query_id", "") or "",
-            },
-        )
-        return Delivery(event, record, headers, span)
+        return decoded
 
     # -- committing --------------------------------------------------------------------------------
 
