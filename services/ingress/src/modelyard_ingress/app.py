@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
 from modelyard_core.bus import Bus
+from modelyard_core.http import add_ops_routes, kafka_check, mongo_check, run_http
 from modelyard_core.pricing import load_pricing
 from modelyard_core.store import database, make_mongo
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .api import router
 from .auth import CachingAuthenticator
@@ -67,50 +65,19 @@ def create_app(settings: IngressSettings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict:
-        return {"status": "ok"}
+    async def outcomes_followed(request: Request) -> str:
+        return "ok" if request.app.state.listener.positioned else "not following"
 
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz(request: Request) -> JSONResponse:
-        checks = {}
-        try:
-            await request.app.state.db.command("ping")
-            checks["mongo"] = "ok"
-        except Exception as exc:  # noqa: BLE001 - reported, not raised
-            checks["mongo"] = repr(exc)
-        checks["kafka"] = "ok" if await request.app.state.bus.broker.ping(timeout=2.0) else "unreachable"
-        checks["outcomes"] = "ok" if request.app.state.listener.positioned else "not following"
-        ok = all(v == "ok" for v in checks.values())
-        return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
-
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    add_ops_routes(app, {"mongo": mongo_check, "kafka": kafka_check, "outcomes": outcomes_followed})
 
     return app
 
 
 def serve(settings: IngressSettings) -> None:
     """Run the ingress until SIGINT/SIGTERM; waiting requests get ``shutdown_timeout_s`` to be answered."""
-    import uvicorn
     from modelyard_core.logs import setup_logging
     from modelyard_core.telemetry import setup_tracing
 
     setup_logging(SERVICE, settings.log_level, settings.log_format)
     setup_tracing(SERVICE)
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.ingress_host,
-        port=settings.ingress_port,
-        log_config=None,  # keep our JSON logging
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
-        lifespan="on",
-        backlog=4096,
-    )
-    # uvicorn handles SIGINT/SIGTERM itself (drains requests, runs the lifespan shutdown) and then
-    # re-raises the signal; these handlers receive that second delivery, so a clean stop exits 0.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: None)
-    uvicorn.Server(config).run()
+    run_http(create_app(settings), host=settings.ingress_host, port=settings.ingress_port, shutdown_timeout_s=settings.shutdown_timeout_s, backlog=4096)
