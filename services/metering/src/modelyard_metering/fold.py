@@ -1,16 +1,40 @@
-"""Folding usage events into additive counters: pure, so it can be tested without a database."""
+"""Folding usage events into additive counters: pure, so it can be tested without a database.
+
+Money and latency are summed as integers (nano-dollars, microseconds): integer addition is
+associative, so a total does not depend on how the events were cut into flushes, and a replayed or
+re-batched stream gives bit-for-bit the same totals. Each call's float is rounded once, to the
+nearest nano-dollar (1e-9 USD) or microsecond, before it is added.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from modelyard_events import ModelClass, UsageCounters, UsageRecorded
 
-#: Upper bounds (ms) of the latency histogram kept in every usage document.
+#: Upper bounds (ms) of the latency histogram kept in every usage document (``latency_le.<bound>``).
 LATENCY_BUCKETS_MS = (10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000)
 
+NANO_PER_USD = 1_000_000_000
+MICROS_PER_MS = 1_000
+
+#: The integer counters a usage document stores (besides the histogram, watermarks and bookkeeping).
+DOC_COUNTERS = (
+    "calls", "queries", "errors", "cascade_steps", "slm_calls", "llm_calls", "input_tokens", "output_tokens",
+    "cost_nusd", "llm_cost_nusd", "latency_us_sum", "latency_count",
+)
+
 COUNTER_FIELDS = tuple(UsageCounters.model_fields)
+
+
+def nano_usd(usd: float) -> int:
+    return round(usd * NANO_PER_USD)
+
+
+def micros(ms: float) -> int:
+    return round(ms * MICROS_PER_MS)
 
 
 def bucket_of(latency_ms: float) -> str:
@@ -20,43 +44,135 @@ def bucket_of(latency_ms: float) -> str:
     return "inf"
 
 
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """What one usage event adds to every document it touches (computed once per event)."""
+
+    counters: tuple[tuple[str, int], ...]
+    bucket: str | None  # latency histogram bucket; None for a failed call (not timed)
+    latency_ms: float
+
+
+def contribution(e: UsageRecorded) -> Contribution:
+    c = [("calls", 1), ("input_tokens", e.input_tokens), ("output_tokens", e.output_tokens),
+         ("cost_nusd", nano_usd(e.cost_usd)), ("slm_calls" if e.model_class is ModelClass.SLM else "llm_calls", 1)]
+    if e.cascade_step:
+        c.append(("cascade_steps", 1))
+    else:
+        # The all-LLM counterfactual makes one call per query: a cascade's later steps add nothing to it.
+        c += [("queries", 1), ("llm_cost_nusd", nano_usd(e.llm_cost_usd))]
+    if e.error:
+        c.append(("errors", 1))
+        return Contribution(tuple(c), None, 0.0)
+    c += [("latency_us_sum", micros(e.latency_ms)), ("latency_count", 1)]
+    return Contribution(tuple(c), bucket_of(e.latency_ms), e.latency_ms)
+
+
 @dataclass
 class Fold:
     """The increments one flush applies to one usage document."""
 
-    inc: dict[str, float] = field(default_factory=lambda: defaultdict(int))
+    inc: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    #: Latency histogram increments: bucket upper bound (ms, or "inf") -> calls.
+    hist: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     latency_max: float = 0.0
     #: Highest source offset folded in, per partition: stored with the increments (the watermark).
     offsets: dict[int, int] = field(default_factory=dict)
+    events: int = 0
+    #: Whether this document keeps the latency histogram and maximum (per-model and per-day ones do).
+    histogram: bool = True
 
     def add(self, e: UsageRecorded, partition: int, offset: int) -> None:
+        self.add_contribution(contribution(e), partition, offset)
+
+    def add_contribution(self, c: Contribution, partition: int, offset: int) -> None:
+        self.events += 1
         inc = self.inc
-        inc["calls"] += 1
-        if not e.cascade_step:
-            inc["queries"] += 1
-        if e.error:
-            inc["errors"] += 1
-        if e.cascade_step:
-            inc["cascade_steps"] += 1
-        inc["slm_calls" if e.model_class is ModelClass.SLM else "llm_calls"] += 1
-        inc["input_tokens"] += e.input_tokens
-        inc["output_tokens"] += e.output_tokens
-        inc["cost_usd"] += e.cost_usd
-        if not e.cascade_step:
-            # The all-LLM counterfactual makes one call per query: a cascade's later steps add nothing to it.
-            inc["llm_cost_usd"] += e.llm_cost_usd
-        if not e.error:
-            inc["latency_ms_sum"] += e.latency_ms
-            inc["latency_count"] += 1
-            inc[f"latency_le.{bucket_of(e.latency_ms)}"] += 1
-            self.latency_max = max(self.latency_max, e.latency_ms)
-        self.offsets[partition] = max(offset, self.offsets.get(partition, -1))
+        for key, value in c.counters:
+            inc[key] += value
+        if self.histogram and c.bucket is not None:
+            self.hist[c.bucket] += 1
+            if c.latency_ms > self.latency_max:
+                self.latency_max = c.latency_ms
+        if offset > self.offsets.get(partition, -1):
+            self.offsets[partition] = offset
+
+    def add_many(self, events: list[tuple[UsageRecorded, int]], partition: int) -> None:
+        """``add`` for many events at once (the hot path of a flush: one pass per counter, no objects)."""
+        if not events:
+            return
+        calls = len(events)
+        cascades = sum(1 for e, _ in events if e.cascade_step)
+        slm = sum(1 for e, _ in events if e.model_class is ModelClass.SLM)
+        timed = [e.latency_ms for e, _ in events if not e.error]
+        sums = {
+            "calls": calls, "cascade_steps": cascades, "queries": calls - cascades, "slm_calls": slm, "llm_calls": calls - slm,
+            "errors": calls - len(timed),
+            "input_tokens": sum(e.input_tokens for e, _ in events),
+            "output_tokens": sum(e.output_tokens for e, _ in events),
+            "cost_nusd": sum(round(e.cost_usd * NANO_PER_USD) for e, _ in events),
+            "llm_cost_nusd": sum(round(e.llm_cost_usd * NANO_PER_USD) for e, _ in events if not e.cascade_step),
+            "latency_us_sum": sum(round(ms * MICROS_PER_MS) for ms in timed),
+            "latency_count": len(timed),
+        }
+        inc = self.inc
+        for key, value in sums.items():
+            if value:
+                inc[key] += value
+        if self.histogram and timed:
+            hist = self.hist
+            for ms in timed:
+                hist[bucket_of(ms)] += 1
+            self.latency_max = max(self.latency_max, max(timed))
+        self.events += calls
+        last = max(o for _, o in events)
+        if last > self.offsets.get(partition, -1):
+            self.offsets[partition] = last
+
+    def merge(self, other: Fold) -> None:
+        """Add another fold's increments (of events that all go to this document too)."""
+        self.events += other.events
+        inc = self.inc
+        for key, value in other.inc.items():
+            inc[key] += value
+        if self.histogram:
+            for bound, n in other.hist.items():
+                self.hist[bound] += n
+            if other.latency_max > self.latency_max:
+                self.latency_max = other.latency_max
+        for partition, offset in other.offsets.items():
+            if offset > self.offsets.get(partition, -1):
+                self.offsets[partition] = offset
 
     def counters(self) -> UsageCounters:
-        return UsageCounters(**{k: (int(v) if not k.endswith("_usd") and k != "latency_ms_sum" else v)
-                                for k, v in self.inc.items() if k in COUNTER_FIELDS})
+        return to_counters(self.inc)
+
+
+def to_counters(stored: dict[str, Any] | None) -> UsageCounters:
+    """The public counters (``UsageCounters``) of stored integer counters (a document or a fold)."""
+    c = stored or {}
+    return UsageCounters(
+        calls=c.get("calls", 0),
+        queries=c.get("queries", 0),
+        errors=c.get("errors", 0),
+        cascade_steps=c.get("cascade_steps", 0),
+        slm_calls=c.get("slm_calls", 0),
+        llm_calls=c.get("llm_calls", 0),
+        input_tokens=c.get("input_tokens", 0),
+        output_tokens=c.get("output_tokens", 0),
+        cost_usd=c.get("cost_nusd", 0) / NANO_PER_USD,
+        llm_cost_usd=c.get("llm_cost_nusd", 0) / NANO_PER_USD,
+        latency_ms_sum=c.get("latency_us_sum", 0) / MICROS_PER_MS,
+        latency_count=c.get("latency_count", 0),
+    )
 
 
 def counters_of(doc: dict | None) -> UsageCounters:
-    doc = doc or {}
-    return UsageCounters(**{k: doc.get(k, 0) for k in COUNTER_FIELDS})
+    """The counters of a usage document as stored in MongoDB."""
+    return to_counters(doc)
+
+
+def add_counters(into: dict[str, int], stored: dict[str, Any]) -> None:
+    """Add a document's (or fold's) integer counters into ``into``."""
+    for k in DOC_COUNTERS:
+        into[k] = into.get(k, 0) + stored.get(k, 0)

@@ -1,7 +1,8 @@
 """The read side of metering: what the tenant API, the CLI (`modelyard stats`) and the demo report.
 
 Every function takes the database and returns plain dicts (JSON-ready). Savings are measured against
-the counterfactual cost of the same calls' tokens on the standard LLM (``llm_cost_usd``).
+the counterfactual cost of the same queries on the standard LLM (``llm_cost_usd``). Sums are taken
+over the documents' integer counters, so they are exact; money is converted to dollars last.
 """
 
 from __future__ import annotations
@@ -13,38 +14,36 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from modelyard_core.store import TenantScoped
 
-from .fold import COUNTER_FIELDS
-from .sink import AGENTS, DAILY, TENANT_DAILY
+from .fold import add_counters, to_counters
+from .sink import AGENTS, DAILY, MONTHLY, TENANT_DAILY
 
 
 def _summary(c: dict) -> dict:
-    calls = c.get("calls", 0)
-    queries = c.get("queries", 0)
-    cost = c.get("cost_usd", 0.0)
-    llm_cost = c.get("llm_cost_usd", 0.0)
-    latency_count = c.get("latency_count", 0)
+    """Rates and money of summed integer counters (see ``fold``: nano-dollars, microseconds)."""
+    u = to_counters(c)
+    calls, queries = u.calls, u.queries
+    cost, llm_cost = u.cost_usd, u.llm_cost_usd
     return {
-        "queries": int(queries),
-        "calls": int(calls),
-        "slm_calls": int(c.get("slm_calls", 0)),
-        "llm_calls": int(c.get("llm_calls", 0)),
-        "slm_share": round(c.get("slm_calls", 0) / calls, 4) if calls else 0.0,
-        "cascade_steps": int(c.get("cascade_steps", 0)),
-        "cascade_rate": round(c.get("cascade_steps", 0) / queries, 4) if queries else 0.0,
-        "errors": int(c.get("errors", 0)),
-        "input_tokens": int(c.get("input_tokens", 0)),
-        "output_tokens": int(c.get("output_tokens", 0)),
-        "cost_usd": round(cost, 6),
-        "llm_only_cost_usd": round(llm_cost, 6),
-        "savings_usd": round(llm_cost - cost, 6),
+        "queries": queries,
+        "calls": calls,
+        "slm_calls": u.slm_calls,
+        "llm_calls": u.llm_calls,
+        "slm_share": round(u.slm_calls / calls, 4) if calls else 0.0,
+        "cascade_steps": u.cascade_steps,
+        "cascade_rate": round(u.cascade_steps / queries, 4) if queries else 0.0,
+        "errors": u.errors,
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cost_usd": round(cost, 9),
+        "llm_only_cost_usd": round(llm_cost, 9),
+        "savings_usd": round(llm_cost - cost, 9),
         "savings_pct": round(100 * (llm_cost - cost) / llm_cost, 2) if llm_cost else 0.0,
-        "avg_latency_ms": round(c.get("latency_ms_sum", 0.0) / latency_count, 2) if latency_count else 0.0,
+        "avg_latency_ms": round(u.latency_ms_sum / u.latency_count, 2) if u.latency_count else 0.0,
     }
 
 
 def _add(into: dict, doc: dict) -> None:
-    for k in COUNTER_FIELDS:
-        into[k] = into.get(k, 0) + doc.get(k, 0)
+    add_counters(into, doc)
 
 
 def _range(start: date, end: date) -> dict:
@@ -109,3 +108,10 @@ async def tenant_statistics(db: AsyncDatabase, start: date, end: date) -> dict:
         "totals": summary,
         "tenants": [{"tenant_id": t, **_summary(c)} for t, c in sorted(per_tenant.items())],
     }
+
+
+async def month_usage(db: AsyncDatabase, tenant_id: str, month: str) -> dict:
+    """One tenant's monthly roll-up (``YYYY-MM``): what monthly budgets are measured against."""
+    doc = await TenantScoped(db[MONTHLY], tenant_id).find_one({"month": month})
+    return {"tenant_id": tenant_id, "month": month, **_summary(doc or {}),
+            "alerted": sorted((doc or {}).get("alerted") or {})}

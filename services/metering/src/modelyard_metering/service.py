@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+import time
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import date
 
 from faststream import FastStream
 
@@ -13,9 +13,9 @@ from modelyard_core.app import stream_app
 from modelyard_core.bus import Bus, Delivery, Outgoing
 from modelyard_core.store import database, make_mongo
 from modelyard_core.views import CompactedTopicView
-from modelyard_events import MeteringUsage, TenantSnapshot, UsageCounters, UsageRecorded, derived_id
+from modelyard_events import TenantAlert, TenantSnapshot, UsageCounters, UsageRecorded
 
-from .alerts import daily_alerts, monthly_alerts
+from .alerts import Scope, due_alerts
 from .settings import MeteringSettings
 from .sink import UsageSink
 
@@ -27,32 +27,34 @@ class Metering:
     bus: Bus
     sink: UsageSink
     tenants: CompactedTopicView[TenantSnapshot]
+    tenant_sync_timeout_s: float = 2.0
+
+    def alerts_for(self, tenant_id: str, scope: Scope, period: str, totals: UsageCounters,
+                   already: Collection[str]) -> list[TenantAlert]:
+        """The sink's alert policy: limits come from the tenant's latest snapshot."""
+        tenant = self.tenants.get(tenant_id)
+        return due_alerts(tenant, scope, period, totals, already) if tenant is not None else []
 
     async def on_usage(self, deliveries: list[Delivery[UsageRecorded]]) -> None:
+        if any(self.tenants.get(d.event.tenant_id) is None for d in deliveries if d.event is not None):
+            # A tenant created a moment ago may not be in the view yet; its limits decide its alerts.
+            await self.tenants.sync(timeout_s=self.tenant_sync_timeout_s)
+        started = time.perf_counter()
         result = await self.sink.apply(deliveries)
+        applied = time.perf_counter()
         topics = self.bus.topics
-        flush = ",".join(f"{p}:{o}" for p, o in sorted(result.max_offsets.items()))
-        out: list[Outgoing] = []
-        month_deltas: dict[tuple[str, str], UsageCounters] = defaultdict(UsageCounters)
-        for (tenant_id, day), (delta, totals) in result.tenant_days.items():
-            out.append(Outgoing(topics.name("metering"), MeteringUsage(
-                event_id=derived_id(tenant_id, day, "metering", flush),
-                tenant_id=tenant_id, day=date.fromisoformat(day), delta=delta, totals=totals,
-            )))
-            key = (tenant_id, day[:7])
-            prev = month_deltas[key]
-            month_deltas[key] = UsageCounters(**{k: getattr(prev, k) + getattr(delta, k) for k in UsageCounters.model_fields})
-            tenant = self.tenants.get(tenant_id)
-            if tenant is not None:
-                out.extend(Outgoing(topics.name("tenant_alerts"), a) for a in daily_alerts(tenant, day, delta, totals))
-        for (tenant_id, month), totals in result.tenant_months.items():
-            tenant = self.tenants.get(tenant_id)
-            if tenant is not None:
-                delta = month_deltas.get((tenant_id, month), UsageCounters())
-                out.extend(Outgoing(topics.name("tenant_alerts"), a) for a in monthly_alerts(tenant, month, delta, totals))
-        await self.bus.publish(out)
-        if result.duplicates or result.replayed:
-            log.info("flush: %d counted, %d replayed, %d duplicates skipped", result.counted, result.replayed, result.duplicates)
+        # Only now are the documents (and what they emit) durable; offsets are committed after this.
+        await self.bus.publish(
+            [Outgoing(topics.name("metering"), m) for m in result.usage]
+            + [Outgoing(topics.name("tenant_alerts"), a) for a in result.alerts]
+        )
+        log.debug("flush of %d events: %d documents in %.0f ms, %d messages published in %.0f ms",
+                  len(deliveries), result.documents, 1000 * (applied - started), len(result.usage) + len(result.alerts),
+                  1000 * (time.perf_counter() - applied))
+        if result.duplicates or result.replayed or result.republished:
+            log.info("flush: %d counted, %d replayed, %d duplicates skipped, %d messages re-sent",
+                     result.counted, result.replayed, result.duplicates, result.republished)
+        await self.sink.maybe_prune()
 
 
 def create_app(settings: MeteringSettings | None = None) -> FastStream:
@@ -60,12 +62,16 @@ def create_app(settings: MeteringSettings | None = None) -> FastStream:
     bus = Bus(settings, "metering")
     topics = settings.topics
     mongo = make_mongo(settings.mongo, app_name="modelyard-metering")
-    sink = UsageSink(database(mongo, settings.mongo), dedup_retention_days=settings.dedup_retention_days)
+    sink = UsageSink(database(mongo, settings.mongo), dedup_retention_days=settings.dedup_retention_days,
+                     dedup_window=settings.dedup_window, doc_cache_size=settings.doc_cache_size,
+                     prune_interval_s=settings.prune_interval_s, write_chunk=settings.write_chunk)
     tenants = CompactedTopicView(settings, topics.name("tenant_snapshots"), TenantSnapshot, name="metering-tenants")
-    metering = Metering(bus, sink, tenants)
+    metering = Metering(bus, sink, tenants, settings.tenant_sync_timeout_s)
+    sink.alert_policy = metering.alerts_for
     # Flush at N events or T ms: a batch subscriber with those bounds is exactly that buffer.
     bus.consume(topics.name("usage"), UsageRecorded, metering.on_usage, group_id=settings.group_id,
                 max_records=settings.flush_events, batch_timeout_ms=settings.flush_ms,
+                group_instance_id=settings.group_instance_id,
                 description="Fold usage records into per-tenant usage documents, exactly once.")
 
     return stream_app(settings, bus, startup=[sink.ensure_indexes, tenants.start], shutdown=[tenants.stop], mongo=mongo)
