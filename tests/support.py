@@ -8,8 +8,9 @@ from collections import defaultdict
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
+from modelyard_core.bus import produce_raw
 from modelyard_events import QueryOutcome, QuerySubmitted
 
 ADMIN = {"Authorization": "Bearer dev-admin-token"}
@@ -78,13 +79,7 @@ def outcomes_by_query(records: list) -> dict[str, list[QueryOutcome]]:
 
 
 async def publish_raw(kafka: str, topic: str, values: list[tuple[bytes | None, bytes | None]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=True)
-    await producer.start()
-    try:
-        futures = [await producer.send(topic, value=v, key=k) for k, v in values]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
+    await produce_raw(kafka, topic, values)
 
 
 async def publish_queries(kafka: str, topic: str, queries: list[QuerySubmitted]) -> None:

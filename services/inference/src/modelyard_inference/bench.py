@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from modelyard_core.bus import ensure_topics
+from modelyard_core.bus import ensure_topics, produce_raw
 from modelyard_core.settings import Settings
 from modelyard_events import ComplexityLevel, ModelClass, QueryRequest, QueryRouted, RoutingDecision
 
@@ -114,17 +114,6 @@ def routed_backlog(n: int, model: str = "gpt-4o-mini") -> list[tuple[bytes, byte
                         decision=decision, can_escalate=False)
         out.append((tenant.encode(), q.model_dump_json().encode()))
     return out
-
-
-async def _publish(kafka: str, topic: str, pairs: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=True, linger_ms=10,
-                                max_batch_size=512 * 1024)
-    await producer.start()
-    try:
-        futures = [await producer.send(topic, value=v, key=k) for k, v in pairs]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
 
 
 class EndOffsets:
@@ -210,7 +199,7 @@ async def bench_worker(cfg: WorkerBench, progress: Callable[[str], None] = lambd
         await ensure_topics(settings, topics.all_topics())
         progress(f"publishing {cfg.queries:,} routed queries to {routed}")
         t0 = time.perf_counter()
-        await _publish(cfg.kafka, routed, routed_backlog(cfg.queries))
+        await produce_raw(cfg.kafka, routed, routed_backlog(cfg.queries))
         publish_s = time.perf_counter() - t0
         await watch.start()
 

@@ -28,10 +28,10 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from modelyard_core.bus import ensure_topics
+from modelyard_core.bus import ensure_topics, produce_raw
 from modelyard_core.settings import Settings
 from modelyard_events import TIER_LIMITS, Industry, QuerySubmitted, RoutingPolicy, TenantSnapshot, Tier
 
@@ -112,17 +112,6 @@ def backlog(tenants: list[TenantSnapshot], n: int) -> list[tuple[bytes, bytes]]:
                            text=spec["text"], user_role=spec.get("user_role"), agent_type=spec.get("agent_type"))
         out.append((t.tenant_id.encode(), q.model_dump_json().encode()))
     return out
-
-
-async def _publish(kafka: str, topic: str, pairs: list[tuple[bytes | None, bytes | None]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=True, linger_ms=10,
-                                max_batch_size=512 * 1024)
-    await producer.start()
-    try:
-        futures = [await producer.send(topic, value=v, key=k) for k, v in pairs]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
 
 
 class OutputWatch:
@@ -299,7 +288,7 @@ async def run(cfg: RouterBench, progress: Callable[[str], None] = lambda s: None
     await ensure_topics(settings, topics.all_topics())
 
     tenants = bench_tenants(cfg.tenants)
-    await _publish(cfg.kafka, topics.name("tenant_snapshots"),
+    await produce_raw(cfg.kafka, topics.name("tenant_snapshots"),
                    [(t.tenant_id.encode(), t.model_dump_json().encode()) for t in tenants])
 
     routers = RouterProcesses(cfg, prefix, database)
@@ -311,7 +300,7 @@ async def run(cfg: RouterBench, progress: Callable[[str], None] = lambda s: None
         await watch.start()
         # Warm-up: one query per tenant, so that the view is loaded and every partition is owned.
         progress("warming up")
-        await _publish(cfg.kafka, topics.name("submitted"), backlog(tenants, len(tenants)))
+        await produce_raw(cfg.kafka, topics.name("submitted"), backlog(tenants, len(tenants)))
         await watch.wait_for(len(tenants), 120)
         await watch.rebase()
 
@@ -320,7 +309,7 @@ async def run(cfg: RouterBench, progress: Callable[[str], None] = lambda s: None
         routers.signal(signal.SIGSTOP)
         try:
             p0 = time.perf_counter()
-            await _publish(cfg.kafka, topics.name("submitted"), pairs)
+            await produce_raw(cfg.kafka, topics.name("submitted"), pairs)
             publish_s = time.perf_counter() - p0
         finally:
             cpu0 = routers.cpu_seconds()
