@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import BaseModel, ValidationError
 
 from .settings import Settings
@@ -21,6 +21,38 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 V = TypeVar("V", bound=BaseModel)
+
+
+async def follow(consumer: AIOKafkaConsumer, on_record: Callable[[ConsumerRecord], object], *, what: str,
+                 max_records: int = 1000, retry_s: float = 1.0,
+                 after_batch: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Read a group-less consumer until cancelled, handing every record to ``on_record``; a fetch that
+    fails (broker restart, network) is retried, so followers outlive broker outages."""
+    while True:
+        try:
+            batches = await consumer.getmany(timeout_ms=200, max_records=max_records)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - keep following through broker restarts
+            log.warning("%s: fetch failed, retrying", what, exc_info=True)
+            await asyncio.sleep(retry_s)
+            continue
+        for records in batches.values():
+            for record in records:
+                on_record(record)
+        if after_batch is not None:
+            await after_batch()
+
+
+async def stop_following(task: asyncio.Task | None, consumer: AIOKafkaConsumer | None) -> None:
+    if task is not None:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+    if consumer is not None:
+        await consumer.stop()
 
 
 class CompactedTopicView(Generic[V]):
@@ -59,14 +91,7 @@ class CompactedTopicView(Generic[V]):
         log.info("view %s loaded %d items from %s", self.name, len(self.items), self.topic)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await stop_following(self._task, self._consumer)
 
     async def sync(self, *, timeout_s: float = 5.0) -> bool:
         """Wait until every record published before this call has been applied (False on timeout)."""
@@ -94,26 +119,18 @@ class CompactedTopicView(Generic[V]):
 
     async def _follow(self) -> None:
         assert self._consumer is not None
-        consumer = self._consumer
-        while True:
-            try:
-                batches = await consumer.getmany(timeout_ms=200, max_records=1000)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - keep following through broker restarts
-                log.warning("view %s: fetch failed, retrying", self.name, exc_info=True)
-                await asyncio.sleep(1.0)
-                continue
-            for tp, records in batches.items():
-                for record in records:
-                    self._apply(record.key, record.value)
-            async with self._progress:
-                for tp in consumer.assignment():
-                    try:
-                        self._positions[tp] = await consumer.position(tp)
-                    except Exception:  # noqa: BLE001
-                        pass
-                self._progress.notify_all()
+        await follow(self._consumer, lambda r: self._apply(r.key, r.value), what=f"view {self.name}",
+                     after_batch=self._record_positions)
+
+    async def _record_positions(self) -> None:
+        assert self._consumer is not None
+        async with self._progress:
+            for tp in self._consumer.assignment():
+                try:
+                    self._positions[tp] = await self._consumer.position(tp)
+                except Exception:  # noqa: BLE001
+                    pass
+            self._progress.notify_all()
 
     def _apply(self, raw_key: bytes | None, value: bytes | None) -> None:
         if raw_key is None:

@@ -15,6 +15,7 @@ import asyncio
 import logging
 
 from aiokafka import AIOKafkaConsumer
+from modelyard_core.views import follow, stop_following
 from modelyard_events import QueryOutcome
 from pydantic import ValidationError
 from pydantic_core import from_json
@@ -118,27 +119,9 @@ class OutcomeListener:
 
     async def _follow(self) -> None:
         assert self._consumer is not None
-        consumer = self._consumer
-        while True:
-            try:
-                batches = await consumer.getmany(timeout_ms=200, max_records=2000)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - keep following through broker restarts
-                log.warning("fetching outcomes failed, retrying", exc_info=True)
-                await asyncio.sleep(0.5)
-                continue
-            for records in batches.values():
-                for record in records:
-                    self.pending.offer(record.value)
+        await follow(self._consumer, lambda r: self.pending.offer(r.value), what="ingress outcomes",
+                     max_records=2000, retry_s=0.5)
 
     async def stop(self) -> None:
         self.positioned = False
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await stop_following(self._task, self._consumer)
