@@ -1,4 +1,4 @@
-"""Quota admission: replay semantics of ``Counter.admit`` and the refusal messages (pure, no store)."""
+"""Quota admission: replay semantics of ``PartitionDay.admit`` and the refusal messages (pure, no store)."""
 
 from __future__ import annotations
 
@@ -6,101 +6,113 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from modelyard_events import TIER_LIMITS, Industry, RejectCode, TenantSnapshot, TenantStatus, Tier, TierLimits
-from modelyard_router.admission import Counter, Verdict, utc_day
+from modelyard_router.admission import PartitionDay, Verdict, utc_day
 from modelyard_router.service import quota_refusal, upgrade_for
 
-P = 3  # a partition
+T = "t1"  # a tenant
+DAY = "2025-03-01"
 
 
-def counter() -> Counter:
-    return Counter("t1|2025-03-01", "t1", "2025-03-01")
+def document() -> PartitionDay:
+    return PartitionDay(f"queries.submitted|3|{DAY}", "queries.submitted", 3, DAY)
 
 
-def run(c: Counter, offsets, limit: int, partition: int = P, **kw) -> list[bool]:
-    return [c.admit(partition, o, limit, **kw).admitted for o in offsets]
+def run(doc: PartitionDay, offsets, limit: int, tenant: str = T, **kw) -> list[bool]:
+    return [doc.admit(tenant, o, limit, **kw).admitted for o in offsets]
 
 
 def test_admits_up_to_the_limit_then_refuses_with_the_quota_code():
-    c = counter()
-    verdicts = [c.admit(P, o, 3) for o in range(5)]
+    doc = document()
+    verdicts = [doc.admit(T, o, 3) for o in range(5)]
     assert [v.admitted for v in verdicts] == [True, True, True, False, False]
-    assert c.count == 3
+    assert doc.count(T) == 3
     assert {v.code for v in verdicts[3:]} == {RejectCode.QUOTA}
     assert "limit of 3" in verdicts[3].reason
 
 
+def test_tenants_of_one_partition_are_counted_apart():
+    doc = document()
+    assert [doc.admit(t, o, 2).admitted for o, t in enumerate(["a", "b", "a", "b", "a", "c", "b"])] == [
+        True, True, True, True, False, True, False]
+    assert (doc.count("a"), doc.count("b"), doc.count("c"), doc.count("d")) == (2, 2, 1, 0)
+
+
 def test_a_redelivered_batch_gets_the_same_verdicts_and_counts_nothing_twice():
-    c = counter()
-    first = [c.admit(P, o, 3) for o in range(10, 15)]
-    count = c.count
-    again = [c.admit(P, o, 3) for o in range(10, 15)]
+    doc = document()
+    first = [doc.admit(T, o, 3) for o in range(10, 15)]
+    count = doc.count(T)
+    again = [doc.admit(T, o, 3) for o in range(10, 15)]
     assert again == first
-    assert c.count == count == 3
+    assert doc.count(T) == count == 3
 
 
 def test_a_redelivery_through_a_stored_copy_replays_the_same_verdicts():
-    c = counter()
-    first = run(c, range(0, 6), 4)
-    stored = Counter.from_doc({"_id": c.key, "seq": 7, **c.as_doc()})
+    doc = document()
+    first = run(doc, range(0, 6), 4)
+    run(doc, [6, 8], 10, tenant="other")
+    stored = PartitionDay.from_doc({"_id": doc.key, "seq": 7, **doc.as_doc()})
     # The batch comes again after a crash, with more records behind it.
     assert run(stored, range(0, 6), 4) == first
-    assert run(stored, range(6, 8), 4) == [False, False]
-    assert stored.count == 4 and stored.seq == 7
+    assert run(stored, [6, 8], 10, tenant="other") == [True, True]
+    assert run(stored, [9, 10], 4) == [False, False]
+    assert stored.count(T) == 4 and stored.count("other") == 2 and stored.seq == 7
 
 
 def test_a_rise_in_the_limit_resumes_admissions_without_changing_earlier_verdicts():
-    c = counter()
-    assert run(c, range(0, 4), 2) == [True, True, False, False]
+    doc = document()
+    assert run(doc, range(0, 4), 2) == [True, True, False, False]
     # Tier upgrade: the limit grows to 4; the next records are admitted ...
-    assert run(c, range(4, 7), 4) == [True, True, False]
-    assert c.count == 4
+    assert run(doc, range(4, 7), 4) == [True, True, False]
+    assert doc.count(T) == 4
     # ... and a redelivery of the whole stretch still gets what it got the first time.
-    assert run(c, range(0, 7), 4) == [True, True, False, False, True, True, False]
-    assert c.count == 4
+    assert run(doc, range(0, 7), 4) == [True, True, False, False, True, True, False]
+    assert doc.count(T) == 4
 
 
 def test_a_limit_lowered_below_the_count_refuses_the_rest_of_the_day():
-    c = counter()
-    assert run(c, range(0, 5), 10) == [True] * 5
-    assert run(c, range(5, 7), 3) == [False, False]
-    assert c.count == 5
+    doc = document()
+    assert run(doc, range(0, 5), 10) == [True] * 5
+    assert run(doc, range(5, 7), 3) == [False, False]
+    assert doc.count(T) == 5
 
 
 def test_a_refusal_other_than_quota_is_recorded_and_replayed_even_if_the_reason_is_gone():
-    c = counter()
+    doc = document()
     suspended = Verdict(RejectCode.SUSPENDED, "tenant 't1' is suspended")
-    assert run(c, range(0, 2), 10) == [True, True]
-    assert [c.admit(P, o, 10, refusal=suspended) for o in (2, 3)] == [suspended, suspended]
-    assert c.count == 2  # a refused query does not use quota
+    assert run(doc, range(0, 2), 10) == [True, True]
+    assert [doc.admit(T, o, 10, refusal=suspended) for o in (2, 3)] == [suspended, suspended]
+    assert doc.count(T) == 2  # a refused query does not use quota
     # Reactivated between the first delivery and the redelivery: the verdicts stay as published.
-    assert [c.admit(P, o, 10) for o in range(0, 5)] == [Verdict(), Verdict(), suspended, suspended, Verdict()]
+    assert [doc.admit(T, o, 10) for o in range(0, 5)] == [Verdict(), Verdict(), suspended, suspended, Verdict()]
 
 
 def test_offsets_of_other_tenants_in_between_do_not_split_a_refused_run():
-    c = counter()
-    offsets = [0, 7, 9, 15, 40]  # this tenant's records; other tenants' records lie in between
-    assert run(c, offsets, 2) == [True, True, False, False, False]
-    assert len(c.refused) == 1 and (c.refused[0].first, c.refused[0].last) == (9, 40)
-    assert [c.admit(P, o, 2).admitted for o in offsets] == [True, True, False, False, False]
+    doc = document()
+    offsets = [0, 7, 9, 15, 40]  # this tenant's records
+    for o in range(41):
+        doc.admit(T if o in offsets else f"x{o % 3}", o, 2 if o in offsets else 100)
+    runs = [r for r in doc.refused if r.tenant_id == T]
+    assert len(runs) == 1 and (runs[0].first, runs[0].last) == (9, 40)
+    assert [doc.admit(T, o, 2).admitted for o in offsets] == [True, True, False, False, False]
+    # A record of another tenant inside the run's span is not taken for a refused one.
+    assert doc.recorded("x1", 10) == Verdict()
 
 
-def test_partitions_are_tracked_apart():
-    # After a repartitioning, a tenant's records arrive on another partition with offsets of their own.
-    c = counter()
-    assert run(c, range(100, 103), 4, partition=0) == [True, True, True]
-    assert run(c, range(0, 3), 4, partition=5) == [True, False, False]
-    assert run(c, range(100, 103), 4, partition=0) == [True, True, True]
-    assert run(c, range(0, 3), 4, partition=5) == [True, False, False]
-    assert c.count == 4
+def test_a_new_record_marks_the_document_dirty_and_a_replay_does_not():
+    doc = document()
+    doc.admit(T, 0, 5)
+    assert doc.dirty
+    doc.dirty = False
+    doc.admit(T, 0, 5)
+    assert not doc.dirty
 
 
-def test_a_new_record_marks_the_counter_dirty_and_a_replay_does_not():
-    c = counter()
-    c.admit(P, 0, 5)
-    assert c.dirty
-    c.dirty = False
-    c.admit(P, 0, 5)
-    assert not c.dirty
+def test_the_storage_form_keeps_tenant_ids_out_of_field_names():
+    doc = document()
+    doc.admit("acme.eu$1", 0, 5)
+    stored = doc.as_doc()
+    assert stored["tenants"] == [{"t": "acme.eu$1", "n": 1, "last": 0}]
+    assert PartitionDay.from_doc({"_id": doc.key, **stored}).count("acme.eu$1") == 1
 
 
 def test_the_day_is_the_utc_day_of_submission():
@@ -130,21 +142,18 @@ def test_the_suggested_tier_is_the_cheapest_higher_one_that_fits(tier, needed, e
 
 
 def test_quota_message_names_the_limit_the_tier_the_day_and_the_tier_that_fits():
-    c = counter()
     limit = TIER_LIMITS[Tier.BASIC].api_calls_per_day
-    c.count = limit
-    v = quota_refusal(snapshot(Tier.BASIC), c, limit)
+    v = quota_refusal(snapshot(Tier.BASIC), DAY, limit, limit)
     assert v.code is RejectCode.QUOTA
     assert "daily API call limit of 1,000 (basic tier)" in v.reason
-    assert c.day in v.reason
+    assert DAY in v.reason
     assert "the professional tier allows 10,000 calls per day" in v.reason
 
 
 def test_quota_message_never_suggests_a_downgrade():
     # An enterprise tenant on a custom limit of 500: basic would "fit" 501 calls, but it is no upgrade.
     custom = TIER_LIMITS[Tier.ENTERPRISE].model_copy(update={"api_calls_per_day": 500})
-    c = counter()
-    v = quota_refusal(snapshot(Tier.ENTERPRISE, custom), c, 500)
+    v = quota_refusal(snapshot(Tier.ENTERPRISE, custom), DAY, 0, 500)
     assert "limit of 500 (enterprise tier)" in v.reason
     assert "no higher tier allows more" in v.reason
     assert "basic" not in v.reason
@@ -152,18 +161,14 @@ def test_quota_message_never_suggests_a_downgrade():
 
 def test_quota_message_after_a_downgrade_fits_the_calls_already_made():
     # Downgraded to basic after 5,000 admissions today: professional (10,000) fits, not basic.
-    c = counter()
-    c.count = 5_000
-    v = quota_refusal(snapshot(Tier.BASIC), c, 1_000)
+    v = quota_refusal(snapshot(Tier.BASIC), DAY, 5_000, 1_000)
     assert "the professional tier allows 10,000" in v.reason
-    c.count = 20_000
-    assert "the enterprise tier allows 100,000" in quota_refusal(snapshot(Tier.BASIC), c, 1_000).reason
+    assert "the enterprise tier allows 100,000" in quota_refusal(snapshot(Tier.BASIC), DAY, 20_000, 1_000).reason
 
 
-def test_counter_admit_uses_the_quota_message_it_is_given():
-    c = counter()
-    limit = 1
+def test_admit_uses_the_quota_message_it_is_given():
+    doc = document()
     t = snapshot(Tier.BASIC)
-    verdicts = [c.admit(P, o, limit, quota_refusal=lambda ctr, lim: quota_refusal(t, ctr, lim)) for o in range(2)]
+    verdicts = [doc.admit(T, o, 1, quota_refusal=lambda n, lim: quota_refusal(t, doc.day, n, lim)) for o in range(2)]
     assert verdicts[0].admitted
     assert verdicts[1].code is RejectCode.QUOTA and "limit of 1 (basic tier)" in verdicts[1].reason

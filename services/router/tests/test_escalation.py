@@ -63,7 +63,7 @@ def tenant(tier: Tier = Tier.PROFESSIONAL, status: TenantStatus = TenantStatus.A
 def router(*tenants: TenantSnapshot, max_attempts: int = 3, catches_up: bool = True) -> Router:
     settings = RouterSettings(max_attempts=max_attempts, topics={"prefix": PREFIX})
     return Router(settings, Bus(settings, "router"), DictView(*tenants, catches_up=catches_up),
-                  AdmissionStore(collection=None), load_pricing())  # type: ignore[arg-type]
+                  AdmissionStore(collection=None, topic="queries.submitted"), load_pricing())  # type: ignore[arg-type]
 
 
 def step(model_class: ModelClass, confidence: float | None = 0.3, error: str | None = None) -> CascadeStep:
@@ -226,11 +226,10 @@ def first_route(r: Router, t: TenantSnapshot, text: str, offset: int = 0, **requ
     from types import SimpleNamespace
 
     from modelyard_events import QuerySubmitted
-    from modelyard_router.admission import Counter
 
     q = QuerySubmitted(tenant_id=t.tenant_id, query_id=str(uuid.uuid4()), text=text, **request)
     d = Delivery(q, record=SimpleNamespace(partition=0, offset=offset), headers={})  # type: ignore[arg-type]
-    return r._admit_and_route(d, t, Counter("k", t.tenant_id, "2025-03-01")).event
+    return r._route(d, t).event
 
 
 SIMPLE = "What is the status of ticket #123?"

@@ -157,10 +157,14 @@ def assert_one_decision_each(d: Decided, qs: list[QuerySubmitted]) -> None:
         assert len({e.model_dump_json(exclude={"time"}) for e in events}) == 1, f"{q.query_id}: {events}"
 
 
+def admission_store(stack: Stack, mongo: AsyncMongoClient) -> AdmissionStore:
+    return AdmissionStore(mongo[stack.database]["admission_counters"], topic(stack, "queries.submitted"))
+
+
 async def counted(stack: Stack, tenant_id: str, day: str) -> int:
     mongo = AsyncMongoClient(stack.mongo_url)
     try:
-        return await AdmissionStore(mongo[stack.database]["admission_counters"]).used_today(tenant_id, day)
+        return await admission_store(stack, mongo).used_today(tenant_id, day)
     finally:
         await mongo.close()
 
@@ -221,26 +225,32 @@ async def test_a_tier_upgrade_mid_day_resumes_admissions(router_stack):
 
 
 async def test_a_stale_writer_cannot_overwrite_the_count(router_stack):
-    # What a router that lost its partition in a rebalance (a zombie) would do: write a counter it read
-    # before the new owner wrote it.
+    # What a router that lost its partition in a rebalance (a zombie) would do: write a document it read
+    # before the new owner wrote it. Each store is one router's view, with its own cache.
     mongo = AsyncMongoClient(router_stack.mongo_url)
     try:
-        store = AdmissionStore(mongo[router_stack.database]["admission_counters"])
-        key = ("zombie-check", "2025-03-01")
-        new_owner, zombie = (await store.load({key}))[store.key(*key)], (await store.load({key}))[store.key(*key)]
-        new_owner.admit(0, 10, 100)
-        await store.save([new_owner])
-        zombie.admit(0, 10, 100)
+        owner, zombie = admission_store(router_stack, mongo), admission_store(router_stack, mongo)
+        partition, day, tenant = 7, "2025-03-01", "zombie-check"
+        wanted = {(partition, day): {tenant}}
+
+        async def admit(store: AdmissionStore, *offsets: int):
+            doc = (await store.load(wanted))[partition, day]
+            for o in offsets:
+                doc.admit(tenant, o, 100)
+            return doc
+
+        first, zombies = await admit(owner, 10), await admit(zombie, 10)
+        await owner.save([first])
         with pytest.raises(AdmissionConflict):
-            await store.save([zombie])  # both would create it
-        new_owner.admit(0, 11, 100)
-        stale = (await store.load({key}))[store.key(*key)]
-        await store.save([new_owner])
-        stale.admit(0, 11, 100)
-        stale.admit(0, 12, 100)
+            await zombie.save([zombies])  # both would create it
+        stale = await admit(zombie, 11, 12)  # read again after the conflict: up to date now
+        await owner.save([await admit(owner, 11)])  # ... but the owner writes before it
         with pytest.raises(AdmissionConflict):
-            await store.save([stale])  # read before the new owner's last write
-        assert await store.used_today(*key) == 2
+            await zombie.save([stale])
+        assert await owner.used_today(tenant, day) == 2
+        # The zombie forgot what it could not write: it reads the owner's count and replays offset 11.
+        again = await admit(zombie, 11, 12)
+        assert again.count(tenant) == 3 and again.recorded(tenant, 11).admitted
     finally:
         await mongo.close()
 
@@ -323,7 +333,7 @@ async def test_a_router_restart_mid_stream_keeps_the_count_exact(router_stack, s
     day = qs[0].time.date().isoformat()
     router = router_stack.processes["router"]
     mongo = AsyncMongoClient(router_stack.mongo_url)
-    store = AdmissionStore(mongo[router_stack.database]["admission_counters"])
+    store = admission_store(router_stack, mongo)
     try:
         async with Watch(router_stack) as watch:
             # Freeze the router while the backlog goes out, so that it takes the backlog in big batches.
@@ -342,8 +352,8 @@ async def test_a_router_restart_mid_stream_keeps_the_count_exact(router_stack, s
                 router.kill()
             else:
                 assert router.stop() == 0
-            counter = (await store.load({(t.tenant_id, day)}))[store.key(t.tenant_id, day)]
-            (partition, position), = counter.positions.items()
+            (doc,) = await store.holding(t.tenant_id, day)
+            partition, position = doc.partition, doc.position
             replays = position >= await committed_offset(router_stack, partition)
             router_stack.restart("router")
             d = await watch.all_decided(qs, timeout_s=90)

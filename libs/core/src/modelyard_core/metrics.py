@@ -15,3 +15,9 @@ CASCADES = Counter("modelyard_cascades_total", "Escalations from one model class
 OUTCOMES = Counter("modelyard_outcomes_total", "Terminal outcomes published", ["service", "status"])
 MODEL_CALLS = Counter("modelyard_model_calls_total", "Model calls made by inference workers", ["pool", "model", "result"])
 COST_USD = Counter("modelyard_cost_usd_total", "Cost of model calls", ["model_class"])
+STORE_SECONDS = Histogram(
+    "modelyard_store_seconds",
+    "Time of a service's own database operations on the query path",
+    ["service", "operation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)

@@ -46,9 +46,10 @@ class KafkaSettings(BaseModel):
     bootstrap_servers: str = "127.0.0.1:9092"
     partitions: int = Field(default=8, ge=1, description="Partitions of topics created at start-up.")
     replication_factor: int = Field(default=1, ge=1)
-    linger_ms: int = Field(default=5, ge=0)
+    linger_ms: int = Field(default=1, ge=0, description="How long a producer waits to fill a batch.")
     max_batch_records: int = Field(default=500, ge=1, description="Records a batch consumer takes per poll.")
-    batch_timeout_ms: int = Field(default=20, ge=1, description="How long a batch consumer waits to fill a batch.")
+    batch_timeout_ms: int = Field(default=100, ge=1, description="Longest wait of one poll of a batch consumer; "
+                                  "a poll returns as soon as any record arrives.")
     handler_attempts: int = Field(default=3, ge=1, description="Tries of a failing handler before per-message isolation.")
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None

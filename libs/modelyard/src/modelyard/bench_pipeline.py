@@ -81,6 +81,23 @@ def rss_mb(pid: int, field_name: str = "VmRSS") -> float:
     return 0.0
 
 
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU time (user + system) each process has used so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for name, pid in pids.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {n: after[n] - before[n] for n in after if n in before}
+
+
 class PipelineBench:
     def __init__(self, settings: Settings, api_url: str, admin_token: str, tenants: int, console: Console) -> None:
         self.settings = settings
@@ -257,19 +274,19 @@ async def simulator_zero_latency(simulator_url: str, on: bool) -> None:
 
 
 async def run_pipeline_bench(*, api_url: str, simulator_url: str, rate: float, seconds: float, queries: int,
-                             tenants: int, soak_s: float, timeout_s: float, run_dir: Path) -> dict:
+                             tenants: int, soak_s: float, timeout_s: float, run_dir: Path, warmup_s: float = 5.0) -> dict:
     console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 130)
     settings = Settings()
     await simulator_zero_latency(simulator_url, True)
     try:
         return await _run(console, settings, api_url=api_url, rate=rate, seconds=seconds, queries=queries,
-                          tenants=tenants, soak_s=soak_s, timeout_s=timeout_s, run_dir=run_dir)
+                          tenants=tenants, soak_s=soak_s, timeout_s=timeout_s, run_dir=run_dir, warmup_s=warmup_s)
     finally:
         await simulator_zero_latency(simulator_url, False)
 
 
 async def _run(console: Console, settings: Settings, *, api_url: str, rate: float, seconds: float, queries: int,
-               tenants: int, soak_s: float, timeout_s: float, run_dir: Path) -> dict:
+               tenants: int, soak_s: float, timeout_s: float, run_dir: Path, warmup_s: float) -> dict:
     bench = PipelineBench(settings, api_url, os.environ.get("MODELYARD_ADMIN_TOKEN", "dev-admin-token"), tenants, console)
     console.print(f"creating {tenants} enterprise tenants through {api_url} ...")
     await bench.create_tenants()
@@ -282,6 +299,7 @@ async def _run(console: Console, settings: Settings, *, api_url: str, rate: floa
     await producer.start()
     memory = MemorySampler(service_pids(run_dir))
     result: dict = {}
+    warm_ids: list[str] = []
     try:
         consumer.subscribe([settings.topics.name("outcomes")])
         while not consumer.assignment():
@@ -296,15 +314,24 @@ async def _run(console: Console, settings: Settings, *, api_url: str, rate: floa
             raw = await raw_kafka_rate(settings)
             progress.update(raw_task, total=1, completed=1)
 
+            if warmup_s > 0:
+                # New tenants, cold caches and connections: measured, but not part of the latency figures.
+                warm_ids = await bench.publish_at_rate(producer, rate, warmup_s, progress, f"warm-up {rate:.0f}/s")
+                await bench.wait_done(warm_ids, timeout_s, progress, "  outcomes (warm-up)")
+            cpu_before, fixed_start = cpu_seconds(memory.pids), time.perf_counter()
             fixed_ids = await bench.publish_at_rate(producer, rate, seconds, progress, f"fixed rate {rate:.0f}/s")
+            cores_at_rate = {n: v / (time.perf_counter() - fixed_start)
+                             for n, v in cpu_used(cpu_before, cpu_seconds(memory.pids)).items()}
             await bench.wait_done(fixed_ids, timeout_s, progress, "  outcomes (fixed rate)")
             lat = bench.tracker.latencies_ms(fixed_ids)
 
-            start = time.perf_counter()
+            start, cpu_before = time.perf_counter(), cpu_seconds(memory.pids)
             max_ids = await bench.publish_all(producer, queries)
             last = await bench.wait_done(max_ids, timeout_s, progress, f"max rate ({queries:,} queries)", memory)
             finished = [i for i in max_ids if i in bench.tracker.done]
             throughput = len(finished) / (last - start) if finished and last > start else 0.0
+            cpu_ms_per_query = {n: 1000 * v / max(1, len(finished))
+                                for n, v in cpu_used(cpu_before, cpu_seconds(memory.pids)).items()}
             peak = memory.peak()
 
             soak: dict = {}
@@ -321,7 +348,7 @@ async def _run(console: Console, settings: Settings, *, api_url: str, rate: floa
         await producer.stop()
         await consumer.stop()
 
-    all_ids = fixed_ids + max_ids
+    all_ids = warm_ids + fixed_ids + max_ids
     lost = sum(1 for i in all_ids if i not in bench.tracker.done)
     result = {
         "throughput_qps": round(throughput, 1),
@@ -333,6 +360,10 @@ async def _run(console: Console, settings: Settings, *, api_url: str, rate: floa
         "fixed_rate_qps": rate,
         "queries": len(all_ids),
         "peak_rss_mb": {k: round(v, 1) for k, v in peak.items()},
+        # Where the CPU goes: cores each process used while queries came at the fixed rate, and CPU
+        # milliseconds per query during the maximum-rate phase (2 cores = 2,000 ms of CPU per second).
+        "cores_at_fixed_rate": {k: round(v, 3) for k, v in cores_at_rate.items()},
+        "cpu_ms_per_query": {k: round(v, 3) for k, v in cpu_ms_per_query.items()},
         **soak,
     }
     table = Table(title="modelyard bench pipeline (model simulator backend)")
@@ -343,6 +374,14 @@ async def _run(console: Console, settings: Settings, *, api_url: str, rate: floa
     for name, mb in result["peak_rss_mb"].items():
         table.add_row(f"peak RSS {name} (MB)", f"{mb:,.1f}")
     console.print(table)
+    cpu = Table(title="CPU by process")
+    cpu.add_column("process")
+    cpu.add_column(f"cores at {rate:.0f} q/s", justify="right")
+    cpu.add_column("CPU ms per query at max rate", justify="right")
+    for name in sorted(cores_at_rate, key=lambda n: -cpu_ms_per_query.get(n, 0)):
+        cpu.add_row(name, f"{cores_at_rate[name]:.2f}", f"{cpu_ms_per_query.get(name, 0):.2f}")
+    cpu.add_row("all", f"{sum(cores_at_rate.values()):.2f}", f"{sum(cpu_ms_per_query.values()):.2f}")
+    console.print(cpu)
     if rate != 200:
         console.print(f"[yellow]note: latency percentiles were measured at {rate:.0f} queries/s, not 200[/yellow]")
     return result

@@ -20,6 +20,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                                                    help="The stack's simulator; switched to 0 ms for the run.")] = "http://127.0.0.1:8090",
         rate: Annotated[float, typer.Option(help="Queries/s of the fixed-rate and soak phases.")] = 200.0,
         seconds: Annotated[float, typer.Option(help="Length of the fixed-rate phase.")] = 20.0,
+        warmup: Annotated[float, typer.Option(help="Seconds at --rate before the fixed-rate phase, left out of "
+                                                   "the latency figures (new tenants, cold caches).")] = 5.0,
         queries: Annotated[int, typer.Option(help="Queries of the maximum-rate phase.")] = 20_000,
         tenants: Annotated[int, typer.Option()] = 50,
         soak: Annotated[float, typer.Option(help="Seconds of soak at --rate (0: no soak).")] = 0.0,
@@ -30,5 +32,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         from .bench_pipeline import run_pipeline_bench
 
         result = asyncio.run(run_pipeline_bench(api_url=api_url, simulator_url=simulator_url, rate=rate, seconds=seconds, queries=queries,
-                                                tenants=tenants, soak_s=soak, timeout_s=timeout_s, run_dir=run_dir))
+                                                tenants=tenants, soak_s=soak, timeout_s=timeout_s, run_dir=run_dir,
+                                                warmup_s=warmup))
         typer.echo(json.dumps(result))

@@ -68,9 +68,9 @@ def create_app(settings: MeteringSettings | None = None) -> FastStream:
     tenants = CompactedTopicView(settings, topics.name("tenant_snapshots"), TenantSnapshot, name="metering-tenants")
     metering = Metering(bus, sink, tenants, settings.tenant_sync_timeout_s)
     sink.alert_policy = metering.alerts_for
-    # Flush at N events or T ms: a batch subscriber with those bounds is exactly that buffer.
+    # Flush at N events or T ms after the first: a lingering batch subscriber is exactly that buffer.
     bus.consume(topics.name("usage"), UsageRecorded, metering.on_usage, group_id=settings.group_id,
-                max_records=settings.flush_events, batch_timeout_ms=settings.flush_ms,
+                max_records=settings.flush_events, linger_ms=settings.flush_ms,
                 group_instance_id=settings.group_instance_id,
                 description="Fold usage records into per-tenant usage documents, exactly once.")
 

@@ -8,15 +8,17 @@ class MeteringSettings(Settings):
     #: Static group membership: a stable id per replica (e.g. a StatefulSet pod name). A replica that
     #: restarts under the same id resumes its partitions at once, without waiting for the session timeout.
     group_instance_id: str | None = None
-    #: Flush at most this many usage events at once (a batch is whatever the consumer has fetched,
-    #: up to this bound: under load flushes grow, and with them the events per document update) ...
+    #: Flush when this many usage events are buffered ...
     flush_events: int = Field(default=20_000, ge=1)
-    #: ... or after waiting this many milliseconds for records, whichever comes first.
-    flush_ms: int = Field(default=200, ge=1)
+    #: ... or this many milliseconds after the first buffered one, whichever comes first. Every flush
+    #: costs a few database writes whatever its size, so at low rates this bounds the writes per second
+    #: (usage documents lag the calls by at most this much).
+    flush_ms: int = Field(default=2_000, ge=1)
     #: How long event ids are remembered for de-duplication (in the database) ...
     dedup_retention_days: int = Field(default=7, ge=1)
-    #: ... and how many of each partition's most recent ids are kept in memory.
-    dedup_window: int = Field(default=200_000, ge=1)
+    #: ... and how many of each partition's most recent ids are checked, in memory allocated once per
+    #: partition (about 32 bytes per id: 100,000 ids take 3.4 MB per partition).
+    dedup_window: int = Field(default=100_000, ge=1)
     #: Usage documents kept in memory between flushes (LRU), so that a warm flush reads nothing.
     doc_cache_size: int = Field(default=50_000, ge=1)
     #: How often expired de-duplication records are deleted.

@@ -76,6 +76,7 @@ from modelyard_events import MeteringUsage, TenantAlert, UsageCounters, UsageRec
 
 from .alerts import Scope, alert_key
 from .fold import DOC_COUNTERS, Fold, contribution, to_counters
+from .recent import RecentIds
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +152,9 @@ class _Pending:
 class PartitionState:
     """What this process knows about one source partition while it consumes it without a gap."""
 
+    #: Recently counted event ids → the offset they were counted at (a window of fixed size).
+    seen: RecentIds
     next_offset: int = -1
-    #: Recently counted event ids → the offset they were counted at (bounded window).
-    seen: OrderedDict[str, int] = field(default_factory=OrderedDict)
 
 
 @dataclass
@@ -215,7 +216,7 @@ def next_state(old: dict[str, Any], ident: dict[str, str], _id: str, fold: Fold,
 
 
 class UsageSink:
-    def __init__(self, db: AsyncDatabase, *, dedup_retention_days: int = 7, dedup_window: int = 200_000,
+    def __init__(self, db: AsyncDatabase, *, dedup_retention_days: int = 7, dedup_window: int = 100_000,
                  doc_cache_size: int = 50_000, prune_interval_s: float = 600.0,
                  alert_policy: AlertPolicy | None = None, write_chunk: int = WRITE_CHUNK) -> None:
         self.db = db
@@ -253,8 +254,8 @@ class UsageSink:
         """Forget id lists past their retention, or older than every partition's in-memory window."""
         deleted = (await self.db[SEEN].delete_many({"expires_at": {"$lt": datetime.now(UTC)}})).deleted_count
         for (topic, partition), state in self.partitions.items():
-            if len(state.seen) >= self.dedup_window:  # a full window: older lists are never read again
-                oldest = next(iter(state.seen.values()))
+            oldest = state.seen.oldest_offset()
+            if oldest is not None and len(state.seen) >= self.dedup_window:  # full: older lists are never read again
                 res = await self.db[SEEN].delete_many({"topic": topic, "partition": partition, "last_offset": {"$lt": oldest}})
                 deleted += res.deleted_count
         self._last_prune = time.monotonic()
@@ -335,9 +336,7 @@ class UsageSink:
             state = states[pkey]
             state.next_offset = events[-1][1] + 1
             for event_id, offset in new_ids[pkey]:
-                state.seen[event_id] = offset
-            while len(state.seen) > self.dedup_window:
-                state.seen.popitem(last=False)
+                state.seen.add(event_id, offset)
         while len(self.docs) > self.doc_cache_size:
             self.docs.popitem(last=False)
         return result
@@ -409,11 +408,12 @@ class UsageSink:
                 continue
             # Cold: first batch of this partition here, or a gap/rewind. Forget what we knew, re-read.
             self._forget(pkey)
-            states[pkey] = cold[pkey] = self.partitions[pkey] = PartitionState()
+            states[pkey] = cold[pkey] = self.partitions[pkey] = PartitionState(RecentIds(self.dedup_window))
         if not cold:
             return states
         # One query for all cold partitions (on FerretDB every filtered read scans the collection).
         loaded: dict[PartitionKey, int] = defaultdict(int)
+        recent: dict[PartitionKey, dict[str, int]] = defaultdict(dict)
         for topic in {t for t, _ in cold}:
             wanted = sorted(p for t, p in cold if t == topic)
             cursor = self.db[SEEN].find({"topic": topic, "partition": {"$in": wanted}}, sort=[("last_offset", DESCENDING)])
@@ -421,14 +421,15 @@ class UsageSink:
                 pkey = (topic, doc["partition"])
                 if loaded[pkey] >= self.dedup_window:
                     continue
-                seen, first = cold[pkey].seen, doc["first_offset"]
+                seen, first = recent[pkey], doc["first_offset"]
                 ids = json.loads(doc["ids"])
                 for event_id, delta in zip(ids, json.loads(doc["deltas"]), strict=True):
                     seen.setdefault(event_id, first + delta)
                 loaded[pkey] += len(ids)
         for pkey, state in cold.items():
-            # Oldest first, so that trimming the window drops the oldest ids.
-            state.seen = OrderedDict(sorted(state.seen.items(), key=lambda kv: kv[1]))
+            # Oldest first, so that a full window keeps the newest ids.
+            for event_id, offset in sorted(recent[pkey].items(), key=lambda kv: kv[1]):
+                state.seen.add(event_id, offset)
             log.info("partition %s[%d] cold at offset %d: %d recent event ids loaded", *pkey, firsts[pkey], loaded[pkey])
         return states
 

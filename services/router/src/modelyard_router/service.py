@@ -38,7 +38,7 @@ from modelyard_events import (
 )
 from modelyard_events.base import _NAMESPACE as _DERIVED_ID_NAMESPACE
 
-from .admission import AdmissionStore, Counter, Verdict, utc_day
+from .admission import AdmissionStore, PartitionDay, Verdict, utc_day
 from .decision import decide, model_for, next_class_for_escalation
 from .settings import RouterSettings
 
@@ -80,16 +80,16 @@ def upgrade_for(tier: Tier, needed: int) -> Tier | None:
     return None
 
 
-def quota_refusal(tenant: TenantSnapshot, counter: Counter, limit: int) -> Verdict:
-    """Name the limit and the tier that would fit today's traffic."""
-    better = upgrade_for(tenant.tier, max(counter.count, limit) + 1)
+def quota_refusal(tenant: TenantSnapshot, day: str, count: int, limit: int) -> Verdict:
+    """Name the limit and the tier that would fit today's traffic (``count`` admissions so far)."""
+    better = upgrade_for(tenant.tier, max(count, limit) + 1)
     if better is not None:
         hint = f"; the {better.value} tier allows {TIER_LIMITS[better].api_calls_per_day:,} calls per day"
     else:
         hint = "; no higher tier allows more: ask for a custom limit"
     return Verdict(
         RejectCode.QUOTA,
-        f"daily API call limit of {limit:,} ({tenant.tier.value} tier) reached for {counter.day} (UTC){hint}",
+        f"daily API call limit of {limit:,} ({tenant.tier.value} tier) reached for {day} (UTC){hint}",
     )
 
 
@@ -134,21 +134,25 @@ class Router:
         days = [utc_day(d.event.time) for d in deliveries]
         # One view lookup per record, kept for the whole batch: the view may change at any await.
         tenants = [self.tenants.get(d.event.tenant_id) for d in deliveries]
-        counters = await self._counters(deliveries, tenants, days, {})
-        if self._may_refuse(deliveries, tenants, days, counters) and await self.tenants.sync(
+        docs = await self._documents(deliveries, tenants, days)
+        if self._may_refuse(deliveries, tenants, days, docs) and await self.tenants.sync(
             timeout_s=self.settings.tenant_sync_timeout_s
         ):
             # A refusal is final for the caller: decide it on the newest snapshot (an upgrade or a
             # reactivation published a moment ago counts).
             tenants = [self.tenants.get(d.event.tenant_id) for d in deliveries]
-            counters = await self._counters(deliveries, tenants, days, counters)
-        verdicts = [
-            self._verdict(d, tenant, counters.get(AdmissionStore.key(d.event.tenant_id, day)))
-            for d, tenant, day in zip(deliveries, tenants, days)
-        ]
+            docs = await self._documents(deliveries, tenants, days)
+        try:
+            verdicts = [
+                self._verdict(d, tenant, docs.get((d.record.partition, day)))
+                for d, tenant, day in zip(deliveries, tenants, days)
+            ]
+        except BaseException:
+            self.admission.forget(docs.values())  # counted in memory, not stored: read them again
+            raise
         # The counts are written while the admitted queries are classified; both must be done
         # before anything is published (a redelivered batch then replays the same verdicts).
-        saving = asyncio.create_task(self.admission.save(counters.values()))
+        saving = asyncio.create_task(self.admission.save(docs.values()))
         try:
             outgoing = []
             for i, (d, tenant, verdict) in enumerate(zip(deliveries, tenants, verdicts)):
@@ -159,49 +163,45 @@ class Router:
             await saving
         await self.bus.publish(outgoing)
 
-    async def _counters(self, deliveries: list[Delivery[QuerySubmitted]], tenants: list[TenantSnapshot | None],
-                        days: list[str], loaded: dict[str, Counter]) -> dict[str, Counter]:
-        """Counters of the batch's known tenants, reading only those not in ``loaded``."""
-        wanted = {(d.event.tenant_id, day) for d, t, day in zip(deliveries, tenants, days) if t is not None}
-        missing = {k for k in wanted if AdmissionStore.key(*k) not in loaded}
-        return {**loaded, **(await self.admission.load(missing))} if missing else loaded
+    async def _documents(self, deliveries: list[Delivery[QuerySubmitted]], tenants: list[TenantSnapshot | None],
+                         days: list[str]) -> dict[tuple[int, str], PartitionDay]:
+        """The admission documents of the batch's known tenants, by (partition, day)."""
+        wanted: dict[tuple[int, str], set[str]] = {}
+        for d, tenant, day in zip(deliveries, tenants, days):
+            if tenant is not None:
+                wanted.setdefault((d.record.partition, day), set()).add(tenant.tenant_id)
+        return await self.admission.load(wanted)
 
     @staticmethod
     def _may_refuse(deliveries: list[Delivery[QuerySubmitted]], tenants: list[TenantSnapshot | None],
-                    days: list[str], counters: dict[str, Counter]) -> bool:
+                    days: list[str], docs: dict[tuple[int, str], PartitionDay]) -> bool:
         """Whether some record of the batch could be refused for its tenant's status or quota."""
-        arriving: dict[str, int] = {}
-        for d, day in zip(deliveries, days):
-            key = AdmissionStore.key(d.event.tenant_id, day)
-            arriving[key] = arriving.get(key, 0) + 1
-        for tenant, day in zip(tenants, days):
+        arriving: dict[tuple[int, str, str], int] = {}
+        for d, tenant, day in zip(deliveries, tenants, days):
             if tenant is None:
                 continue
             if tenant.status is TenantStatus.SUSPENDED:
                 return True
-            key = AdmissionStore.key(tenant.tenant_id, day)
-            if counters[key].count + arriving[key] > tenant.limits.api_calls_per_day:
+            key = (d.record.partition, day, tenant.tenant_id)
+            arriving[key] = n = arriving.get(key, 0) + 1
+            if docs[key[0], day].count(tenant.tenant_id) + n > tenant.limits.api_calls_per_day:
                 return True
         return False
 
-    def _verdict(self, d: Delivery[QuerySubmitted], tenant: TenantSnapshot | None, counter: Counter | None) -> Verdict:
+    def _verdict(self, d: Delivery[QuerySubmitted], tenant: TenantSnapshot | None, doc: PartitionDay | None) -> Verdict:
         q = d.event
-        if tenant is None or counter is None:
-            # Not recorded in a counter: an unknown tenant has no document, and a flood of made-up
-            # tenant ids must not create any.
+        if tenant is None or doc is None:
+            # Not recorded: an unknown tenant has no count, and a flood of made-up tenant ids must
+            # not grow the documents.
             return Verdict(RejectCode.UNKNOWN_TENANT, f"unknown tenant {q.tenant_id!r}")
         suspended = (
             Verdict(RejectCode.SUSPENDED, f"tenant {q.tenant_id!r} is suspended")
             if tenant.status is TenantStatus.SUSPENDED else None
         )
-        return counter.admit(
-            d.record.partition, d.record.offset, tenant.limits.api_calls_per_day, refusal=suspended,
-            quota_refusal=lambda c, limit: quota_refusal(tenant, c, limit),
+        return doc.admit(
+            q.tenant_id, d.record.offset, tenant.limits.api_calls_per_day, refusal=suspended,
+            quota_refusal=lambda count, limit: quota_refusal(tenant, doc.day, count, limit),
         )
-
-    def _admit_and_route(self, d: Delivery[QuerySubmitted], tenant: TenantSnapshot | None, counter: Counter | None) -> Outgoing:
-        verdict = self._verdict(d, tenant, counter)
-        return self._route(d, tenant) if verdict.admitted else self._reject(d, verdict)
 
     def _route(self, d: Delivery[QuerySubmitted], tenant: TenantSnapshot) -> Outgoing:
         q = d.event
@@ -337,11 +337,10 @@ def create_app(settings: RouterSettings | None = None) -> FastStream:
     topics = settings.topics
     tenants = CompactedTopicView(settings, topics.name("tenant_snapshots"), TenantSnapshot, name="router-tenants")
     mongo: AsyncMongoClient = make_mongo(settings.mongo, app_name="modelyard-router")
-    admission = AdmissionStore(database(mongo, settings.mongo)[settings.admission_collection],
-                               chunk=settings.admission_write_chunk)
+    admission = AdmissionStore(database(mongo, settings.mongo)[settings.admission_collection], topics.name("submitted"))
     router = Router(settings, bus, tenants, admission, load_pricing(settings.pricing_file))
     bus.consume(topics.name("submitted"), QuerySubmitted, router.on_submitted, group_id=settings.group_id,
-                max_records=settings.submitted_batch_records,
+                max_records=settings.submitted_batch_records, linger_ms=settings.submitted_linger_ms,
                 description="Admit (quota), classify and route submitted queries.")
     bus.consume(topics.name("escalations"), QueryEscalated, router.on_escalated, group_id=settings.group_id,
                 description="Send an escalated query one model class up, or finish it with its best answer.")
