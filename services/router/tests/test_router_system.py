@@ -158,7 +158,7 @@ def assert_one_decision_each(d: Decided, qs: list[QuerySubmitted]) -> None:
 
 
 def admission_store(stack: Stack, mongo: AsyncMongoClient) -> AdmissionStore:
-    return AdmissionStore(mongo[stack.database]["admission_counters"], topic(stack, "queries.submitted"))
+    return AdmissionStore(mongo[f"{stack.database}_router"]["admission_counters"], topic(stack, "queries.submitted"))
 
 
 async def counted(stack: Stack, tenant_id: str, day: str) -> int:
@@ -225,32 +225,61 @@ async def test_a_tier_upgrade_mid_day_resumes_admissions(router_stack):
 
 
 async def test_a_stale_writer_cannot_overwrite_the_count(router_stack):
-    # What a router that lost its partition in a rebalance (a zombie) would do: write a document it read
-    # before the new owner wrote it. Each store is one router's view, with its own cache.
+    # What a router that lost its partition in a rebalance (a zombie) would do: keep deciding and
+    # write after the new owner took the partition over. Each store is one router process.
     mongo = AsyncMongoClient(router_stack.mongo_url)
     try:
-        owner, zombie = admission_store(router_stack, mongo), admission_store(router_stack, mongo)
+        old, new = admission_store(router_stack, mongo), admission_store(router_stack, mongo)
         partition, day, tenant = 7, "2025-03-01", "zombie-check"
         wanted = {(partition, day): {tenant}}
 
         async def admit(store: AdmissionStore, *offsets: int):
-            doc = (await store.load(wanted))[partition, day]
+            state = (await store.load(wanted))[partition, day]
             for o in offsets:
-                doc.admit(tenant, o, 100)
-            return doc
+                state.admit(tenant, o, 100)
+            return state
 
-        first, zombies = await admit(owner, 10), await admit(zombie, 10)
-        await owner.save([first])
+        await old.save([await admit(old, 10)])
+        # The partition moves: the new owner continues the old owner's state and fences its document.
+        taken = await admit(new, 10, 11)
+        assert taken.count(tenant) == 2 and taken.recorded(tenant, 10).admitted
+        await new.save([taken])
+        stale = await admit(old, 11, 12)  # the old owner, still running, decides from its cached state
         with pytest.raises(AdmissionConflict):
-            await zombie.save([zombies])  # both would create it
-        stale = await admit(zombie, 11, 12)  # read again after the conflict: up to date now
-        await owner.save([await admit(owner, 11)])  # ... but the owner writes before it
-        with pytest.raises(AdmissionConflict):
-            await zombie.save([stale])
-        assert await owner.used_today(tenant, day) == 2
-        # The zombie forgot what it could not write: it reads the owner's count and replays offset 11.
-        again = await admit(zombie, 11, 12)
+            await old.save([stale])  # ... and cannot write it: nothing it decided gets published
+        assert await new.used_today(tenant, day) == 2
+        # Reading again, the old owner must take the partition back to use it: it continues the new
+        # owner's state (offset 11 replays), and the new owner is fenced in turn.
+        again = await admit(old, 11, 12)
         assert again.count(tenant) == 3 and again.recorded(tenant, 11).admitted
+        await old.save([again])
+        with pytest.raises(AdmissionConflict):
+            await new.save([await admit(new, 12)])
+        assert await new.used_today(tenant, day) == 3
+    finally:
+        await mongo.close()
+
+
+async def test_a_taker_that_died_before_writing_is_fenced_when_the_partition_moves_on(router_stack):
+    # Router B fenced A's document and died (or stalled) before writing its own; router C takes over
+    # from A's state and must fence B too, so that a late write of B cannot publish anything.
+    mongo = AsyncMongoClient(router_stack.mongo_url)
+    try:
+        a, b, c = (admission_store(router_stack, mongo) for _ in range(3))
+        partition, day, tenant = 5, "2025-03-02", "taker-check"
+        wanted = {(partition, day): {tenant}}
+        state_a = (await a.load(wanted))[partition, day]
+        state_a.admit(tenant, 0, 10)
+        await a.save([state_a])
+        state_b = (await b.load(wanted))[partition, day]  # fences A; B's own write comes later
+        state_b.admit(tenant, 1, 10)
+        state_c = (await c.load(wanted))[partition, day]
+        assert state_c.count(tenant) == 1 and state_c.epoch == 2
+        state_c.admit(tenant, 1, 10)
+        await c.save([state_c])
+        with pytest.raises(AdmissionConflict):
+            await b.save([state_b])
+        assert await c.used_today(tenant, day) == 2
     finally:
         await mongo.close()
 

@@ -1,37 +1,39 @@
 """Exact daily API-call quotas per tenant, counted per partition of the submitted-queries topic.
 
 Queries are keyed by tenant, so exactly one router instance (the owner of the tenant's partition) counts
-a tenant at a time, in offset order; no distributed lock is needed. The counts live in MongoDB, one
-document per partition and UTC day holding every tenant of that partition, written *before* the batch's
-decisions are published and its offsets committed. One document per partition (not per tenant) keeps
-the write per batch to one per partition the batch touches, whatever the number of tenants: on
-FerretDB every update costs milliseconds, so a write per tenant per batch is what once bounded the
-router's latency.
+a tenant at a time, in offset order; no distributed lock is needed. Each router process keeps the
+counts of the partitions it owns in *one* MongoDB document per UTC day (its "owner document"), written
+*before* a batch's decisions are published and its offsets committed: one write per batch, whatever the
+number of tenants and partitions in it. On FerretDB every write costs milliseconds of CPU, so a write
+per tenant, or per partition, per batch is what once bounded the router's latency.
 
 A batch is redelivered when the router dies between that write and the commit. So that a redelivered
-record gets the decision it got the first time (and is not counted twice), the document remembers the
-last offset it decided and the runs of offsets it refused, per tenant, with their code and reason. A
-record at or below the decided offset is a replay: admitted unless it lies in a refused run of its
-tenant. Runs start only when a tenant's status or limit changes, so a day has a handful of them;
-keeping runs rather than "first refused offset" lets admissions resume after a tier upgrade without
-changing the verdict of an earlier, redelivered refusal.
+record gets the decision it got the first time (and is not counted twice), each partition's state
+remembers the last offset it decided and the runs of offsets it refused, per tenant, with their code
+and reason. A record at or below the decided offset is a replay: admitted unless it lies in a refused
+run of its tenant. Runs start only when a tenant's status or limit changes, so a day has a handful of
+them; keeping runs rather than "first refused offset" lets admissions resume after a tier upgrade
+without changing the verdict of an earlier, redelivered refusal.
 
-Every write is fenced by the version read (``seq``): a router that lost the partition in a rebalance
-while it was still writing (a zombie) cannot overwrite the new owner's counts; its write fails with
-``AdmissionConflict`` and its batch is redelivered (to the new owner, which replays it). The owner keeps
-its documents in memory between batches; a conflict or any failed write drops them, and the next batch
-reads them again.
+Ownership moves between documents with the partition. A router that gets a partition it has no state
+for *takes it over*: it finds the partition's newest state (highest ``epoch``) in the day's documents,
+fences that document (a version-checked write that marks the partition as moved away), and continues
+the state in its own document under the next epoch. Every write of a document is checked against the
+version read (``seq``), so the former owner, if it is still running (a zombie after a rebalance), fails
+its next write with ``AdmissionConflict`` and publishes nothing; its batch is redelivered to the new
+owner, which replays it. A router keeps its document in memory between batches; a conflict or any
+failed write drops it, and the next batch reads it again.
 
 After the partition count of the topic grows, a tenant's queries move to another partition. The first
-time a tenant appears in a partition's document on a day, its count starts from the highest count any
+time a tenant appears in a partition's state on a day, its count starts from the highest count any
 other partition recorded for it that day, so the quota stays exact except for queries still in flight
 on the old partition at the moment of the move.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -108,16 +110,14 @@ class TenantCount:
 class PartitionDay:
     """Admissions of one partition of the submitted-queries topic on one UTC day."""
 
-    key: str
-    topic: str
     partition: int
     day: str
     #: Last decided offset on this partition for this day (-1: none yet).
     position: int = -1
     tenants: dict[str, TenantCount] = field(default_factory=dict)
     refused: list[RefusedRun] = field(default_factory=list)
-    #: Version read from the store; 0 when the document is not stored yet.
-    seq: int = 0
+    #: Incremented each time the partition's state moves to another router's document.
+    epoch: int = 1
     dirty: bool = False
 
     def count(self, tenant_id: str) -> int:
@@ -176,138 +176,254 @@ class PartitionDay:
         self.refused.append(RefusedRun(tenant_id, offset, offset, verdict.code, verdict.reason))
         del self.refused[:-MAX_RUNS]
 
+    def moved(self) -> PartitionDay:
+        """A copy of this state under the next epoch, for the router taking the partition over."""
+        return PartitionDay(self.partition, self.day, self.position,
+                            {t: TenantCount(c.count, c.last) for t, c in self.tenants.items()},
+                            [RefusedRun(r.tenant_id, r.first, r.last, r.code, r.reason) for r in self.refused],
+                            epoch=self.epoch + 1, dirty=True)
+
     # -- storage form ------------------------------------------------------------------------------
 
     def as_doc(self) -> dict:
         # Tenant ids are arbitrary strings, so they are values, never field names.
         return {
-            "topic": self.topic,
-            "partition": self.partition,
-            "day": self.day,
+            "p": self.partition,
+            "epoch": self.epoch,
             "position": self.position,
             "tenants": [{"t": t, "n": c.count, "last": c.last} for t, c in self.tenants.items()],
             "refused": [r.as_doc() for r in self.refused],
         }
 
     @classmethod
-    def from_doc(cls, doc: dict) -> PartitionDay:
+    def from_doc(cls, doc: dict, day: str) -> PartitionDay:
         return cls(
-            key=doc["_id"],
-            topic=doc["topic"],
-            partition=doc["partition"],
-            day=doc["day"],
+            partition=doc["p"],
+            day=day,
             position=doc["position"],
             tenants={e["t"]: TenantCount(e["n"], e["last"]) for e in doc.get("tenants", [])},
             refused=[RefusedRun.from_doc(r) for r in doc.get("refused", [])],
-            seq=doc.get("seq", 0),
+            epoch=doc.get("epoch", 1),
         )
 
 
+@dataclass(slots=True)
+class OwnerDay:
+    """One router process's document for one day: the states of the partitions it owns."""
+
+    key: str
+    day: str
+    parts: dict[int, PartitionDay] = field(default_factory=dict)
+    #: Partitions taken over by another router (partition → the taker's document).
+    fenced: dict[int, str] = field(default_factory=dict)
+    #: Version read from the store; 0 when the document is not stored yet.
+    seq: int = 0
+
+    def as_doc(self, topic: str) -> dict:
+        return {"topic": topic, "day": self.day, "partitions": [p.as_doc() for p in self.parts.values()],
+                "fenced": [{"p": p, "to": to} for p, to in sorted(self.fenced.items())]}
+
+    @classmethod
+    def from_doc(cls, doc: dict) -> OwnerDay:
+        day = doc["day"]
+        parts = {p["p"]: PartitionDay.from_doc(p, day) for p in doc.get("partitions", [])}
+        return cls(doc["_id"], day, parts, {f["p"]: f["to"] for f in doc.get("fenced", [])}, doc.get("seq", 0))
+
+
 class AdmissionConflict(TransientError):
-    """A document changed in the store since it was read: another router owns the partition now."""
+    """A document changed in the store since it was read: another router took a partition over."""
 
 
 class AdmissionStore:
-    """The partition-day documents of one submitted-queries topic, cached between batches."""
+    """The admission states of one submitted-queries topic, as one router process owns them."""
 
-    def __init__(self, collection: AsyncCollection, topic: str, *, cache_days: int = 2) -> None:
+    def __init__(self, collection: AsyncCollection, topic: str, *, owner: str | None = None,
+                 cache_days: int = 2) -> None:
         self.collection = collection
         self.topic = topic
+        #: Unique per process: a restarted router starts a new document and takes its partitions over.
+        self.owner = owner or uuid.uuid4().hex
         self.cache_days = cache_days
-        self._cache: dict[str, PartitionDay] = {}
+        self._days: dict[str, OwnerDay] = {}
 
-    def key(self, partition: int, day: str) -> str:
-        return f"{self.topic}|{partition}|{day}"
+    def key(self, day: str) -> str:
+        return f"{self.topic}|{day}|{self.owner}"
 
     async def load(self, wanted: Mapping[tuple[int, str], Iterable[str]]) -> dict[tuple[int, str], PartitionDay]:
-        """The documents of ``wanted`` (partition, day) → tenant ids, each tenant present in its document
-        (carried over from another partition of the day when it is new to this one)."""
-        docs: dict[tuple[int, str], PartitionDay] = {}
+        """The states of ``wanted`` (partition, day) → tenant ids, each tenant present in its state (carried
+        over from another partition of the day when it is new to this one)."""
+        states: dict[tuple[int, str], PartitionDay] = {}
+        by_day: dict[str, dict[int, set[str]]] = {}
         for (partition, day), tenant_ids in wanted.items():
-            doc = self._cache.get(self.key(partition, day))
-            if doc is None:
-                doc = await self._read(partition, day)
-            docs[partition, day] = doc
-            newcomers = {t for t in tenant_ids if t not in doc.tenants}
-            if newcomers:
-                carried = await self._elsewhere(doc, newcomers)
-                for t in newcomers:
-                    doc.tenants[t] = TenantCount(carried.get(t, 0))
-        return docs
+            by_day.setdefault(day, {})[partition] = set(tenant_ids)
+        for day, partitions in by_day.items():
+            mine = self._days.get(day) or await self._read(day)
+            stored: list[OwnerDay] | None = None
+            missing = [p for p in partitions if p not in mine.parts]
+            if missing:
+                stored = await self._stored(day)
+                try:
+                    await self._take_over(mine, missing, stored)
+                except BaseException:
+                    self._days.pop(day, None)
+                    raise
+            for partition, tenant_ids in partitions.items():
+                state = states[partition, day] = mine.parts[partition]
+                newcomers = {t for t in tenant_ids if t not in state.tenants}
+                if newcomers:
+                    if stored is None:
+                        stored = await self._stored(day)
+                    carried = self._elsewhere(stored, mine, partition, newcomers)
+                    for t in newcomers:
+                        state.tenants[t] = TenantCount(carried.get(t, 0))
+        if by_day:
+            # Keep the documents of the last few days (late records of yesterday arrive after midnight).
+            oldest = (date.fromisoformat(max(by_day)) - timedelta(days=self.cache_days - 1)).isoformat()
+            for old in [d for d in self._days if d < oldest and d not in by_day]:
+                del self._days[old]
+        return states
 
-    async def _read(self, partition: int, day: str) -> PartitionDay:
-        key = self.key(partition, day)
+    async def _read(self, day: str) -> OwnerDay:
+        key = self.key(day)
         with _READ_SECONDS.time():
             found = await self.collection.find_one({"_id": key})
-        doc = PartitionDay.from_doc(found) if found else PartitionDay(key, self.topic, partition, day)
-        self._cache[key] = doc
-        self._trim_cache(day)
-        return doc
+        mine = OwnerDay.from_doc(found) if found else OwnerDay(key, day)
+        # Partitions another router took over are no longer ours (a later batch may take them back).
+        for partition in mine.fenced:
+            mine.parts.pop(partition, None)
+        self._days[day] = mine
+        return mine
 
-    async def _elsewhere(self, doc: PartitionDay, tenant_ids: set[str]) -> dict[str, int]:
-        """Highest count of each tenant in the day's documents of other partitions."""
+    async def _stored(self, day: str) -> list[OwnerDay]:
+        """Every stored document of the day, this process's own included (as stored)."""
+        with _READ_SECONDS.time():
+            return [OwnerDay.from_doc(doc) async for doc in self.collection.find({"topic": self.topic, "day": day})]
+
+    async def _take_over(self, mine: OwnerDay, partitions: list[int], stored: list[OwnerDay]) -> None:
+        """Continue each partition's newest state (or a new one) in this process's document.
+
+        First the fences: the document that holds the newest state is marked as having lost the
+        partition to us, and if another router had already taken it from there (and may be about to
+        write it), that router's document is fenced too, created empty if need be. Each fence is a
+        version-checked write, so the other router's next write fails. The states themselves are
+        written with this process's document, after the batch is decided; if it dies before that, the
+        fenced document still holds the newest state for the next taker.
+        """
+        holders: dict[str, OwnerDay] = {}
+        takers: dict[str, dict[int, int]] = {}  # document → {partition: epoch it must not hold beyond}
+        for partition in partitions:
+            newest: tuple[PartitionDay, OwnerDay] | None = None
+            for doc in stored:
+                state = doc.parts.get(partition)
+                if state is not None and (newest is None or state.epoch > newest[0].epoch):
+                    newest = (state, doc)
+            if newest is None:
+                mine.parts[partition] = PartitionDay(partition, mine.day, dirty=True)
+                continue
+            state, holder = newest
+            taker = holder.fenced.get(partition)
+            if taker is None and holder.key != mine.key:
+                holder.fenced[partition] = mine.key
+                holders[holder.key] = holder
+            elif taker is not None and taker != mine.key:
+                takers.setdefault(taker, {})[partition] = state.epoch
+            mine.parts[partition] = state.moved()
+            mine.fenced.pop(partition, None)
+        for holder in holders.values():
+            with _WRITE_SECONDS.time():
+                result = await self.collection.update_one(
+                    {"_id": holder.key, "seq": holder.seq},
+                    {"$set": {"seq": holder.seq + 1, **holder.as_doc(self.topic)}})
+            if result.matched_count != 1:
+                raise AdmissionConflict(f"admission document {holder.key} changed while its partitions were taken over")
+            log.info("took partitions %s of %s over from %s", sorted(p for p, to in holder.fenced.items()
+                                                                    if to == mine.key), mine.day, holder.key)
+        for key, fenced in takers.items():
+            await self._fence_taker(key, mine, fenced)
+
+    async def _fence_taker(self, key: str, mine: OwnerDay, partitions: dict[int, int]) -> None:
+        """Fence a router that took ``partitions`` over but has not written them (it may still)."""
+        fences = {p: mine.key for p in partitions}
+        with _WRITE_SECONDS.time():
+            try:
+                await self.collection.insert_one({"_id": key, "seq": 1, **OwnerDay(key, mine.day, fenced=fences).as_doc(self.topic)})
+                return
+            except DuplicateKeyError:
+                pass
+            found = await self.collection.find_one({"_id": key})
+            doc = OwnerDay.from_doc(found)
+            if any(p in doc.parts and doc.parts[p].epoch > epoch for p, epoch in partitions.items()):
+                raise AdmissionConflict(f"admission document {key} took a partition over meanwhile")
+            doc.fenced.update(fences)
+            result = await self.collection.update_one({"_id": key, "seq": doc.seq},
+                                                      {"$set": {"seq": doc.seq + 1, **doc.as_doc(self.topic)}})
+        if result.matched_count != 1:
+            raise AdmissionConflict(f"admission document {key} changed while it was fenced")
+
+    @staticmethod
+    def _elsewhere(stored: list[OwnerDay], mine: OwnerDay, partition: int, tenant_ids: set[str]) -> dict[str, int]:
+        """Highest count of each tenant in the newest states of the day's other partitions."""
+        newest: dict[int, PartitionDay] = {p: s for p, s in mine.parts.items() if p != partition}
+        for doc in stored:
+            for p, state in doc.parts.items():
+                if p != partition and (p not in newest or state.epoch > newest[p].epoch):
+                    newest[p] = state
         counts: dict[str, int] = {}
-        async for other in self.collection.find({"topic": self.topic, "day": doc.day, "_id": {"$ne": doc.key}}):
-            for entry in other.get("tenants", []):
-                if (t := entry["t"]) in tenant_ids:
-                    counts[t] = max(counts.get(t, 0), entry["n"])
+        for state in newest.values():
+            for t in tenant_ids & state.tenants.keys():
+                counts[t] = max(counts.get(t, 0), state.tenants[t].count)
         return counts
 
-    def _trim_cache(self, day: str) -> None:
-        oldest = (date.fromisoformat(day) - timedelta(days=self.cache_days - 1)).isoformat()
-        for key in [k for k, d in self._cache.items() if d.day < oldest]:
-            del self._cache[key]
+    def forget(self, states: Iterable[PartitionDay]) -> None:
+        """Drop the documents of these states from the cache (their in-memory state may be ahead of the store)."""
+        for day in {s.day for s in states}:
+            self._days.pop(day, None)
 
-    def forget(self, docs: Iterable[PartitionDay]) -> None:
-        """Drop documents from the cache (their in-memory state may be ahead of the store)."""
-        for doc in docs:
-            self._cache.pop(doc.key, None)
+    async def save(self, states: Iterable[PartitionDay]) -> None:
+        """Write this process's documents that hold changed states (one write per day); raise
+        ``AdmissionConflict`` if another router fenced one of them since it was read.
 
-    async def save(self, docs: Iterable[PartitionDay]) -> None:
-        """Write the changed documents; raise ``AdmissionConflict`` if another writer got there first.
-
-        Any failure drops the batch's documents from the cache. A conflict leaves the documents written
-        before it in place; that is safe, because the batch is redelivered and every record a written
-        document covers replays its verdict.
+        Any failure drops the documents from the cache: the next batch reads them again.
         """
-        docs = list(docs)
-        if not any(d.dirty for d in docs):
+        days = {s.day for s in states if s.dirty}
+        if not days:
             return
         try:
-            # One write per document, all at once: each is fenced on its own version.
             with _WRITE_SECONDS.time():
-                results = await asyncio.gather(*(self._write(d) for d in docs if d.dirty), return_exceptions=True)
-            for failure in (r for r in results if isinstance(r, BaseException)):
-                raise failure
+                for day in sorted(days):
+                    await self._write(self._days[day])
         except BaseException:
-            self.forget(docs)
+            for day in days:
+                self._days.pop(day, None)
             raise
 
-    async def _write(self, doc: PartitionDay) -> None:
-        if doc.seq == 0:
+    async def _write(self, mine: OwnerDay) -> None:
+        body = mine.as_doc(self.topic)
+        if mine.seq == 0:
             try:
-                await self.collection.insert_one({"_id": doc.key, "seq": 1, **doc.as_doc()})
+                await self.collection.insert_one({"_id": mine.key, "seq": 1, **body})
             except DuplicateKeyError as exc:
-                raise AdmissionConflict(f"admission document {doc.key} was created concurrently") from exc
+                raise AdmissionConflict(f"admission document {mine.key} was created by another process") from exc
         else:
-            result = await self.collection.replace_one({"_id": doc.key, "seq": doc.seq},
-                                                       {"seq": doc.seq + 1, **doc.as_doc()})
+            result = await self.collection.replace_one({"_id": mine.key, "seq": mine.seq}, {"seq": mine.seq + 1, **body})
             if result.matched_count != 1:
-                raise AdmissionConflict(f"admission document {doc.key} changed since it was read")
-        doc.seq += 1
-        doc.dirty = False
+                raise AdmissionConflict(f"admission document {mine.key} changed since it was read "
+                                        "(another router took one of its partitions over)")
+        mine.seq += 1
+        for state in mine.parts.values():
+            state.dirty = False
 
     async def holding(self, tenant_id: str, day: str) -> list[PartitionDay]:
-        """The stored documents of ``day`` that count ``tenant_id`` (one, unless partitions were added)."""
-        found = []
+        """The newest stored states of ``day`` that count ``tenant_id`` (one, unless partitions were added)."""
+        newest: dict[int, PartitionDay] = {}
         async for raw in self.collection.find({"topic": self.topic, "day": day}):
-            doc = PartitionDay.from_doc(raw)
-            if tenant_id in doc.tenants:
-                found.append(doc)
-        return found
+            for p, state in OwnerDay.from_doc(raw).parts.items():
+                if p not in newest or state.epoch > newest[p].epoch:
+                    newest[p] = state
+        return [s for s in newest.values() if tenant_id in s.tenants]
 
     async def used_today(self, tenant_id: str, day: str) -> int:
-        return max((d.count(tenant_id) for d in await self.holding(tenant_id, day)), default=0)
+        return max((s.count(tenant_id) for s in await self.holding(tenant_id, day)), default=0)
 
     async def prune(self, *, keep_days: int, today: date | None = None) -> int:
         """Delete documents of days before the last ``keep_days``: nothing replays that far back, and

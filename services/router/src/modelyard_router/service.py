@@ -16,7 +16,7 @@ from modelyard_core import metrics
 from modelyard_core.app import stream_app
 from modelyard_core.bus import Bus, Delivery, Outgoing, TransientError
 from modelyard_core.pricing import PricingTable, load_pricing
-from modelyard_core.store import database, make_mongo
+from modelyard_core.store import make_mongo
 from modelyard_core.views import CompactedTopicView
 from modelyard_events import (
     TIER_LIMITS,
@@ -337,7 +337,8 @@ def create_app(settings: RouterSettings | None = None) -> FastStream:
     topics = settings.topics
     tenants = CompactedTopicView(settings, topics.name("tenant_snapshots"), TenantSnapshot, name="router-tenants")
     mongo: AsyncMongoClient = make_mongo(settings.mongo, app_name="modelyard-router")
-    admission = AdmissionStore(database(mongo, settings.mongo)[settings.admission_collection], topics.name("submitted"))
+    admission = AdmissionStore(mongo[settings.admission_database_name][settings.admission_collection],
+                               topics.name("submitted"))
     router = Router(settings, bus, tenants, admission, load_pricing(settings.pricing_file))
     bus.consume(topics.name("submitted"), QuerySubmitted, router.on_submitted, group_id=settings.group_id,
                 max_records=settings.submitted_batch_records, linger_ms=settings.submitted_linger_ms,
