@@ -131,6 +131,11 @@ async def test_backend_error_storm_and_timeouts_still_give_one_outcome_each(stac
             results = await assert_one_outcome_each(outcomes, queries, timeout_s=180)
         finally:
             (await sim.post("/admin/reset", json={"config": True})).raise_for_status()
+            # The storm leaves circuits open until a trial call succeeds; the next scenarios start
+            # with fresh workers rather than inherit them.
+            for pool in ("inference-slm", "inference-llm"):
+                await asyncio.to_thread(stack.processes[pool].stop)
+                await asyncio.to_thread(stack.restart, pool)
         statuses = {o.status for o in results.values()}
         assert statuses <= {OutcomeStatus.COMPLETED, OutcomeStatus.FAILED}
         failed = [o for o in results.values() if o.status is OutcomeStatus.FAILED]
@@ -183,8 +188,11 @@ async def test_tenant_deleted_while_its_queries_are_in_flight(stack):
         results = await assert_one_outcome_each(outcomes, queries)
     late = [results[q.query_id] for q in queries[150:]]
     # In-flight queries may finish either way; the router learns of the deletion from the snapshot
-    # topic, so queries submitted after it are rejected once its view has the tombstone.
-    assert {o.status for o in results.values()} <= {OutcomeStatus.COMPLETED, OutcomeStatus.REJECTED}
+    # topic, so queries submitted after it are rejected once its view has the tombstone. A query whose
+    # model call failed cannot be escalated for a tenant that is gone: it fails, and says so.
+    for o in results.values():
+        assert o.status in (OutcomeStatus.COMPLETED, OutcomeStatus.REJECTED) or (
+            o.status is OutcomeStatus.FAILED and "tenant no longer exists" in (o.reason or "")), o
     assert any(o.status is OutcomeStatus.REJECTED for o in late)
 
 
