@@ -230,6 +230,16 @@ class OwnerDay:
         return cls(doc["_id"], day, parts, {f["p"]: f["to"] for f in doc.get("fenced", [])}, doc.get("seq", 0))
 
 
+def newest_states(docs: Iterable[OwnerDay]) -> dict[int, tuple[PartitionDay, OwnerDay]]:
+    """Each partition's newest state (highest epoch; the earlier document on a tie) and the document holding it."""
+    newest: dict[int, tuple[PartitionDay, OwnerDay]] = {}
+    for doc in docs:
+        for partition, state in doc.parts.items():
+            if partition not in newest or state.epoch > newest[partition][0].epoch:
+                newest[partition] = (state, doc)
+    return newest
+
+
 class AdmissionConflict(TransientError):
     """A document changed in the store since it was read: another router took a partition over."""
 
@@ -311,12 +321,9 @@ class AdmissionStore:
         """
         holders: dict[str, OwnerDay] = {}
         takers: dict[str, dict[int, int]] = {}  # document → {partition: epoch it must not hold beyond}
+        newest_of = newest_states(stored)
         for partition in partitions:
-            newest: tuple[PartitionDay, OwnerDay] | None = None
-            for doc in stored:
-                state = doc.parts.get(partition)
-                if state is not None and (newest is None or state.epoch > newest[0].epoch):
-                    newest = (state, doc)
+            newest = newest_of.get(partition)
             if newest is None:
                 mine.parts[partition] = PartitionDay(partition, mine.day, dirty=True)
                 continue
@@ -363,13 +370,10 @@ class AdmissionStore:
     @staticmethod
     def _elsewhere(stored: list[OwnerDay], mine: OwnerDay, partition: int, tenant_ids: set[str]) -> dict[str, int]:
         """Highest count of each tenant in the newest states of the day's other partitions."""
-        newest: dict[int, PartitionDay] = {p: s for p, s in mine.parts.items() if p != partition}
-        for doc in stored:
-            for p, state in doc.parts.items():
-                if p != partition and (p not in newest or state.epoch > newest[p].epoch):
-                    newest[p] = state
         counts: dict[str, int] = {}
-        for state in newest.values():
+        for p, (state, _) in newest_states([mine, *stored]).items():
+            if p == partition:
+                continue
             for t in tenant_ids & state.tenants.keys():
                 counts[t] = max(counts.get(t, 0), state.tenants[t].count)
         return counts
@@ -415,12 +419,8 @@ class AdmissionStore:
 
     async def holding(self, tenant_id: str, day: str) -> list[PartitionDay]:
         """The newest stored states of ``day`` that count ``tenant_id`` (one, unless partitions were added)."""
-        newest: dict[int, PartitionDay] = {}
-        async for raw in self.collection.find({"topic": self.topic, "day": day}):
-            for p, state in OwnerDay.from_doc(raw).parts.items():
-                if p not in newest or state.epoch > newest[p].epoch:
-                    newest[p] = state
-        return [s for s in newest.values() if tenant_id in s.tenants]
+        stored = [OwnerDay.from_doc(raw) async for raw in self.collection.find({"topic": self.topic, "day": day})]
+        return [state for state, _ in newest_states(stored).values() if tenant_id in state.tenants]
 
     async def used_today(self, tenant_id: str, day: str) -> int:
         return max((s.count(tenant_id) for s in await self.holding(tenant_id, day)), default=0)
