@@ -13,11 +13,10 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from .stack import REPO, Stack, build_stack
+from .stack import Stack, build_stack
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,7 @@ def stack(infra: Infra, request: pytest.FixtureRequest) -> Iterator[Stack]:
     """The whole pipeline as real processes, isolated by a topic prefix and a database of its own."""
     name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
     prefix = unique_prefix(name)
-    s = build_stack(infra.kafka, infra.mongo_url, prefix, REPO / ".run" / "test-logs" / prefix.rstrip("."))
+    s = build_stack(infra.kafka, infra.mongo_url, prefix)
     s.start(*s.processes)
     try:
         yield s

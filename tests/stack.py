@@ -100,6 +100,10 @@ class Stack:
     simulator_url: str = ""
     api_url: str = ""
 
+    def topic(self, name: str) -> str:
+        """The full name of a topic of this deployment (under its prefix)."""
+        return f"{self.prefix}{name}"
+
     def env(self, **overrides: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
         env.update({
@@ -145,12 +149,19 @@ class Stack:
             proc.stop()
 
 
-def build_stack(kafka: str, mongo_url: str, prefix: str, log_dir: Path, *, simulator_env: dict[str, str] | None = None,
-                extra_env: dict[str, str] | None = None, with_tenant_api: bool = True) -> Stack:
-    """Declare the full pipeline: simulator, router, both inference pools, metering (and the tenant API)."""
+def isolated_stack(kafka: str, mongo_url: str, prefix: str, log_dir: Path | None = None, **fields) -> Stack:
+    """An empty deployment under ``prefix``: a database named after it, logs in .run/test-logs/<prefix>."""
+    log_dir = log_dir or REPO / ".run" / "test-logs" / prefix.rstrip(".")
     log_dir.mkdir(parents=True, exist_ok=True)
-    stack = Stack(kafka, mongo_url, prefix, f"t_{prefix.strip('.').replace('-', '_')}", log_dir,
-                  simulator_env=simulator_env or {}, extra_env=extra_env or {})
+    return Stack(kafka, mongo_url, prefix, f"t_{prefix.strip('.').replace('-', '_')}", log_dir, **fields)
+
+
+def build_stack(kafka: str, mongo_url: str, prefix: str, log_dir: Path | None = None, *,
+                simulator_env: dict[str, str] | None = None, extra_env: dict[str, str] | None = None,
+                with_tenant_api: bool = True) -> Stack:
+    """Declare the full pipeline: simulator, router, both inference pools, metering (and the tenant API)."""
+    stack = isolated_stack(kafka, mongo_url, prefix, log_dir, simulator_env=simulator_env or {},
+                           extra_env=extra_env or {})
     sim = stack.add("simulator", ["simulator"], "/v1/models", **stack.simulator_env)
     stack.simulator_url = sim.ready_url.removesuffix("/models")
     backend = {"MODELYARD_BACKEND_BASE_URL": stack.simulator_url}

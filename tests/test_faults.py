@@ -45,9 +45,6 @@ def make_queries(tenant_id: str, n: int, tag: str) -> list[QuerySubmitted]:
                            text=TEXTS[i % len(TEXTS)].format(n=i)) for i in range(n)]
 
 
-def t(stack, name: str) -> str:
-    return f"{stack.prefix}{name}"
-
 
 async def assert_one_outcome_each(outcomes: TopicReader, queries: list[QuerySubmitted], timeout_s: float = 120):
     wanted = {q.query_id for q in queries}
@@ -104,12 +101,12 @@ async def test_crashes_of_router_inference_and_metering_lose_nothing(stack):
     tenant = (await create_tenant(stack.api_url, f"Crashy {uuid.uuid4().hex[:4]}", tier="enterprise"))["tenant_id"]
     queries = make_queries(tenant, 600, "crash")
     rng = random.Random(7)
-    async with TopicReader(stack.kafka, t(stack, "queries.outcomes")) as outcomes, \
-            TopicReader(stack.kafka, t(stack, "usage.recorded")) as usage:
+    async with TopicReader(stack.kafka, stack.topic("queries.outcomes")) as outcomes, \
+            TopicReader(stack.kafka, stack.topic("usage.recorded")) as usage:
         chunks = [queries[i:i + 100] for i in range(0, len(queries), 100)]
         victims = ["router", "inference-slm", "metering", "inference-llm", "router", "metering"]
         for chunk, victim in zip(chunks, victims, strict=True):
-            await publish_queries(stack.kafka, t(stack, "queries.submitted"), chunk)
+            await publish_queries(stack.kafka, stack.topic("queries.submitted"), chunk)
             await asyncio.sleep(rng.uniform(0.05, 0.4))  # let the stream get into the victim's hands
             await asyncio.to_thread(stack.processes[victim].kill)
             await asyncio.to_thread(stack.restart, victim)
@@ -122,12 +119,12 @@ async def test_backend_error_storm_and_timeouts_still_give_one_outcome_each(stac
     tenant = (await create_tenant(stack.api_url, f"Stormy {uuid.uuid4().hex[:4]}", tier="enterprise"))["tenant_id"]
     queries = make_queries(tenant, 200, "storm")
     async with httpx.AsyncClient(base_url=stack.simulator_url.removesuffix("/v1"), timeout=10) as sim, \
-            TopicReader(stack.kafka, t(stack, "queries.outcomes")) as outcomes, \
-            TopicReader(stack.kafka, t(stack, "usage.recorded")) as usage:
+            TopicReader(stack.kafka, stack.topic("queries.outcomes")) as outcomes, \
+            TopicReader(stack.kafka, stack.topic("usage.recorded")) as usage:
         (await sim.post("/admin/config", json={"all_models": {"error_rate": 0.5, "timeout_rate": 0.05,
                                                               "timeout_s": 3}})).raise_for_status()
         try:
-            await publish_queries(stack.kafka, t(stack, "queries.submitted"), queries)
+            await publish_queries(stack.kafka, stack.topic("queries.submitted"), queries)
             results = await assert_one_outcome_each(outcomes, queries, timeout_s=180)
         finally:
             (await sim.post("/admin/reset", json={"config": True})).raise_for_status()
@@ -162,10 +159,10 @@ async def test_malformed_messages_go_to_the_dead_letter_topic_and_valid_ones_com
     mixed: list[tuple[bytes, bytes]] = [(tenant.encode(), b) for b in bad]
     mixed += [(q.tenant_id.encode(), q.model_dump_json().encode()) for q in queries]
     random.Random(3).shuffle(mixed)
-    async with TopicReader(stack.kafka, t(stack, "queries.outcomes")) as outcomes, \
-            TopicReader(stack.kafka, t(stack, "deadletter.router")) as dlq:
+    async with TopicReader(stack.kafka, stack.topic("queries.outcomes")) as outcomes, \
+            TopicReader(stack.kafka, stack.topic("deadletter.router")) as dlq:
         before = len(dlq.records)
-        await publish_raw(stack.kafka, t(stack, "queries.submitted"), mixed)
+        await publish_raw(stack.kafka, stack.topic("queries.submitted"), mixed)
         await assert_one_outcome_each(outcomes, queries)
         letters = await dlq.wait_for(lambda r: len(r) - before >= len(bad) and r, 60, f"{len(bad)} dead letters")
     import base64
@@ -179,12 +176,12 @@ async def test_malformed_messages_go_to_the_dead_letter_topic_and_valid_ones_com
 async def test_tenant_deleted_while_its_queries_are_in_flight(stack):
     tenant = (await create_tenant(stack.api_url, f"Leaving {uuid.uuid4().hex[:4]}", tier="enterprise"))["tenant_id"]
     queries = make_queries(tenant, 300, "gone")
-    async with TopicReader(stack.kafka, t(stack, "queries.outcomes")) as outcomes, \
+    async with TopicReader(stack.kafka, stack.topic("queries.outcomes")) as outcomes, \
             httpx.AsyncClient(base_url=stack.api_url, timeout=30) as http:
-        await publish_queries(stack.kafka, t(stack, "queries.submitted"), queries[:150])
+        await publish_queries(stack.kafka, stack.topic("queries.submitted"), queries[:150])
         resp = await http.delete(f"/v1/tenants/{tenant}", headers=ADMIN)
         assert resp.status_code == 204
-        await publish_queries(stack.kafka, t(stack, "queries.submitted"), queries[150:])
+        await publish_queries(stack.kafka, stack.topic("queries.submitted"), queries[150:])
         results = await assert_one_outcome_each(outcomes, queries)
     late = [results[q.query_id] for q in queries[150:]]
     # In-flight queries may finish either way; the router learns of the deletion from the snapshot
@@ -200,9 +197,9 @@ async def test_tenant_deleted_while_its_queries_are_in_flight(stack):
 async def test_kafka_broker_restart_mid_stream(stack):
     tenant = (await create_tenant(stack.api_url, f"Restart {uuid.uuid4().hex[:4]}", tier="enterprise"))["tenant_id"]
     queries = make_queries(tenant, 300, "broker")
-    async with TopicReader(stack.kafka, t(stack, "queries.outcomes")) as outcomes:
-        await publish_queries(stack.kafka, t(stack, "queries.submitted"), queries[:150])
+    async with TopicReader(stack.kafka, stack.topic("queries.outcomes")) as outcomes:
+        await publish_queries(stack.kafka, stack.topic("queries.submitted"), queries[:150])
         await asyncio.to_thread(subprocess.run, os.environ["MODELYARD_TEST_KAFKA_RESTART"], shell=True, check=True)
-        await publish_queries(stack.kafka, t(stack, "queries.submitted"), queries[150:])
+        await publish_queries(stack.kafka, stack.topic("queries.submitted"), queries[150:])
         results = await assert_one_outcome_each(outcomes, queries, timeout_s=240)
     assert all(o.status is OutcomeStatus.COMPLETED for o in results.values())

@@ -20,9 +20,6 @@ from .support import TopicReader, create_tenant, outcomes_by_query, publish_quer
 pytestmark = pytest.mark.system
 
 
-def topic(stack, name: str) -> str:
-    return f"{stack.prefix}{name}"
-
 
 async def test_query_gets_outcome_and_usage_document(stack):
     tenant = await create_tenant(stack.api_url, "Skeleton Co", industry="tech", tier="basic")
@@ -30,8 +27,8 @@ async def test_query_gets_outcome_and_usage_document(stack):
     simple = QuerySubmitted(tenant_id=tenant_id, query_id=str(uuid.uuid4()), text="What is the status of ticket #123?")
     hard = QuerySubmitted(tenant_id=tenant_id, query_id=str(uuid.uuid4()),
                           text="Analyze the root cause of the database outage and design a recovery strategy")
-    async with TopicReader(stack.kafka, topic(stack, "queries.outcomes")) as outcomes:
-        await publish_queries(stack.kafka, topic(stack, "queries.submitted"), [simple, hard])
+    async with TopicReader(stack.kafka, stack.topic("queries.outcomes")) as outcomes:
+        await publish_queries(stack.kafka, stack.topic("queries.submitted"), [simple, hard])
         by_query = await outcomes.wait_for(
             lambda recs: (o := outcomes_by_query(recs)) and {simple.query_id, hard.query_id} <= o.keys() and o,
             60, "both outcomes")
@@ -63,8 +60,8 @@ async def test_query_gets_outcome_and_usage_document(stack):
 
 async def test_unknown_tenant_is_rejected(stack):
     q = QuerySubmitted(tenant_id="no-such-tenant", query_id=str(uuid.uuid4()), text="hello?")
-    async with TopicReader(stack.kafka, topic(stack, "queries.outcomes")) as outcomes:
-        await publish_queries(stack.kafka, topic(stack, "queries.submitted"), [q])
+    async with TopicReader(stack.kafka, stack.topic("queries.outcomes")) as outcomes:
+        await publish_queries(stack.kafka, stack.topic("queries.submitted"), [q])
         by_query = await outcomes.wait_for(lambda r: (o := outcomes_by_query(r)).get(q.query_id) and o, 60, "rejection")
     o = by_query[q.query_id][0]
     assert o.status is OutcomeStatus.REJECTED and o.reject_code is RejectCode.UNKNOWN_TENANT
@@ -72,12 +69,12 @@ async def test_unknown_tenant_is_rejected(stack):
 
 async def test_bad_messages_go_to_dead_letters_and_the_next_query_completes(stack):
     tenant = await create_tenant(stack.api_url, "Badinput Ltd")
-    submitted = topic(stack, "queries.submitted")
+    submitted = stack.topic("queries.submitted")
     good = QuerySubmitted(tenant_id=tenant["tenant_id"], query_id=str(uuid.uuid4()), text="How to reset my password?")
     not_json = b"{this is not json"
     invalid = json.dumps({"type": "modelyard.query.submitted.v1", "tenant_id": tenant["tenant_id"], "query_id": "x"}).encode()
-    async with TopicReader(stack.kafka, topic(stack, "deadletter.router")) as dlq, \
-            TopicReader(stack.kafka, topic(stack, "queries.outcomes")) as outcomes:
+    async with TopicReader(stack.kafka, stack.topic("deadletter.router")) as dlq, \
+            TopicReader(stack.kafka, stack.topic("queries.outcomes")) as outcomes:
         await publish_raw(stack.kafka, submitted, [(b"k", not_json), (b"k", invalid)])
         await publish_queries(stack.kafka, submitted, [good])
         await outcomes.wait_for(lambda r: good.query_id in outcomes_by_query(r), 60, "the good query's outcome")

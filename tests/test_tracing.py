@@ -23,7 +23,7 @@ from modelyard_core.settings import KafkaSettings, MongoSettings, Topics
 from modelyard_events import TIER_LIMITS, Industry, QuerySubmitted, TenantSnapshot, Tier
 
 from .conftest import unique_prefix
-from .stack import REPO, build_stack
+from .stack import build_stack
 
 pytestmark = pytest.mark.system
 
@@ -50,7 +50,7 @@ async def test_cascaded_query_is_one_trace_across_services(infra, tracing, tmp_p
     from modelyard_router.settings import RouterSettings
 
     prefix = unique_prefix("tracing")
-    sim = build_stack(infra.kafka, infra.mongo_url, prefix, REPO / ".run" / "test-logs" / prefix.rstrip("."),
+    sim = build_stack(infra.kafka, infra.mongo_url, prefix,
                       with_tenant_api=False)
     sim.start("simulator")
     common = dict(kafka=KafkaSettings(bootstrap_servers=infra.kafka, partitions=2), topics=Topics(prefix=prefix),

@@ -36,7 +36,7 @@ from modelyard_events import (
 )
 
 from tests.conftest import unique_prefix
-from tests.stack import REPO, Stack, build_stack
+from tests.stack import Stack, build_stack
 from tests.support import TopicReader, publish_queries, publish_raw
 
 pytestmark = pytest.mark.system
@@ -65,7 +65,7 @@ def stack(infra, tmp_path_factory) -> Iterator[Stack]:
     replay = tmp_path_factory.mktemp("replay") / "recorded.jsonl"
     replay.write_text("\n".join(json.dumps(r) for r in RECORDED) + "\n")
     prefix = unique_prefix("inference")
-    s = build_stack(infra.kafka, infra.mongo_url, prefix, REPO / ".run" / "test-logs" / prefix.rstrip("."),
+    s = build_stack(infra.kafka, infra.mongo_url, prefix,
                     simulator_env={"MODELYARD_SIMULATOR_REPLAY_FILE": str(replay)}, extra_env=WORKER_ENV,
                     with_tenant_api=False)
     del s.processes["metering"]  # usage is checked on usage.recorded; the sink has tests of its own
@@ -76,16 +76,13 @@ def stack(infra, tmp_path_factory) -> Iterator[Stack]:
         s.stop()
 
 
-def topic(stack: Stack, name: str) -> str:
-    return f"{stack.prefix}{name}"
-
 
 @pytest.fixture(scope="module")
 async def tenant(stack: Stack) -> str:
     tenant_id = f"acme-{RUN}"
     snapshot = TenantSnapshot(tenant_id=tenant_id, version=1, name="Acme", tier=Tier.ENTERPRISE,
                               industry=Industry.TECH, limits=TIER_LIMITS[Tier.ENTERPRISE])
-    await publish_raw(stack.kafka, topic(stack, "tenants.snapshots"),
+    await publish_raw(stack.kafka, stack.topic("tenants.snapshots"),
                       [(tenant_id.encode(), snapshot.model_dump_json().encode())])
     return tenant_id
 
@@ -100,8 +97,8 @@ async def simulator(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def readers(stack: Stack) -> AsyncIterator[tuple[TopicReader, TopicReader]]:
-    async with TopicReader(stack.kafka, topic(stack, "queries.outcomes")) as outcomes, \
-            TopicReader(stack.kafka, topic(stack, "usage.recorded")) as usage:
+    async with TopicReader(stack.kafka, stack.topic("queries.outcomes")) as outcomes, \
+            TopicReader(stack.kafka, stack.topic("usage.recorded")) as usage:
         yield outcomes, usage
 
 
@@ -113,7 +110,7 @@ async def run(stack: Stack, readers, queries: list[QuerySubmitted], timeout_s: f
     """Submit ``queries``; wait until each has an outcome and as many usage records as cascade steps."""
     outcomes, usage = readers
     wanted = {q.query_id for q in queries}
-    await publish_queries(stack.kafka, topic(stack, "queries.submitted"), queries)
+    await publish_queries(stack.kafka, stack.topic("queries.submitted"), queries)
 
     def by_query(records, model):
         found = defaultdict(list)
@@ -164,7 +161,7 @@ async def test_an_unsure_slm_answer_is_escalated_to_the_llm_and_both_calls_are_m
 async def test_the_agent_system_prompt_reaches_the_model(stack, tenant, readers, simulator):
     agent = AgentSnapshot(tenant_id=tenant, agent_id=f"parcelbot-{RUN}", name="Parcelbot", agent_type="courier",
                           system_prompt=AGENT_PROMPT)
-    await publish_raw(stack.kafka, topic(stack, "tenants.agents"),
+    await publish_raw(stack.kafka, stack.topic("tenants.agents"),
                       [(f"{tenant}/{agent.agent_id}".encode(), agent.model_dump_json().encode())])
     with_agent, without = query(tenant, PARCEL, agent_id=agent.agent_id), query(tenant, PARCEL)
     outcomes, usage = await run(stack, readers, [with_agent, without])
@@ -218,8 +215,8 @@ async def test_a_malformed_routed_record_is_dead_lettered_and_the_next_query_sti
     garbage = b'{"type": "modelyard.query.routed.v1", "tenant_id": "x"'
     key = tenant.encode()  # same partition as the valid one: the bad record must not block it
     outcomes, _ = readers
-    async with TopicReader(stack.kafka, topic(stack, "deadletter.inference")) as dlq:
-        await publish_raw(stack.kafka, topic(stack, "queries.routed.slm"),
+    async with TopicReader(stack.kafka, stack.topic("deadletter.inference")) as dlq:
+        await publish_raw(stack.kafka, stack.topic("queries.routed.slm"),
                           [(key, garbage), (key, routed.model_dump_json().encode())])
         letters = await dlq.wait_for(
             lambda recs: [d for r in recs if (d := DeadLetter.model_validate_json(r.value)).value_base64
@@ -227,4 +224,4 @@ async def test_a_malformed_routed_record_is_dead_lettered_and_the_next_query_sti
         await outcomes.wait_for(
             lambda recs: any(QueryOutcome.model_validate_json(r.value).query_id == routed.query_id for r in recs),
             30, "the valid query's outcome")
-    assert letters[0].error_type == "decode" and letters[0].source_topic == topic(stack, "queries.routed.slm")
+    assert letters[0].error_type == "decode" and letters[0].source_topic == stack.topic("queries.routed.slm")

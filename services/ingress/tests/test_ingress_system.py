@@ -18,7 +18,7 @@ from openai import AsyncOpenAI
 from pymongo import AsyncMongoClient
 
 from tests.conftest import Infra, unique_prefix
-from tests.stack import REPO, Stack, build_stack
+from tests.stack import Stack, build_stack
 from tests.support import ADMIN, TopicReader, create_tenant, outcomes_by_query, publish_raw
 
 pytestmark = pytest.mark.system
@@ -35,13 +35,13 @@ class Deployment:
         return AsyncOpenAI(base_url=f"{self.ingress_url}/v1", api_key=api_key, **kwargs)
 
     def topic(self, name: str) -> str:
-        return f"{self.stack.prefix}{name}"
+        return self.stack.topic(name)
 
 
 @pytest.fixture(scope="module")
 def deployment(infra: Infra) -> Iterator[Deployment]:
     prefix = unique_prefix("ingress")
-    stack = build_stack(infra.kafka, infra.mongo_url, prefix, REPO / ".run" / "test-logs" / prefix.rstrip("."))
+    stack = build_stack(infra.kafka, infra.mongo_url, prefix)
     ingress = stack.add("ingress", ["ingress"], "/readyz")  # ready = following the outcomes topic
     stack.start(*stack.processes)
     try:

@@ -26,7 +26,7 @@ from pymongo import AsyncMongoClient
 from modelyard_metering.sink import MONTHLY, TENANT_DAILY
 from modelyard_metering.synthetic import expected_totals, stored_totals, synthetic_usage
 from tests.conftest import Infra, unique_prefix
-from tests.stack import REPO, Stack
+from tests.stack import Stack, isolated_stack
 
 pytestmark = pytest.mark.system
 
@@ -36,9 +36,7 @@ GROUP = "modelyard-metering"
 @pytest.fixture(scope="module")
 def stack(infra: Infra) -> Iterator[Stack]:
     prefix = unique_prefix("metering")
-    s = Stack(infra.kafka, infra.mongo_url, prefix, f"t_{prefix.strip('.').replace('-', '_')}",
-              REPO / ".run" / "test-logs" / prefix.rstrip("."))
-    s.log_dir.mkdir(parents=True, exist_ok=True)
+    s = isolated_stack(infra.kafka, infra.mongo_url, prefix)
     s.add("metering", ["metering"], "/readyz", MODELYARD_GROUP_INSTANCE_ID="metering-0",
           MODELYARD_FLUSH_EVENTS="1000", MODELYARD_FLUSH_MS="50")
     s.start("metering")
@@ -58,9 +56,6 @@ async def db(stack: Stack) -> AsyncIterator:
         await client.close()
 
 
-def topic(stack: Stack, name: str) -> str:
-    return f"{stack.prefix}{name}"
-
 
 async def publish(stack: Stack, name: str, items: list[tuple[str | None, bytes | None]]) -> None:
     """One producer, batched (linger): as fast as the broker takes them."""
@@ -68,7 +63,7 @@ async def publish(stack: Stack, name: str, items: list[tuple[str | None, bytes |
                                 max_batch_size=512 * 1024)
     await producer.start()
     try:
-        futures = [await producer.send(topic(stack, name), value=v, key=k.encode() if k else None) for k, v in items]
+        futures = [await producer.send(stack.topic(name), value=v, key=k.encode() if k else None) for k, v in items]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
@@ -84,7 +79,7 @@ async def read_topic(stack: Stack, name: str) -> list:
                                 auto_offset_reset="earliest")
     await consumer.start()
     try:
-        consumer.subscribe([topic(stack, name)])  # without a group: every partition, from the beginning
+        consumer.subscribe([stack.topic(name)])  # without a group: every partition, from the beginning
         deadline = time.monotonic() + 10
         while not consumer.assignment():
             assert time.monotonic() < deadline, f"no partitions of {name}"
@@ -111,7 +106,7 @@ async def consumed_to_end(stack: Stack, name: str = "usage.recorded") -> bool:
     await consumer.start()
     try:
         committed = await admin.list_consumer_group_offsets(f"{stack.prefix}{GROUP}")
-        partitions = [tp for tp in committed if tp.topic == topic(stack, name)]
+        partitions = [tp for tp in committed if tp.topic == stack.topic(name)]
         ends = await consumer.end_offsets(partitions) if partitions else {}
         return bool(ends) and all(committed[tp].offset >= end for tp, end in ends.items())
     finally:
@@ -203,7 +198,7 @@ async def test_malformed_usage_events_are_dead_lettered_and_the_rest_counted(sta
     letters = [DeadLetter.model_validate_json(r.value) for r in await read_topic(stack, "deadletter.metering")]
     mine = {base64.b64decode(d.value_base64 or ""): d for d in letters if d.key == tenants[0]}
     bad_json, bad_schema = mine[b"{not json"], mine[json.dumps(negative).encode()]
-    assert (bad_json.error_type, bad_json.service, bad_json.source_topic) == ("decode", "metering", topic(stack, "usage.recorded"))
+    assert (bad_json.error_type, bad_json.service, bad_json.source_topic) == ("decode", "metering", stack.topic("usage.recorded"))
     assert bad_schema.error_type == "schema" and "input_tokens" in bad_schema.error
 
 

@@ -41,7 +41,7 @@ from modelyard_router.service import routed_event_id
 from pymongo import AsyncMongoClient
 
 from tests.conftest import Infra, unique_prefix
-from tests.stack import REPO, Stack
+from tests.stack import Stack, isolated_stack
 from tests.support import TopicReader, publish_queries, publish_raw
 
 pytestmark = pytest.mark.system
@@ -50,9 +50,7 @@ pytestmark = pytest.mark.system
 @pytest.fixture(scope="module")
 def router_stack(infra: Infra) -> Iterator[Stack]:
     prefix = unique_prefix("router")
-    stack = Stack(infra.kafka, infra.mongo_url, prefix, f"t_{prefix.strip('.').replace('-', '_')}",
-                  REPO / ".run" / "test-logs" / prefix.rstrip("."))
-    stack.log_dir.mkdir(parents=True, exist_ok=True)
+    stack = isolated_stack(infra.kafka, infra.mongo_url, prefix)
     stack.add("router", ["router"], "/readyz")
     stack.start("router")
     try:
@@ -60,9 +58,6 @@ def router_stack(infra: Infra) -> Iterator[Stack]:
     finally:
         stack.stop()
 
-
-def topic(stack: Stack, name: str) -> str:
-    return f"{stack.prefix}{name}"
 
 
 def snapshot(*, limit: int, tier: Tier = Tier.BASIC, version: int = 1,
@@ -73,7 +68,7 @@ def snapshot(*, limit: int, tier: Tier = Tier.BASIC, version: int = 1,
 
 
 async def put_tenant(stack: Stack, t: TenantSnapshot) -> None:
-    await publish_raw(stack.kafka, topic(stack, "tenants.snapshots"), [(t.tenant_id.encode(), t.model_dump_json().encode())])
+    await publish_raw(stack.kafka, stack.topic("tenants.snapshots"), [(t.tenant_id.encode(), t.model_dump_json().encode())])
 
 
 def queries(tenant_id: str, n: int, text: str = "What is the status of ticket #123?") -> list[QuerySubmitted]:
@@ -101,7 +96,7 @@ class Watch:
     """Reads the router's output topics (both routed pools and the outcomes) from their beginning."""
 
     def __init__(self, stack: Stack) -> None:
-        self.readers = [TopicReader(stack.kafka, topic(stack, t))
+        self.readers = [TopicReader(stack.kafka, stack.topic(t))
                         for t in ("queries.routed.slm", "queries.routed.llm", "queries.outcomes")]
 
     async def __aenter__(self) -> Watch:
@@ -158,7 +153,7 @@ def assert_one_decision_each(d: Decided, qs: list[QuerySubmitted]) -> None:
 
 
 def admission_store(stack: Stack, mongo: AsyncMongoClient) -> AdmissionStore:
-    return AdmissionStore(mongo[f"{stack.database}_router"]["admission_counters"], topic(stack, "queries.submitted"))
+    return AdmissionStore(mongo[f"{stack.database}_router"]["admission_counters"], stack.topic("queries.submitted"))
 
 
 async def counted(stack: Stack, tenant_id: str, day: str) -> int:
@@ -177,7 +172,7 @@ async def test_fifty_concurrent_publishers_against_a_quota_of_100_admit_exactly_
     await put_tenant(router_stack, t)
     qs = queries(t.tenant_id, 200)
     async with Watch(router_stack) as watch:
-        await asyncio.gather(*(publish_queries(router_stack.kafka, topic(router_stack, "queries.submitted"), qs[i::50])
+        await asyncio.gather(*(publish_queries(router_stack.kafka, router_stack.topic("queries.submitted"), qs[i::50])
                                for i in range(50)))
         d = await watch.all_decided(qs)
     assert_one_decision_each(d, qs)
@@ -198,7 +193,7 @@ async def test_unknown_suspended_and_just_created_tenants(router_stack):
     async with Watch(router_stack) as watch:
         # The snapshot goes out immediately before the query: the router must catch up, not say "unknown".
         await put_tenant(router_stack, fresh)
-        await publish_queries(router_stack.kafka, topic(router_stack, "queries.submitted"), unknown + of_suspended + of_fresh)
+        await publish_queries(router_stack.kafka, router_stack.topic("queries.submitted"), unknown + of_suspended + of_fresh)
         d = await watch.all_decided(unknown + of_suspended + of_fresh)
     assert d.rejected(RejectCode.UNKNOWN_TENANT) == {unknown[0].query_id}
     assert d.rejected(RejectCode.SUSPENDED) == {q.query_id for q in of_suspended}
@@ -212,11 +207,11 @@ async def test_a_tier_upgrade_mid_day_resumes_admissions(router_stack):
     await put_tenant(router_stack, basic)
     first, second = queries(basic.tenant_id, 5), queries(basic.tenant_id, 4)
     async with Watch(router_stack) as watch:
-        await publish_queries(router_stack.kafka, topic(router_stack, "queries.submitted"), first)
+        await publish_queries(router_stack.kafka, router_stack.topic("queries.submitted"), first)
         d1 = await watch.all_decided(first)
         upgraded = snapshot(limit=6, tier=Tier.PROFESSIONAL, version=2, tenant_id=basic.tenant_id)
         await put_tenant(router_stack, upgraded)
-        await publish_queries(router_stack.kafka, topic(router_stack, "queries.submitted"), second)
+        await publish_queries(router_stack.kafka, router_stack.topic("queries.submitted"), second)
         d2 = await watch.all_decided(second)
     assert [q.query_id in d1.admitted() for q in first] == [True, True, True, False, False]
     assert [q.query_id in d2.admitted() for q in second] == [True, True, True, False]
@@ -300,7 +295,7 @@ def escalation(tenant_id: str, classes: list[ModelClass], best: Answer | None) -
 
 
 async def publish_escalations(stack: Stack, es: list[QueryEscalated]) -> None:
-    await publish_raw(stack.kafka, topic(stack, "queries.escalations"),
+    await publish_raw(stack.kafka, stack.topic("queries.escalations"),
                       [(e.tenant_id.encode(), e.model_dump_json().encode()) for e in es])
 
 
@@ -316,7 +311,7 @@ async def test_escalations_go_one_class_up_and_end_with_the_best_answer(router_s
     orphan = escalation(gone.tenant_id, [ModelClass.SLM], slm_answer)
     async with Watch(router_stack) as watch:
         # The tenant is deleted (tombstone) while its query is in flight.
-        await publish_raw(router_stack.kafka, topic(router_stack, "tenants.snapshots"), [(gone.tenant_id.encode(), None)])
+        await publish_raw(router_stack.kafka, router_stack.topic("tenants.snapshots"), [(gone.tenant_id.encode(), None)])
         await publish_escalations(router_stack, [up, top, nothing, orphan])
         ids = {e.query_id for e in (up, top, nothing, orphan)}
         d = await watch.until(lambda: (x := watch.decided(ids)) and len(x.routed.keys() | x.outcomes.keys()) == 4 and x,
@@ -347,7 +342,7 @@ async def committed_offset(stack: Stack, partition: int) -> int:
                                 enable_auto_commit=False)
     await consumer.start()
     try:
-        committed = await consumer.committed(TopicPartition(topic(stack, "queries.submitted"), partition))
+        committed = await consumer.committed(TopicPartition(stack.topic("queries.submitted"), partition))
         return -1 if committed is None else committed
     finally:
         await consumer.stop()
@@ -368,7 +363,7 @@ async def test_a_router_restart_mid_stream_keeps_the_count_exact(router_stack, s
             # Freeze the router while the backlog goes out, so that it takes the backlog in big batches.
             router.popen.send_signal(SIGSTOP)
             try:
-                await publish_queries(router_stack.kafka, topic(router_stack, "queries.submitted"), qs)
+                await publish_queries(router_stack.kafka, router_stack.topic("queries.submitted"), qs)
             finally:
                 router.popen.send_signal(SIGCONT)
             # Stop the router as soon as it has written the count of a big batch: for SIGKILL, that is
