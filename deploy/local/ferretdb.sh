@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # FerretDB 1.24 (MongoDB wire protocol) on SQLite, without Docker.
 #   ferretdb.sh fetch | start | stop | status
-# Environment: MODELYARD_MONGO_PORT (27017), MODELYARD_RUN_DIR, MODELYARD_CACHE_DIR.
+# Environment: MODELYARD_MONGO_PORT (27017), MODELYARD_RUN_DIR, MODELYARD_CACHE_DIR,
+#              MODELYARD_FERRETDB_DEBUG_ADDR (off; e.g. 127.0.0.1:8089 serves /debug/metrics per command).
 source "$(dirname "$0")/common.sh"
 
 VERSION=v1.24.2
@@ -37,7 +38,7 @@ start() {
   mkdir -p "$DIR/data" "$DIR/state"
   log "starting FerretDB on 127.0.0.1:$PORT (SQLite in $DIR/data, log $LOGFILE)"
   nohup "$BIN" --handler=sqlite --sqlite-url="file:$DIR/data/" --state-dir="$DIR/state" \
-      --listen-addr="127.0.0.1:$PORT" --debug-addr=- --telemetry=disable --log-level=warn \
+      --listen-addr="127.0.0.1:$PORT" --debug-addr="${MODELYARD_FERRETDB_DEBUG_ADDR:--}" --telemetry=disable --log-level=warn \
       >>"$LOGFILE" 2>&1 &
   echo $! > "$PIDFILE"
   wait_for_port "$PORT" FerretDB "$(cat "$PIDFILE")" "$LOGFILE" 30

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from modelyard_events import TIER_LIMITS, Industry, RejectCode, TenantSnapshot, TenantStatus, Tier, TierLimits
-from modelyard_router.admission import PartitionDay, Verdict, utc_day
+from modelyard_router.admission import OwnerDay, PartitionDay, Verdict, utc_day
 from modelyard_router.service import quota_refusal, upgrade_for
 
 T = "t1"  # a tenant
@@ -123,6 +123,60 @@ def test_a_moved_state_continues_under_the_next_epoch_without_sharing_anything()
     assert run(moved, range(0, 4), 2) == [True, True, False, False]
     moved.admit("other", 9, 5)
     assert "other" not in doc.tenants and doc.position == 2
+
+
+def written(doc: OwnerDay, seq: int, body: dict) -> dict:
+    """What the store appends for ``body``, and the in-memory bookkeeping of a successful write."""
+    entry = doc.entry(seq, "queries.submitted", body)
+    doc.seq = seq
+    for state in doc.parts.values():
+        state.written()
+    return entry
+
+
+def test_a_log_entry_holds_only_what_the_batch_changed_and_folding_the_log_gives_the_state_back():
+    doc = OwnerDay("k", DAY)
+    doc.take(PartitionDay(3, DAY, dirty=True, whole=True))
+    state = doc.parts[3]
+    for i in range(300):
+        state.admit(f"t{i}", i, 1)
+    log = [written(doc, 1, doc.change_body())]
+    state.admit("t7", 300, 1)  # refused: over its limit of one
+    state.admit("t8", 301, 5)
+    change = doc.change_body()
+    assert sorted(e["t"] for e in change["partitions"][0]["tenants"]) == ["t7", "t8"]  # not all 300
+    assert len(change["partitions"][0]["refused"]) == 1
+    log.append(written(doc, 2, change))
+    state.admit("t9", 302, 5)
+    assert "refused" not in doc.change_body()["partitions"][0]  # runs unchanged: not repeated
+    log.append(written(doc, 3, doc.change_body()))
+    folded = OwnerDay.fold("k", DAY, reversed(log))  # the store returns entries in any order
+    again = folded.parts[3]
+    assert folded.seq == 3 and again.position == 302
+    assert {t: (c.count, c.last) for t, c in again.tenants.items()} == {t: (c.count, c.last) for t, c in state.tenants.items()}
+    assert again.recorded("t7", 300) == state.recorded("t7", 300) and not again.recorded("t7", 300).admitted
+
+
+def test_a_snapshot_replaces_everything_before_it_and_a_fence_is_lifted_by_taking_the_partition_back():
+    doc = OwnerDay("k", DAY)
+    doc.take(PartitionDay(1, DAY, dirty=True, whole=True))
+    doc.parts[1].admit(T, 0, 5)
+    log = [written(doc, 1, doc.change_body())]
+    log.append(doc.entry(2, "queries.submitted", {"fenced": [{"p": 1, "to": "other"}]}))  # another router took 1
+    folded = OwnerDay.fold("k", DAY, log)
+    assert not folded.owns(1) and folded.parts[1].count(T) == 1  # the state stays: the taker may not have written
+    folded.take(folded.parts[1].moved())  # taken back
+    folded.parts[1].admit(T, 1, 5)
+    log.append(written(folded, 3, folded.change_body()))
+    assert OwnerDay.fold("k", DAY, log).owns(1)
+    folded.take(PartitionDay(2, DAY, dirty=True, whole=True))
+    folded.parts[2].admit("b", 0, 5)
+    log.append(written(folded, 4, folded.snapshot_body()))
+    # Entries before a snapshot may still be there (their deletion follows it) or be gone: same state.
+    for entries in (log, log[3:], [{"seq": 1, "partitions": [{"p": 9, "epoch": 1, "position": 0, "whole": True}]}, log[3]]):
+        state = OwnerDay.fold("k", DAY, entries)
+        assert (state.seq, state.snapshot_seq, sorted(state.parts), state.fenced) == (4, 4, [1, 2], {})
+        assert state.parts[1].count(T) == 2 and state.parts[1].epoch == 2 and state.parts[2].count("b") == 1
 
 
 def test_the_day_is_the_utc_day_of_submission():

@@ -38,6 +38,7 @@ from modelyard_events import (
 )
 from modelyard_router.admission import AdmissionConflict, AdmissionStore
 from modelyard_router.service import routed_event_id
+from modelyard_router.settings import RouterSettings
 from pymongo import AsyncMongoClient
 
 from tests.conftest import Infra, unique_prefix
@@ -153,7 +154,8 @@ def assert_one_decision_each(d: Decided, qs: list[QuerySubmitted]) -> None:
 
 
 def admission_store(stack: Stack, mongo: AsyncMongoClient) -> AdmissionStore:
-    return AdmissionStore(mongo[f"{stack.database}_router"]["admission_counters"], stack.topic("queries.submitted"))
+    return AdmissionStore(mongo[f"{stack.database}_router"][RouterSettings.model_fields["admission_collection"].default],
+                          stack.topic("queries.submitted"))
 
 
 async def counted(stack: Stack, tenant_id: str, day: str) -> int:
@@ -275,6 +277,37 @@ async def test_a_taker_that_died_before_writing_is_fenced_when_the_partition_mov
         with pytest.raises(AdmissionConflict):
             await b.save([state_b])
         assert await c.used_today(tenant, day) == 2
+    finally:
+        await mongo.close()
+
+
+async def test_each_batch_appends_only_its_changes_and_snapshots_bound_the_log(router_stack):
+    mongo = AsyncMongoClient(router_stack.mongo_url)
+    try:
+        collection = mongo[f"{router_stack.database}_router"][RouterSettings.model_fields["admission_collection"].default]
+        store = AdmissionStore(collection, router_stack.topic("queries.submitted"), snapshot_every=4)
+        partition, day = 2, "2025-03-03"
+        tenants = [f"log-check-{i}" for i in range(100)]
+        state = (await store.load({(partition, day): tenants}))[partition, day]
+        for offset, t in enumerate(tenants):
+            state.admit(t, offset, 3)
+        await store.save([state])
+        for offset in range(100, 110):  # ten batches of one query of one tenant
+            state = (await store.load({(partition, day): [tenants[0]]}))[partition, day]
+            state.admit(tenants[0], offset, 3)
+            await store.save([state])
+        entries = [e async for e in collection.find({"doc": store.key(day)})]
+        seqs = sorted(e["seq"] for e in entries)
+        # 11 appends, snapshots at 5 and 10: the entries before the last snapshot are gone.
+        assert seqs == [10, 11]
+        last = max(entries, key=lambda e: e["seq"])
+        assert [t["t"] for t in last["partitions"][0]["tenants"]] == [tenants[0]]  # one tenant, not a hundred
+        # Another router taking the partition over reads the same counts from the snapshot and what follows.
+        taker = AdmissionStore(collection, router_stack.topic("queries.submitted"))
+        taken = (await taker.load({(partition, day): tenants}))[partition, day]
+        assert taken.count(tenants[0]) == 3 and taken.count(tenants[1]) == 1 and taken.position == 109
+        assert not taken.admit(tenants[0], 109, 3).admitted  # a replay of a refusal stays a refusal
+        assert await taker.used_today(tenants[99], day) == 1
     finally:
         await mongo.close()
 

@@ -365,5 +365,5 @@ def create_app(settings: RouterSettings | None = None) -> FastStream:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    return stream_app(settings, bus, startup=[tenants.start, start_pruning], shutdown=[stop_pruning, tenants.stop],
+    return stream_app(settings, bus, startup=[admission.ensure_indexes, tenants.start, start_pruning], shutdown=[stop_pruning, tenants.stop],
                       mongo=mongo)

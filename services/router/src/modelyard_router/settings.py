@@ -14,7 +14,9 @@ class RouterSettings(Settings):
     #: How long a batch of submitted queries may wait for more after its first: every batch costs one
     #: admission write, so at low rates this trades a little latency for fewer writes.
     submitted_linger_ms: int = Field(default=5, ge=0, le=1_000)
-    admission_collection: str = "admission_counters"
+    #: The admission logs (one per router process and day; see ``admission``). Named for the format:
+    #: the whole-document format of earlier versions lived in ``admission_counters``.
+    admission_collection: str = "admission_log"
     #: The router's own database (default: ``<MODELYARD_MONGO__DATABASE>_router``). Its write is on every
     #: query's path, so it does not share a database with metering's large flushes (on FerretDB/SQLite
     #: a database is a file with one writer at a time).
