@@ -222,12 +222,18 @@ class Bus:
         description: str | None = None,
         group_instance_id: str | None = None,
         linger_ms: int = 0,
+        fetch_wait_ms: int | None = None,
     ) -> None:
         """Register a batch handler for ``topic``. See the module docstring for the guarantees.
 
         A batch is what one poll returns (up to ``max_records``); with ``linger_ms`` the consumer keeps
         polling for that long after the first record, so that a handler whose cost is per batch (a
         database write) runs less often at low rates, at the price of that much latency.
+
+        ``fetch_wait_ms`` lets the broker hold each fetch that long while less than a megabyte is
+        waiting: for a consumer that lingers anyway, one round trip per ``fetch_wait_ms`` instead of one
+        per record at low rates (each costs the broker and this process a request, a response and
+        their system calls).
 
         ``group_instance_id`` makes the consumer a static group member (KIP-345): a replica that
         restarts under the same id gets its partitions back at once instead of after the session timeout.
@@ -250,6 +256,7 @@ class Bus:
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             group_instance_id=group_instance_id,
+            **({"fetch_max_wait_ms": fetch_wait_ms, "fetch_min_bytes": 1 << 20} if fetch_wait_ms else {}),
             title=title or f"{topic}:{self.service}",
             description=on_batch.__doc__,
         )

@@ -71,6 +71,8 @@ def create_app(settings: MeteringSettings | None = None) -> FastStream:
     # Flush at N events or T ms after the first: a lingering batch subscriber is exactly that buffer.
     bus.consume(topics.name("usage"), UsageRecorded, metering.on_usage, group_id=settings.group_id,
                 max_records=settings.flush_events, linger_ms=settings.flush_ms,
+                # A batch waits flush_ms anyway: fetch a few times within it, not once per usage record.
+                fetch_wait_ms=max(1, min(500, settings.flush_ms // 4)),
                 group_instance_id=settings.group_instance_id,
                 description="Fold usage records into per-tenant usage documents, exactly once.")
 
