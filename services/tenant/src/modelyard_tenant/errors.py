@@ -7,8 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pymongo.errors import ConnectionFailure
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -93,5 +98,12 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, InvalidField)
         return JSONResponse({"detail": exc.errors}, status_code=422)
 
+    async def on_database_unreachable(_: Request, exc: Exception) -> JSONResponse:
+        # A restarted or unreachable MongoDB: PyMongo reconnects on the next request, so this is a
+        # "retry shortly", not an internal error. (A write cut off mid-flight may or may not have landed.)
+        log.warning("database unreachable: %r", exc)
+        return await on_api_error(_, Unavailable("the database is unreachable right now; retry shortly"))
+
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(InvalidField, on_invalid_field)
+    app.add_exception_handler(ConnectionFailure, on_database_unreachable)
