@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from signal import SIGCONT, SIGSTOP
@@ -40,6 +40,7 @@ from modelyard_router.admission import AdmissionConflict, AdmissionStore
 from modelyard_router.service import routed_event_id
 from modelyard_router.settings import RouterSettings
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 
 from tests.conftest import Infra, unique_prefix
 from tests.stack import Stack, isolated_stack
@@ -153,9 +154,22 @@ def assert_one_decision_each(d: Decided, qs: list[QuerySubmitted]) -> None:
         assert len({e.model_dump_json(exclude={"time"}) for e in events}) == 1, f"{q.query_id}: {events}"
 
 
-def admission_store(stack: Stack, mongo: AsyncMongoClient) -> AdmissionStore:
-    return AdmissionStore(mongo[f"{stack.database}_router"][RouterSettings.model_fields["admission_collection"].default],
-                          stack.topic("queries.submitted"))
+def admission_collection(stack: Stack, mongo: AsyncMongoClient) -> AsyncCollection:
+    return mongo[f"{stack.database}_router"][RouterSettings.model_fields["admission_collection"].default]
+
+
+def admission_store(stack: Stack, mongo: AsyncMongoClient, **options) -> AdmissionStore:
+    """One router process's admission store on the stack's database."""
+    return AdmissionStore(admission_collection(stack, mongo), stack.topic("queries.submitted"), **options)
+
+
+@pytest.fixture
+async def mongo(router_stack: Stack) -> AsyncIterator[AsyncMongoClient]:
+    client = AsyncMongoClient(router_stack.mongo_url)
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 async def counted(stack: Stack, tenant_id: str, day: str) -> int:
@@ -221,95 +235,83 @@ async def test_a_tier_upgrade_mid_day_resumes_admissions(router_stack):
     assert "limit of 6 (professional tier)" in refusal.reason and "enterprise" in refusal.reason
 
 
-async def test_a_stale_writer_cannot_overwrite_the_count(router_stack):
+async def test_a_stale_writer_cannot_overwrite_the_count(router_stack, mongo):
     # What a router that lost its partition in a rebalance (a zombie) would do: keep deciding and
     # write after the new owner took the partition over. Each store is one router process.
-    mongo = AsyncMongoClient(router_stack.mongo_url)
-    try:
-        old, new = admission_store(router_stack, mongo), admission_store(router_stack, mongo)
-        partition, day, tenant = 7, "2025-03-01", "zombie-check"
-        wanted = {(partition, day): {tenant}}
+    old, new = admission_store(router_stack, mongo), admission_store(router_stack, mongo)
+    partition, day, tenant = 7, "2025-03-01", "zombie-check"
+    wanted = {(partition, day): {tenant}}
 
-        async def admit(store: AdmissionStore, *offsets: int):
-            state = (await store.load(wanted))[partition, day]
-            for o in offsets:
-                state.admit(tenant, o, 100)
-            return state
+    async def admit(store: AdmissionStore, *offsets: int):
+        state = (await store.load(wanted))[partition, day]
+        for o in offsets:
+            state.admit(tenant, o, 100)
+        return state
 
-        await old.save([await admit(old, 10)])
-        # The partition moves: the new owner continues the old owner's state and fences its document.
-        taken = await admit(new, 10, 11)
-        assert taken.count(tenant) == 2 and taken.recorded(tenant, 10).admitted
-        await new.save([taken])
-        stale = await admit(old, 11, 12)  # the old owner, still running, decides from its cached state
-        with pytest.raises(AdmissionConflict):
-            await old.save([stale])  # ... and cannot write it: nothing it decided gets published
-        assert await new.used_today(tenant, day) == 2
-        # Reading again, the old owner must take the partition back to use it: it continues the new
-        # owner's state (offset 11 replays), and the new owner is fenced in turn.
-        again = await admit(old, 11, 12)
-        assert again.count(tenant) == 3 and again.recorded(tenant, 11).admitted
-        await old.save([again])
-        with pytest.raises(AdmissionConflict):
-            await new.save([await admit(new, 12)])
-        assert await new.used_today(tenant, day) == 3
-    finally:
-        await mongo.close()
+    await old.save([await admit(old, 10)])
+    # The partition moves: the new owner continues the old owner's state and fences its document.
+    taken = await admit(new, 10, 11)
+    assert taken.count(tenant) == 2 and taken.recorded(tenant, 10).admitted
+    await new.save([taken])
+    stale = await admit(old, 11, 12)  # the old owner, still running, decides from its cached state
+    with pytest.raises(AdmissionConflict):
+        await old.save([stale])  # ... and cannot write it: nothing it decided gets published
+    assert await new.used_today(tenant, day) == 2
+    # Reading again, the old owner must take the partition back to use it: it continues the new
+    # owner's state (offset 11 replays), and the new owner is fenced in turn.
+    again = await admit(old, 11, 12)
+    assert again.count(tenant) == 3 and again.recorded(tenant, 11).admitted
+    await old.save([again])
+    with pytest.raises(AdmissionConflict):
+        await new.save([await admit(new, 12)])
+    assert await new.used_today(tenant, day) == 3
 
 
-async def test_a_taker_that_died_before_writing_is_fenced_when_the_partition_moves_on(router_stack):
+async def test_a_taker_that_died_before_writing_is_fenced_when_the_partition_moves_on(router_stack, mongo):
     # Router B fenced A's document and died (or stalled) before writing its own; router C takes over
     # from A's state and must fence B too, so that a late write of B cannot publish anything.
-    mongo = AsyncMongoClient(router_stack.mongo_url)
-    try:
-        a, b, c = (admission_store(router_stack, mongo) for _ in range(3))
-        partition, day, tenant = 5, "2025-03-02", "taker-check"
-        wanted = {(partition, day): {tenant}}
-        state_a = (await a.load(wanted))[partition, day]
-        state_a.admit(tenant, 0, 10)
-        await a.save([state_a])
-        state_b = (await b.load(wanted))[partition, day]  # fences A; B's own write comes later
-        state_b.admit(tenant, 1, 10)
-        state_c = (await c.load(wanted))[partition, day]
-        assert state_c.count(tenant) == 1 and state_c.epoch == 2
-        state_c.admit(tenant, 1, 10)
-        await c.save([state_c])
-        with pytest.raises(AdmissionConflict):
-            await b.save([state_b])
-        assert await c.used_today(tenant, day) == 2
-    finally:
-        await mongo.close()
+    a, b, c = (admission_store(router_stack, mongo) for _ in range(3))
+    partition, day, tenant = 5, "2025-03-02", "taker-check"
+    wanted = {(partition, day): {tenant}}
+    state_a = (await a.load(wanted))[partition, day]
+    state_a.admit(tenant, 0, 10)
+    await a.save([state_a])
+    state_b = (await b.load(wanted))[partition, day]  # fences A; B's own write comes later
+    state_b.admit(tenant, 1, 10)
+    state_c = (await c.load(wanted))[partition, day]
+    assert state_c.count(tenant) == 1 and state_c.epoch == 2
+    state_c.admit(tenant, 1, 10)
+    await c.save([state_c])
+    with pytest.raises(AdmissionConflict):
+        await b.save([state_b])
+    assert await c.used_today(tenant, day) == 2
 
 
-async def test_each_batch_appends_only_its_changes_and_snapshots_bound_the_log(router_stack):
-    mongo = AsyncMongoClient(router_stack.mongo_url)
-    try:
-        collection = mongo[f"{router_stack.database}_router"][RouterSettings.model_fields["admission_collection"].default]
-        store = AdmissionStore(collection, router_stack.topic("queries.submitted"), snapshot_every=4)
-        partition, day = 2, "2025-03-03"
-        tenants = [f"log-check-{i}" for i in range(100)]
-        state = (await store.load({(partition, day): tenants}))[partition, day]
-        for offset, t in enumerate(tenants):
-            state.admit(t, offset, 3)
+async def test_each_batch_appends_only_its_changes_and_snapshots_bound_the_log(router_stack, mongo):
+    collection = admission_collection(router_stack, mongo)
+    store = admission_store(router_stack, mongo, snapshot_every=4)
+    partition, day = 2, "2025-03-03"
+    tenants = [f"log-check-{i}" for i in range(100)]
+    state = (await store.load({(partition, day): tenants}))[partition, day]
+    for offset, t in enumerate(tenants):
+        state.admit(t, offset, 3)
+    await store.save([state])
+    for offset in range(100, 110):  # ten batches of one query of one tenant
+        state = (await store.load({(partition, day): [tenants[0]]}))[partition, day]
+        state.admit(tenants[0], offset, 3)
         await store.save([state])
-        for offset in range(100, 110):  # ten batches of one query of one tenant
-            state = (await store.load({(partition, day): [tenants[0]]}))[partition, day]
-            state.admit(tenants[0], offset, 3)
-            await store.save([state])
-        entries = [e async for e in collection.find({"doc": store.key(day)})]
-        seqs = sorted(e["seq"] for e in entries)
-        # 11 appends, snapshots at 5 and 10: the entries before the last snapshot are gone.
-        assert seqs == [10, 11]
-        last = max(entries, key=lambda e: e["seq"])
-        assert [t["t"] for t in last["partitions"][0]["tenants"]] == [tenants[0]]  # one tenant, not a hundred
-        # Another router taking the partition over reads the same counts from the snapshot and what follows.
-        taker = AdmissionStore(collection, router_stack.topic("queries.submitted"))
-        taken = (await taker.load({(partition, day): tenants}))[partition, day]
-        assert taken.count(tenants[0]) == 3 and taken.count(tenants[1]) == 1 and taken.position == 109
-        assert not taken.admit(tenants[0], 109, 3).admitted  # a replay of a refusal stays a refusal
-        assert await taker.used_today(tenants[99], day) == 1
-    finally:
-        await mongo.close()
+    entries = [e async for e in collection.find({"doc": store.key(day)})]
+    seqs = sorted(e["seq"] for e in entries)
+    # 11 appends, snapshots at 5 and 10: the entries before the last snapshot are gone.
+    assert seqs == [10, 11]
+    last = max(entries, key=lambda e: e["seq"])
+    assert [t["t"] for t in last["partitions"][0]["tenants"]] == [tenants[0]]  # one tenant, not a hundred
+    # Another router taking the partition over reads the same counts from the snapshot and what follows.
+    taker = admission_store(router_stack, mongo)
+    taken = (await taker.load({(partition, day): tenants}))[partition, day]
+    assert taken.count(tenants[0]) == 3 and taken.count(tenants[1]) == 1 and taken.position == 109
+    assert not taken.admit(tenants[0], 109, 3).admitted  # a replay of a refusal stays a refusal
+    assert await taker.used_today(tenants[99], day) == 1
 
 
 # --- escalations --------------------------------------------------------------------------------------

@@ -242,14 +242,15 @@ class PartitionDay:
 
     @classmethod
     def from_doc(cls, doc: dict, day: str) -> PartitionDay:
-        return cls(
-            partition=doc["p"],
-            day=day,
-            position=doc["position"],
-            tenants={e["t"]: TenantCount(e["n"], e["last"]) for e in doc.get("tenants", [])},
-            refused=[RefusedRun.from_doc(r) for r in doc.get("refused", [])],
-            epoch=doc.get("epoch", 1),
-        )
+        """A state from its whole stored form (``as_doc``)."""
+        state = cls(doc["p"], day)
+        state.apply(doc)
+        return state
+
+
+def fences_doc(fenced: Mapping[int, str]) -> list[dict]:
+    """Stored form of fences: partition → the document that took it over."""
+    return [{"p": p, "to": to} for p, to in sorted(fenced.items())]
 
 
 def entry_id(key: str, seq: int) -> str:
@@ -286,7 +287,7 @@ class OwnerDay:
 
     def snapshot_body(self) -> dict:
         return {"snapshot": True, "partitions": [p.as_doc() for p in self.parts.values()],
-                "fenced": [{"p": p, "to": to} for p, to in sorted(self.fenced.items())]}
+                "fenced": fences_doc(self.fenced)}
 
     def change_body(self) -> dict:
         return {"partitions": [p.change_doc() for p in self.parts.values() if p.dirty]}
@@ -299,9 +300,9 @@ class OwnerDay:
             partition = change["p"]
             if change.get("whole") or partition not in self.parts:
                 # A state this router started or took (back) over: it owns the partition again.
-                self.parts[partition] = PartitionDay(partition, self.day)
-                self.fenced.pop(partition, None)
-            self.parts[partition].apply(change)
+                self.take(PartitionDay.from_doc(change, self.day))
+            else:
+                self.parts[partition].apply(change)
         for fence in entry.get("fenced", []):
             self.fenced[fence["p"]] = fence["to"]
         self.seq = entry["seq"]
@@ -428,7 +429,7 @@ class AdmissionStore:
                 takers.setdefault(taker, {})[partition] = state.epoch
             mine.take(state.moved())
         for holder, taken in holders.values():
-            await self._append(holder, {"fenced": [{"p": p, "to": mine.key} for p in taken]})
+            await self._append(holder, {"fenced": fences_doc(dict.fromkeys(taken, mine.key))})
             log.info("took partitions %s of %s over from %s", taken, mine.day, holder.key)
         for key, fenced in takers.items():
             await self._fence_taker(key, mine, fenced)
@@ -438,7 +439,7 @@ class AdmissionStore:
         doc = await self._read_doc(key, mine.day)
         if any(p in doc.parts and doc.parts[p].epoch > epoch for p, epoch in partitions.items()):
             raise AdmissionConflict(f"admission document {key} took a partition over meanwhile")
-        await self._append(doc, {"fenced": [{"p": p, "to": mine.key} for p in sorted(partitions)]})
+        await self._append(doc, {"fenced": fences_doc(dict.fromkeys(partitions, mine.key))})
 
     async def _append(self, doc: OwnerDay, body: dict) -> None:
         """Append an entry to ``doc``'s log: AdmissionConflict if someone appended since it was read."""
