@@ -9,7 +9,6 @@ import asyncio
 import logging
 import sys
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,13 +25,9 @@ def _run_stream_app(service: str, settings, create_app) -> None:
     setup_logging(service, settings.log_level, settings.log_format)
     setup_tracing(service)
     faststream_app = create_app(settings)
-    try:
-        import uvloop
+    from .loop import run
 
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop is a dependency, but not on every platform
-        runner = asyncio.run
-    runner(faststream_app.run(log_level=logging.getLevelName(settings.log_level.upper())))
+    run(faststream_app.run(log_level=logging.getLevelName(settings.log_level.upper())))
 
 
 # ---------------------------------------------------------------------------------------------------

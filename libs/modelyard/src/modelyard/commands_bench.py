@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Annotated
@@ -30,8 +29,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     ) -> None:
         """End-to-end throughput, latency, memory and lost queries of a running stack."""
         from .bench_pipeline import run_pipeline_bench
+        from .loop import run
 
-        result = asyncio.run(run_pipeline_bench(api_url=api_url, simulator_url=simulator_url, rate=rate, seconds=seconds, queries=queries,
+        result = run(run_pipeline_bench(api_url=api_url, simulator_url=simulator_url, rate=rate, seconds=seconds, queries=queries,
                                                 tenants=tenants, soak_s=soak, timeout_s=timeout_s, run_dir=run_dir,
                                                 warmup_s=warmup))
         typer.echo(json.dumps(result))
