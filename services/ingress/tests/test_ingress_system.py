@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from pymongo import AsyncMongoClient
 
 from tests.conftest import Infra, unique_prefix
 from tests.stack import Stack, build_stack
-from tests.support import ADMIN, TopicReader, create_tenant, outcomes_by_query, publish_raw
+from tests.support import ADMIN, TopicReader, create_tenant, outcomes_by_query, publish_queries, publish_raw
 
 pytestmark = pytest.mark.system
 
@@ -42,7 +43,9 @@ class Deployment:
 def deployment(infra: Infra) -> Iterator[Deployment]:
     prefix = unique_prefix("ingress")
     stack = build_stack(infra.kafka, infra.mongo_url, prefix)
-    ingress = stack.add("ingress", ["ingress"], "/readyz")  # ready = following the outcomes topic
+    # ready = following the outcomes topic; it pauses after 1 s without a waiting request (5 s by
+    # default), so the tests below also cover requests that arrive at a paused reader.
+    ingress = stack.add("ingress", ["ingress"], "/readyz", MODELYARD_INGRESS_IDLE_PAUSE_S="1")
     stack.start(*stack.processes)
     try:
         yield Deployment(stack, ingress.ready_url.removesuffix("/readyz"))
@@ -85,6 +88,38 @@ async def test_openai_client_gets_an_answer_with_usage_and_modelyard_details(dep
     assert event.user_role == "engineer" and event.metadata == {"ticket": "T-1"}
     record = next(r for r in submitted.records if QuerySubmitted.model_validate_json(r.value).query_id == query_id)
     assert record.key == tenant["tenant_id"].encode()
+
+
+def following_outcomes(deployment: Deployment) -> float | None:
+    """The ingress's ``modelyard_ingress_following_outcomes`` gauge (None until it is exported)."""
+    text = httpx.get(f"{deployment.ingress_url}/metrics", timeout=5).text
+    for line in text.splitlines():
+        if line.startswith("modelyard_ingress_following_outcomes "):
+            return float(line.split()[1])
+    return None
+
+
+async def wait_for_gauge(deployment: Deployment, value: float, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (seen := await asyncio.to_thread(following_outcomes, deployment)) != value:
+        assert time.monotonic() < deadline, f"following_outcomes stayed {seen}, expected {value}"
+        await asyncio.sleep(0.1)
+
+
+async def test_an_idle_ingress_stops_reading_outcomes_and_the_next_request_still_gets_its_answer(deployment, tenant):
+    client = deployment.client(tenant["api_key"])
+    await wait_for_gauge(deployment, 0.0, 30)  # nobody waiting: paused
+    # Outcomes of Kafka-native queries keep coming while it is paused; the reader skips past them.
+    native = [QuerySubmitted(tenant_id=tenant["tenant_id"], query_id=str(uuid.uuid4()), text="Where is my invoice?")
+              for _ in range(5)]
+    async with TopicReader(deployment.stack.kafka, deployment.topic("queries.outcomes")) as outcomes:
+        await publish_queries(deployment.stack.kafka, deployment.topic("queries.submitted"), native)
+        await outcomes.wait_for(lambda recs: {q.query_id for q in native} <= outcomes_by_query(recs).keys(), 60,
+                                "the Kafka-native outcomes")
+    # A request at the paused reader: it resumes at the topic's end before publishing, so the answer arrives.
+    resp = await client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "What are your opening hours?"}])
+    assert resp.choices[0].message.content and resp.model_extra["modelyard"]["status"] == "completed"
+    await wait_for_gauge(deployment, 0.0, 30)  # and it pauses again once nobody waits
 
 
 async def test_model_pins_the_class_or_the_model_and_streams_and_jwts_work(deployment, tenant):

@@ -40,7 +40,8 @@ def create_app(settings: IngressSettings) -> FastAPI:
         client = make_mongo(settings.mongo, app_name="modelyard-ingress")
         bus = Bus(settings, SERVICE)
         pending = PendingOutcomes(settings.ingress_max_in_flight)
-        listener = OutcomeListener(settings.kafka.bootstrap_servers, topics.name("outcomes"), pending)
+        listener = OutcomeListener(settings.kafka.bootstrap_servers, topics.name("outcomes"), pending,
+                                   idle_pause_s=settings.ingress_idle_pause_s)
         try:
             db = database(client, settings.mongo)
             await bus.ensure_topics([topics.name("submitted"), topics.name("outcomes")])
@@ -53,7 +54,7 @@ def create_app(settings: IngressSettings) -> FastAPI:
                 db, admin_token=settings.admin_token, jwt_secret=settings.jwt_secret, ttl_s=settings.ingress_auth_cache_s
             )
             app.state.ingress = Ingress(bus, pending, load_pricing(settings.pricing_file), topics.name("submitted"),
-                                        settings.ingress_timeout_s)
+                                        settings.ingress_timeout_s, outcomes_ready=listener.ready)
             log.info("ingress ready on port %d", settings.ingress_port)
             yield
         finally:

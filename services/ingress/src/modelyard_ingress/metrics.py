@@ -10,3 +10,5 @@ SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 WAITING = Gauge("modelyard_ingress_waiting", "Requests waiting for their outcome")
+FOLLOWING = Gauge("modelyard_ingress_following_outcomes",
+                  "1 while the outcomes topic is read, 0 while paused because no request is waiting")

@@ -7,6 +7,13 @@ resolves the future whose query id an outcome carries. Outcomes of queries this 
 wait for (other replicas, Kafka-native upstreams, timed-out requests, duplicates) are skipped after
 a cheap parse. No consumer group means no rebalancing, no offsets to commit and nothing left behind
 on the broker when the process goes away.
+
+With no request waiting for ``idle_pause_s``, the consumer pauses: an idle ingress (or one beside
+Kafka-native upstreams that publish most queries) does not read and parse every outcome of the
+deployment for nothing. The next request calls ``ready()`` before it publishes its query, which
+moves every position to the topic's current end and resumes: its outcome is written after that end,
+so it cannot be skipped. Pausing happens only while no request waits, decided on the event loop that
+also registers waiters, so a waiter is never left with a paused consumer.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from modelyard_core.views import follow, stop_following
 from modelyard_events import QueryOutcome
 from pydantic import ValidationError
 from pydantic_core import from_json
+
+from . import metrics
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +92,19 @@ class PendingOutcomes:
 class OutcomeListener:
     """Follows ``queries.outcomes`` without a consumer group and feeds a ``PendingOutcomes``."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, pending: PendingOutcomes, *, client_id: str = "modelyard-ingress-replies") -> None:
+    def __init__(self, bootstrap_servers: str, topic: str, pending: PendingOutcomes, *,
+                 client_id: str = "modelyard-ingress-replies", idle_pause_s: float = 0.0) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.pending = pending
         self.client_id = client_id
+        self.idle_pause_s = idle_pause_s
         self.positioned = False
+        self.paused = False
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task | None = None
+        self._resuming: asyncio.Task | None = None
+        self._busy_at = 0.0  # loop time when a request was last seen waiting
 
     async def start(self, *, timeout_s: float = 30.0) -> None:
         """Start following; returns once every partition has a position at its current end."""
@@ -119,8 +133,44 @@ class OutcomeListener:
 
     async def _follow(self) -> None:
         assert self._consumer is not None
+        self._busy_at = asyncio.get_running_loop().time()
+        metrics.FOLLOWING.set(1)
         await follow(self._consumer, lambda r: self.pending.offer(r.value), what="ingress outcomes",
-                     max_records=2000, retry_s=0.5)
+                     max_records=2000, retry_s=0.5, after_batch=self._maybe_pause)
+
+    async def _maybe_pause(self) -> None:
+        """After each poll: pause once nobody has waited for ``idle_pause_s`` (0: never pause)."""
+        assert self._consumer is not None
+        now = asyncio.get_running_loop().time()
+        if len(self.pending) or self._resuming is not None:
+            self._busy_at = now
+        elif self.idle_pause_s and not self.paused and now - self._busy_at >= self.idle_pause_s:
+            self._consumer.pause(*self._consumer.assignment())
+            self.paused = True
+            metrics.FOLLOWING.set(0)
+            log.debug("no request waiting for %.1fs: stopped reading %s", self.idle_pause_s, self.topic)
+
+    async def ready(self) -> None:
+        """Call after registering a waiter and before publishing its query: resume (at the topic's
+        end) if paused. Concurrent callers share one resumption; a broker error propagates."""
+        if not self.paused:
+            return
+        if self._resuming is None:
+            self._resuming = asyncio.ensure_future(self._resume())
+            self._resuming.add_done_callback(lambda _: setattr(self, "_resuming", None))
+        await asyncio.shield(self._resuming)
+
+    async def _resume(self) -> None:
+        assert self._consumer is not None
+        assignment = self._consumer.assignment()
+        ends = await self._consumer.end_offsets(list(assignment))
+        for tp, end in ends.items():
+            self._consumer.seek(tp, end)
+        self._consumer.resume(*assignment)
+        self.paused = False
+        self._busy_at = asyncio.get_running_loop().time()
+        metrics.FOLLOWING.set(1)
+        log.debug("a request is waiting: reading %s again from its end", self.topic)
 
     async def stop(self) -> None:
         self.positioned = False

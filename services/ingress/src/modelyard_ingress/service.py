@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiokafka.errors import KafkaError
@@ -19,6 +20,10 @@ from .replies import PendingOutcomes, TooManyWaiting
 
 log = logging.getLogger(__name__)
 
+
+async def _always_ready() -> None:
+    """A reader that never pauses: nothing to wait for."""
+
 TIMEOUT_HEADER = "x-modelyard-timeout"
 
 #: Metric label of an answer by its HTTP status.
@@ -32,6 +37,9 @@ class Ingress:
     pricing: PricingTable
     submitted_topic: str
     timeout_s: float
+    #: Awaited before a query is published: the outcome reader is positioned to see its outcome
+    #: (``OutcomeListener.ready``: resumes a reader paused while nobody waited).
+    outcomes_ready: Callable[[], Awaitable[None]] = _always_ready
 
     def timeout_for(self, header: str | None) -> float:
         """The request's wait: ``X-Modelyard-Timeout`` seconds if given, never more than the setting."""
@@ -74,6 +82,7 @@ class Ingress:
         try:
             async with asyncio.timeout(timeout_s):
                 try:
+                    await self.outcomes_ready()
                     await self.bus.publish_one(self.submitted_topic, event, key=event.tenant_id)
                 except KafkaError as exc:
                     log.warning("could not submit query %s: %r", query_id, exc)

@@ -14,6 +14,9 @@ class IngressSettings(Settings):
     ingress_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     #: Requests waiting for an outcome at once in this process; beyond it the ingress answers 503.
     ingress_max_in_flight: int = Field(default=2048, ge=1)
+    #: With no request waiting for this long, stop reading the outcomes topic (0: always read it); the
+    #: next request first moves to the topic's end (one offsets request, a few milliseconds).
+    ingress_idle_pause_s: float = Field(default=5.0, ge=0)
     #: How long a resolved API key or JWT is remembered (0: every request reads MongoDB). A revoked
     #: key therefore stops working here at most this long after revocation.
     ingress_auth_cache_s: float = Field(default=10.0, ge=0, le=300)
