@@ -44,9 +44,12 @@ def add_ops_routes(app: Any, checks: dict[str, Check]) -> None:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def run_http(app: Any, *, host: str, port: int, shutdown_timeout_s: float, **uvicorn_options: Any) -> None:
+def run_http(app: Any, *, host: str, port: int, shutdown_timeout_s: float, gc_gen0_threshold: int = 0,
+             **uvicorn_options: Any) -> None:
     """Serve ``app`` with uvicorn until SIGINT/SIGTERM; in-flight requests get ``shutdown_timeout_s``."""
     import uvicorn
+
+    from .runtime import tune_gc
 
     config = uvicorn.Config(
         app,
@@ -62,4 +65,5 @@ def run_http(app: Any, *, host: str, port: int, shutdown_timeout_s: float, **uvi
     # re-raises the signal; these handlers receive that second delivery, so a clean stop exits 0.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
+    tune_gc(gc_gen0_threshold)
     uvicorn.Server(config).run()

@@ -76,4 +76,7 @@ class Settings(BaseSettings):
     #: Port of the /healthz, /readyz and /metrics endpoints; 0 disables them.
     ops_port: int = 0
     shutdown_timeout_s: float = 20.0
+    #: Net container allocations between young-generation garbage collections (Python's default: 700),
+    #: with start-up objects frozen out of collections; 0 keeps Python's defaults (see runtime.tune_gc).
+    gc_gen0_threshold: int = Field(default=20_000, ge=0)
     pricing_file: str | None = Field(default=None, description="Override the built-in pricing table (JSON).")

@@ -30,6 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from modelyard_core.bus import encode
+from modelyard_core.runtime import tune_gc
 from modelyard_core.settings import Settings
 from modelyard_events import QuerySubmitted
 
@@ -308,6 +309,7 @@ async def run_pipeline_bench(*, api_url: str, simulator_url: str, rate: float, s
                              tenants: int, soak_s: float, timeout_s: float, run_dir: Path, warmup_s: float = 5.0) -> dict:
     console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 130)
     settings = Settings()
+    tune_gc(settings.gc_gen0_threshold)  # the load generator shares the machine with the stack
     await simulator_zero_latency(simulator_url, True)
     try:
         return await _run(console, settings, api_url=api_url, rate=rate, seconds=seconds, queries=queries,

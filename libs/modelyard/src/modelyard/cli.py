@@ -25,7 +25,11 @@ def _run_stream_app(service: str, settings, create_app) -> None:
     setup_logging(service, settings.log_level, settings.log_format)
     setup_tracing(service)
     faststream_app = create_app(settings)
+    from modelyard_core.runtime import tune_gc
+
     from .loop import run
+
+    tune_gc(settings.gc_gen0_threshold)
 
     run(faststream_app.run(log_level=logging.getLevelName(settings.log_level.upper())))
 

@@ -81,4 +81,5 @@ def serve(settings: IngressSettings) -> None:
 
     setup_logging(SERVICE, settings.log_level, settings.log_format)
     setup_tracing(SERVICE)
-    run_http(create_app(settings), host=settings.ingress_host, port=settings.ingress_port, shutdown_timeout_s=settings.shutdown_timeout_s, backlog=4096)
+    run_http(create_app(settings), host=settings.ingress_host, port=settings.ingress_port, shutdown_timeout_s=settings.shutdown_timeout_s,
+             gc_gen0_threshold=settings.gc_gen0_threshold, backlog=4096)

@@ -135,6 +135,9 @@ class SimulatorConfig(BaseSettings):
     access_log: bool = False
     #: Seconds uvicorn waits for in-flight requests on SIGTERM before cancelling them (hung timeouts).
     graceful_shutdown_s: int = Field(default=5, ge=0)
+    #: Young-generation garbage-collection threshold, start-up objects frozen (0: Python's defaults;
+    #: see ``modelyard_core.runtime.tune_gc``).
+    gc_gen0_threshold: int = Field(default=20_000, ge=0)
 
     _resolved: dict[str, ModelKnobs] = PrivateAttr(default_factory=dict)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uvicorn
+from modelyard_core.runtime import tune_gc
 
 from modelyard_simulator.app import create_app
 from modelyard_simulator.config import SimulatorConfig
@@ -11,9 +12,11 @@ from modelyard_simulator.config import SimulatorConfig
 def serve(config: SimulatorConfig | None = None) -> None:
     """Serve the simulator on ``config.host:config.port`` until SIGTERM/SIGINT."""
     config = config or SimulatorConfig()
+    app = create_app(config)
+    tune_gc(config.gc_gen0_threshold)
     uvicorn.Server(
         uvicorn.Config(
-            create_app(config),
+            app,
             host=config.host,
             port=config.port,
             log_level=config.log_level,

@@ -91,7 +91,8 @@ def serve(settings: TenantServiceSettings) -> None:
 
     setup_logging(SERVICE, settings.log_level, settings.log_format)
     setup_tracing(SERVICE)
-    run_http(create_app(settings), host=settings.api_host, port=settings.api_port, shutdown_timeout_s=settings.shutdown_timeout_s)
+    run_http(create_app(settings), host=settings.api_host, port=settings.api_port, shutdown_timeout_s=settings.shutdown_timeout_s,
+             gc_gen0_threshold=settings.gc_gen0_threshold)
 
 
 async def republish_snapshots(settings: TenantServiceSettings) -> int:
