@@ -19,7 +19,7 @@ from openai import AsyncOpenAI
 from pymongo import AsyncMongoClient
 
 from tests.conftest import Infra, unique_prefix
-from tests.stack import Stack, build_stack
+from tests.stack import Stack, build_stack, wait_until
 from tests.support import ADMIN, TopicReader, create_tenant, outcomes_by_query, publish_queries, publish_raw
 
 pytestmark = pytest.mark.system
@@ -100,10 +100,8 @@ def following_outcomes(deployment: Deployment) -> float | None:
 
 
 async def wait_for_gauge(deployment: Deployment, value: float, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while (seen := await asyncio.to_thread(following_outcomes, deployment)) != value:
-        assert time.monotonic() < deadline, f"following_outcomes stayed {seen}, expected {value}"
-        await asyncio.sleep(0.1)
+    await asyncio.to_thread(wait_until, lambda: following_outcomes(deployment) == value, timeout_s,
+                            f"modelyard_ingress_following_outcomes == {value}", 0.1)
 
 
 async def test_an_idle_ingress_stops_reading_outcomes_and_the_next_request_still_gets_its_answer(deployment, tenant):

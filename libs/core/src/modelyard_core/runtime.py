@@ -7,6 +7,9 @@ import logging
 
 log = logging.getLogger(__name__)
 
+#: The default of every process's ``gc_gen0_threshold`` setting (Python's own default is 700).
+DEFAULT_GEN0_THRESHOLD = 20_000
+
 
 def tune_gc(gen0_threshold: int) -> None:
     """Collect cyclic garbage less often, and never again scan what exists at start-up.

@@ -8,6 +8,8 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .runtime import DEFAULT_GEN0_THRESHOLD
+
 
 class Topics(BaseModel):
     """Topic names. ``prefix`` namespaces all of them (tests use one per test, operators per environment)."""
@@ -78,5 +80,5 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = 20.0
     #: Net container allocations between young-generation garbage collections (Python's default: 700),
     #: with start-up objects frozen out of collections; 0 keeps Python's defaults (see runtime.tune_gc).
-    gc_gen0_threshold: int = Field(default=20_000, ge=0)
+    gc_gen0_threshold: int = Field(default=DEFAULT_GEN0_THRESHOLD, ge=0)
     pricing_file: str | None = Field(default=None, description="Override the built-in pricing table (JSON).")

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+from modelyard_core.runtime import DEFAULT_GEN0_THRESHOLD
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -137,7 +138,7 @@ class SimulatorConfig(BaseSettings):
     graceful_shutdown_s: int = Field(default=5, ge=0)
     #: Young-generation garbage-collection threshold, start-up objects frozen (0: Python's defaults;
     #: see ``modelyard_core.runtime.tune_gc``).
-    gc_gen0_threshold: int = Field(default=20_000, ge=0)
+    gc_gen0_threshold: int = Field(default=DEFAULT_GEN0_THRESHOLD, ge=0)
 
     _resolved: dict[str, ModelKnobs] = PrivateAttr(default_factory=dict)
 
