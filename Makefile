@@ -23,9 +23,10 @@ STACK := $(shell if command -v java >/dev/null && command -v mvn >/dev/null && c
 	elif docker info >/dev/null 2>&1; then echo docker; else echo local; fi)
 # `make test` stack: its own ports and data, so it never disturbs a running `make up`.
 TEST_KAFKA_PORT ?= 19092
+TEST_KAFKA_CONTROLLER_PORT ?= 19093
 TEST_MONGO_PORT ?= 27018
 TEST_ENV := MODELYARD_RUN_DIR=$(CURDIR)/.run/test MODELYARD_KAFKA_PORT=$(TEST_KAFKA_PORT) \
-	MODELYARD_KAFKA_CONTROLLER_PORT=19093 MODELYARD_MONGO_PORT=$(TEST_MONGO_PORT)
+	MODELYARD_KAFKA_CONTROLLER_PORT=$(TEST_KAFKA_CONTROLLER_PORT) MODELYARD_MONGO_PORT=$(TEST_MONGO_PORT)
 PYTEST_ARGS ?=
 
 .PHONY: help install infra-up infra-down up down status demo test test-unit bench schemas schemas-check k8s-check clean
