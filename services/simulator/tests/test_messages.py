@@ -4,21 +4,7 @@ from __future__ import annotations
 
 import openai
 import pytest
-
-PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-
-
-def with_image(detail: str = "auto") -> list[dict]:
-    return [
-        {
-            "role": "user",
-            "content": [
-                {"type": "text", "text": "What does this screenshot of the error dialog say?"},
-                {"type": "image_url", "image_url": {"url": PNG, "detail": detail}},
-            ],
-        }
-    ]
-
+from simulator_samples import PNG, with_image
 
 async def test_large_models_read_images_and_count_their_tokens(simulator) -> None:
     sdk, _ = simulator()
