@@ -14,8 +14,15 @@ Per-request headers (optional, for tests)
 - ``X-Simulator-Fault: 429|500|502|503|timeout|none`` — force a fault, or none, instead of rolling the dice.
 - ``X-Simulator-Difficulty: <0..1>`` — force the prompt's difficulty.
 
+Response headers (OpenAI sends none of these; tests and evaluations read them)
+- ``x-simulator-difficulty``, ``x-simulator-hedged`` (0/1), ``x-simulator-source`` (generated / replay);
+- ``x-simulator-correct-answer`` and ``x-simulator-right`` (1/0 per choice) for prompts with a final answer;
+- ``x-simulator-defects`` (none / unparsable / schema per choice) when an answer's JSON is defective;
+- ``x-simulator-replay-correct`` (1/0) when the replay file says whether the recorded answer was right.
+
 Errors injected by ``error_rate`` answer at once (no latency); a timeout hangs ``timeout_s`` seconds or
-until the client disconnects, then answers 504.
+until the client disconnects, then answers 504. A client that disconnects while its answer is generated
+(the latency, the paced tokens of a stream or of a non-streamed answer) stops the generation.
 """
 
 from __future__ import annotations
@@ -26,16 +33,17 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from modelyard_simulator.choices import Completion, complete
-from modelyard_simulator.config import ModelKnobs, SimulatorConfig
+from modelyard_simulator.config import SimulatorConfig
 from modelyard_simulator.errors import ApiError
 from modelyard_simulator.replay import Recorded
-from modelyard_simulator.request import ChatRequest, parse_chat_request
+from modelyard_simulator.request import parse_chat_request
 from modelyard_simulator.responses import completion_document, generation_seconds, sse
 from modelyard_simulator.state import ModelStats, Simulator
 from modelyard_simulator.words import count_prompt_tokens
@@ -94,6 +102,29 @@ class Overrides:
         if not low <= value <= high:
             raise ApiError(400, f"{name} must be a number from {low} to {high}.", param=name)
         return value
+
+
+class _StreamRun:
+    """Accounting of one streamed answer. A client that goes away cancels the stream (Starlette), which
+    stops the generation; ``close`` runs once however the stream ended, even if it never started."""
+
+    def __init__(self, sim: Simulator, stats: ModelStats) -> None:
+        self.sim, self.stats = sim, stats
+        self.finished = self.closed = False
+
+    async def events(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        try:
+            async for part in chunks:
+                yield part
+            self.finished = True
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.sim.in_flight -= 1
+            self.stats.cancelled += not self.finished
 
 
 class Endpoints:
@@ -178,8 +209,11 @@ class Endpoints:
             }
             if chat.stream:
                 streaming = True
-                events = self._stream(chat, completion, usage, knobs, stats)
-                return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+                run = _StreamRun(sim, stats)
+                events = run.events(sse(chat, completion, usage, knobs.stream_tokens_per_s, knobs.stream_chunk_tokens))
+                return StreamingResponse(
+                    events, media_type="text/event-stream", headers=headers, background=BackgroundTask(run.close)
+                )
             generating = generation_seconds(completion, knobs.stream_tokens_per_s)
             if generating > 0 and not await self._wait(request, generating):
                 stats.cancelled += 1
@@ -188,19 +222,6 @@ class Endpoints:
         finally:
             if not streaming:
                 sim.in_flight -= 1
-
-    async def _stream(
-        self, chat: ChatRequest, completion: Completion, usage: dict[str, int], knobs: ModelKnobs, stats: ModelStats
-    ) -> AsyncIterator[bytes]:
-        """The SSE body; a client that goes away cancels it (Starlette), which stops the generation."""
-        finished = False
-        try:
-            async for part in sse(chat, completion, usage, knobs.stream_tokens_per_s, knobs.stream_chunk_tokens):
-                yield part
-            finished = True
-        finally:
-            stats.cancelled += not finished
-            self.sim.in_flight -= 1
 
     @staticmethod
     async def _wait(request: Request, seconds: float) -> bool:

@@ -79,6 +79,8 @@ class ModelKnobs(BaseModel):
     final_answer: Literal["auto", "always", "never"] = "auto"
     right_rate_easy: float = Field(default=0.97, ge=0, le=1)
     right_rate_hard: float = Field(default=0.80, ge=0, le=1)
+    # per-prompt spread of that probability on the logit scale (0: every prompt of one difficulty alike)
+    right_rate_spread: float = Field(default=1.5, ge=0, le=5)
     distractors: int = Field(default=3, ge=1, le=8)
     distractor_top_share: float = Field(default=0.6, ge=0, le=1)
     slip_rate: float = Field(default=0.3, ge=0, le=1)
@@ -157,8 +159,9 @@ class SimulatorConfig(BaseSettings):
     include_pricing_models: bool = True
     pricing_file: str | None = None
 
-    #: Replay mode: JSON lines ``{"prompt": ..., "responses": {"<model>": "<text>"}}``, matched on the
-    #: last user message. A prompt or model that is not recorded falls back as ``replay_fallback`` says.
+    #: Replay mode: JSON lines ``{"prompt": ..., "responses": {"<model>": "<text>"}}``, or a CSV with a
+    #: ``prompt`` column and ``<model>_response`` columns (RouteLLM's format), matched on the last user
+    #: message. A prompt or model that is not recorded falls back as ``replay_fallback`` says.
     replay_file: Path | None = None
     replay_fallback: Literal["generate", "not_found"] = "generate"
     #: Which served models answer with a recorded model's texts: ``{"<recorded name>": ["<served model>", ...]}``

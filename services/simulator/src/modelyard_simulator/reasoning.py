@@ -5,7 +5,8 @@ mark) is a word problem. Its right answer folds the prompt's first numbers with 
 a hash of the prompt (so it is the same in every process); its wrong answers (distractors) are the
 same numbers with other operations, or the last step left out: the mistakes a model makes fluently,
 with arithmetic that holds. Each choice's final answer is right with probability ``p_right`` (from the
-difficulty and the model's knobs); a wrong choice lands on the most common distractor with probability
+difficulty, the model's knobs and a per-prompt hardness, so that a model fails some questions
+again and again as real models do); a wrong choice lands on the most common distractor with probability
 ``distractor_top_share`` and on one of the others otherwise, so right answers agree with each other
 more often than wrong ones do. A share of wrong choices (``slip_rate``) instead show the right steps
 with a slip in the last one ("13 * 2 = 28"), which re-checking the arithmetic catches.
@@ -18,14 +19,16 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import random
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from statistics import NormalDist
 
 from modelyard_simulator.config import ModelKnobs
 
-_NUMBER = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d])|(?<![\d.,])\d{1,6}(?![\d])")
+_NUMBER = re.compile(r"\d+(?:,\d{3})*")  # 1,200 is one number
 _ASKS = ("?", "how many", "how much", "calculate", "compute", "what is", "find the", "total")
 _OPS = ("+", "-", "*")
 _LEADS = ("First", "Then", "Next", "After that")
@@ -33,14 +36,12 @@ _MAX_VALUE = 10_000_000
 
 
 def prompt_numbers(text: str, limit: int = 4) -> list[int]:
-    return [int(n.replace(",", "")) for n in _NUMBER.findall(text)[:limit]]
+    return [int(n.replace(",", "")[:9]) for n in _NUMBER.findall(text)[:limit]]
 
 
 def is_word_problem(question: str) -> bool:
-    if len(_NUMBER.findall(question)) < 2:
-        return False
     lowered = question.lower()
-    return any(ask in lowered for ask in _ASKS)
+    return any(ask in lowered for ask in _ASKS) and len(_NUMBER.findall(question)) >= 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,9 @@ class Problem:
     right: Solution
     #: distractors, the most common first
     wrong: tuple[Solution, ...]
+    #: how much harder than its difficulty says this prompt is for every model (a standard normal
+    #: deviate from the prompt's hash): real models fail the same questions again and again
+    hardness: float = 0.0
 
 
 def _fold(numbers: list[int], ops: tuple[str, ...]) -> Solution:
@@ -109,7 +113,8 @@ def problem_for(question: str, distractors: int) -> Problem:
             wrong.append(candidate)
             if len(wrong) == distractors:
                 break
-    return Problem(right, tuple(wrong))
+    hardness = NormalDist().inv_cdf((int.from_bytes(digest[8:14], "big") + 0.5) / 2**48)
+    return Problem(right, tuple(wrong), hardness)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,13 +125,17 @@ class Sampled:
     slipped: bool = False
 
 
-def p_right(knobs: ModelKnobs, level: float) -> float:
-    return knobs.right_rate_easy + (knobs.right_rate_hard - knobs.right_rate_easy) * level
+def p_right(knobs: ModelKnobs, level: float, hardness: float = 0.0) -> float:
+    """Linear in the difficulty, then shifted on the logit scale by ``right_rate_spread * hardness``."""
+    p = knobs.right_rate_easy + (knobs.right_rate_hard - knobs.right_rate_easy) * level
+    if not knobs.right_rate_spread or p <= 0 or p >= 1:
+        return p
+    return 1 / (1 + math.exp(-(math.log(p / (1 - p)) - knobs.right_rate_spread * hardness)))
 
 
 def sample(problem: Problem, knobs: ModelKnobs, level: float, rng: random.Random) -> Sampled:
     """One choice's worked solution and final answer, right with probability ``p_right``."""
-    if rng.random() < p_right(knobs, level) or not problem.wrong:
+    if rng.random() < p_right(knobs, level, problem.hardness) or not problem.wrong:
         return Sampled(problem.right.write(), problem.right.value, True)
     wrong = problem.wrong
     index = 0 if len(wrong) == 1 or rng.random() < knobs.distractor_top_share else rng.randrange(1, len(wrong))

@@ -84,6 +84,9 @@ def _logit_bias(body: dict[str, Any]) -> None:
             raise error
 
 
+_OTHER_FIELDS = frozenset({"user", "store", "service_tier", "reasoning_effort", "metadata", "modalities"})
+
+
 def _other_fields(body: dict[str, Any]) -> None:
     """Fields without an effect on the answer that OpenAI still type-checks."""
     string(body, "user")
@@ -109,6 +112,8 @@ def parse_chat_request(body: Any) -> ChatRequest:
     if not isinstance(model, str) or not model:
         raise missing("model")
     conversation = parse_messages(body.get("messages"))
+    if len(body) == 2:  # model and messages only: the common case, nothing else to check
+        return ChatRequest(model, conversation)
     temperature = number(body, "temperature", 0, 2)
     number(body, "top_p", 0, 1)
     number(body, "presence_penalty", -2, 2)
@@ -132,7 +137,8 @@ def parse_chat_request(body: Any) -> ChatRequest:
     stop = _stop(body)
     if "logit_bias" in body:
         _logit_bias(body)
-    _other_fields(body)
+    if not _OTHER_FIELDS.isdisjoint(body):
+        _other_fields(body)
     return ChatRequest(
         model=model,
         conversation=conversation,

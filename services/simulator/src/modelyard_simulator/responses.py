@@ -89,6 +89,7 @@ class _ChunkWriter:
                 "model": chat.model, "system_fingerprint": FINGERPRINT}
         self.head = b"data: " + orjson.dumps(head)[:-1] + b',"choices":[{"index":'
         self.tail = b'}],"usage":null}\n\n' if chat.include_usage else b"}]}\n\n"
+        self.plain_tail = b'},"logprobs":null,"finish_reason":null' + self.tail
         self.legacy = chat.tools is not None and chat.tools.legacy
 
     def chunk(self, index: int, delta: dict[str, Any] | bytes, logprobs: Any = None, finish: str | None = None) -> bytes:
@@ -107,8 +108,11 @@ class _ChunkWriter:
             return b""
         if choice.tool_calls:
             return self._tool_calls(choice, start, end)
-        delta = b'{"content":' + orjson.dumps("".join(choice.tokens[start:end])) + b"}"
-        return self.chunk(choice.index, delta, _logprobs(self.chat, choice, start, end))
+        text = orjson.dumps("".join(choice.tokens[start:end]))
+        if choice.token_probs is not None:
+            return self.chunk(choice.index, b'{"content":' + text + b"}", _logprobs(self.chat, choice, start, end))
+        # the common case, built from two fixed pieces: the 0 ms benchmarks stream this at full speed
+        return b"%s%d%s%s%s" % (self.head, choice.index, b',"delta":{"content":', text, self.plain_tail)
 
     def _tool_calls(self, choice: Choice, start: int, end: int) -> bytes:
         out, offset = [], 0
