@@ -121,6 +121,20 @@ async def test_knobs_shape_agreement_and_slips(simulator) -> None:
         assert any(eval(f"{a} {op} {b}") != int(c) for a, op, b, c in steps)  # noqa: S307
 
 
+async def test_spread_makes_a_prompts_samples_agree_on_being_right_or_wrong(simulator) -> None:
+    async def consistent_prompts(spread: float) -> int:
+        knobs = {"latency_ms": 0, "right_rate_easy": 0.5, "right_rate_hard": 0.5, "right_rate_spread": spread}
+        _, raw = simulator(all_models=knobs)
+        consistent = 0
+        for i in range(40):
+            response = await raw.post("/v1/chat/completions", json={
+                "model": "gpt-4o", "messages": user(problem(i)), "n": 6, "temperature": 1})
+            consistent += len(set(response.headers["x-simulator-right"].split(","))) == 1
+        return consistent
+
+    assert await consistent_prompts(4.0) > await consistent_prompts(0.0) + 10
+
+
 async def test_final_answer_knob_never_and_always(simulator) -> None:
     never, _ = simulator(all_models={"latency_ms": 0, "final_answer": "never"})
     reply = await never.chat.completions.with_raw_response.create(model="gpt-4o", messages=user(problem(1)))

@@ -97,6 +97,12 @@ def test_n_choices_with_final_answers(sdk: openai.OpenAI) -> None:
 def test_images(sdk: openai.OpenAI) -> None:
     seen = sdk.chat.completions.create(model="gpt-4o", messages=with_image())
     assert seen.usage.prompt_tokens > 765
+    streamed = "".join(
+        c.choices[0].delta.content or ""
+        for c in sdk.chat.completions.create(model="gpt-4o", messages=with_image(), stream=True)
+        if c.choices
+    )
+    assert streamed == seen.choices[0].message.content
     with pytest.raises(openai.BadRequestError) as caught:
         sdk.chat.completions.create(model="gpt-4o-mini", messages=with_image())
     assert caught.value.param == "messages[0].content[1].type"

@@ -22,15 +22,15 @@ from typing import Any
 import httpx
 
 QUESTION = "How do I reset my password for the billing portal? Order {i}."
-WEATHER_TOOL = {
+ORDER_TOOL = {
     "type": "function",
     "function": {
-        "name": "get_weather",
-        "description": "Current weather of a city",
+        "name": "lookup_order",
+        "description": "Status and history of a customer order",
         "parameters": {
             "type": "object",
-            "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
-            "required": ["city", "unit"],
+            "properties": {"order_id": {"type": "string"}, "with_history": {"type": "boolean"}},
+            "required": ["order_id", "with_history"],
             "additionalProperties": False,
         },
     },
@@ -40,7 +40,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "plain": {"model": "gpt-4o-mini"},
     "stream": {"model": "gpt-4o-mini", "stream": True, "stream_options": {"include_usage": True}},
     "logprobs": {"model": "gpt-4o-mini", "logprobs": True, "top_logprobs": 2},
-    "tools": {"model": "gpt-4o", "tools": [WEATHER_TOOL], "tool_choice": "required"},
+    "tools": {"model": "gpt-4o", "tools": [ORDER_TOOL], "tool_choice": "required"},
     "json_schema": {
         "model": "gpt-4o",
         "response_format": {

@@ -83,6 +83,11 @@ def missing(param: str) -> ApiError:
     return ApiError(400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
 
 
+def missing_or_wrong(param: str, expected: str, value: Any) -> ApiError:
+    """The error for a required field that is absent (None) or not of the ``expected`` type."""
+    return missing(param) if value is None else invalid_type(param, expected, value)
+
+
 def number(body: dict[str, Any], name: str, low: float, high: float) -> float | None:
     """An optional number in ``[low, high]`` (integers are numbers too; booleans are not)."""
     value = body.get(name)

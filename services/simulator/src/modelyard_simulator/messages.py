@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modelyard_simulator.errors import ApiError, invalid_type, invalid_value, missing
+from modelyard_simulator.errors import ApiError, invalid_type, invalid_value, missing, missing_or_wrong
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _ROLE_SET = frozenset(ROLES)
@@ -64,7 +64,7 @@ def _image(part: dict[str, Any], param: str) -> tuple[str, int]:
         raise invalid_type(f"{param}.image_url", "an object", image)
     url = image.get("url")
     if not isinstance(url, str):
-        raise missing(f"{param}.image_url.url") if url is None else invalid_type(f"{param}.image_url.url", "a string", url)
+        raise missing_or_wrong(f"{param}.image_url.url", "a string", url)
     if not url.startswith(("http://", "https://", "data:image/")):
         raise invalid_value(
             f"{param}.image_url.url",
@@ -128,11 +128,11 @@ def _tool_calls(calls: Any, param: str) -> dict[str, str]:
             raise invalid_type(where, "an object", call)
         call_id, function = call.get("id"), call.get("function")
         if not isinstance(call_id, str):
-            raise missing(f"{where}.id") if call_id is None else invalid_type(f"{where}.id", "a string", call_id)
+            raise missing_or_wrong(f"{where}.id", "a string", call_id)
         if call.get("type", "function") != "function":
             raise invalid_value(f"{where}.type", f"expected 'function', got {call.get('type')!r}.")
         if not isinstance(function, dict):
-            raise missing(f"{where}.function") if function is None else invalid_type(f"{where}.function", "an object", function)
+            raise missing_or_wrong(f"{where}.function", "an object", function)
         for field in ("name", "arguments"):
             if not isinstance(function.get(field), str):
                 raise invalid_type(f"{where}.function.{field}", "a string", function.get(field))
@@ -180,9 +180,7 @@ def parse_messages(messages: Any) -> Conversation:
         elif role == "tool":
             call_id = message.get("tool_call_id")
             if not isinstance(call_id, str):
-                raise missing(f"messages[{i}].tool_call_id") if call_id is None else invalid_type(
-                    f"messages[{i}].tool_call_id", "a string", call_id
-                )
+                raise missing_or_wrong(f"messages[{i}].tool_call_id", "a string", call_id)
             if pending_at < 0 or any(messages[k].get("role") != "tool" for k in range(pending_at + 1, i)):
                 raise ApiError(
                     400,

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from jsonschema import Draft202012Validator
 
-from modelyard_simulator.errors import ApiError, invalid_type, invalid_value, missing
+from modelyard_simulator.errors import ApiError, invalid_type, invalid_value, missing, missing_or_wrong
 from modelyard_simulator.schema_values import Hints, SchemaError, generate, spoil, validator_for
 
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -55,9 +55,7 @@ def parse_response_format(body: dict[str, Any], mentions_json: Any) -> ResponseF
         )
     spec = value.get("json_schema")
     if not isinstance(spec, dict):
-        raise missing("response_format.json_schema") if spec is None else invalid_type(
-            "response_format.json_schema", "an object", spec
-        )
+        raise missing_or_wrong("response_format.json_schema", "an object", spec)
     name = spec.get("name")
     if not isinstance(name, str):
         raise missing("response_format.json_schema.name")

@@ -15,7 +15,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from modelyard_simulator.errors import ApiError, array_too_long, invalid_type, invalid_value, missing
+from modelyard_simulator.errors import ApiError, array_too_long, invalid_type, invalid_value, missing, missing_or_wrong
 from modelyard_simulator.schema_values import SchemaError, validator_for
 from modelyard_simulator.words import STOPWORDS
 
@@ -55,10 +55,10 @@ def _words(text: str) -> frozenset[str]:
 def _function(spec: Any, param: str, kind: str) -> Tool:
     """One function definition (``tools[i].function`` or ``functions[i]``)."""
     if not isinstance(spec, dict):
-        raise missing(param) if spec is None else invalid_type(param, "an object", spec)
+        raise missing_or_wrong(param, "an object", spec)
     name = spec.get("name")
     if not isinstance(name, str):
-        raise missing(f"{param}.name") if name is None else invalid_type(f"{param}.name", "a string", name)
+        raise missing_or_wrong(f"{param}.name", "a string", name)
     if not _NAME.match(name):
         raise ApiError(
             400,
