@@ -92,6 +92,21 @@ async def test_n_choices_stream_with_their_index_and_usage_counts_all(simulator)
     assert finishes == ["length"] * 3 and usage.completion_tokens == 27 == plain.usage.completion_tokens
 
 
+async def test_choices_of_different_lengths_stream_without_empty_chunks(simulator) -> None:
+    sdk, _ = simulator()
+    plain = await sdk.chat.completions.create(model="gpt-4o", messages=user(EASY), n=4)
+    assert len({c.message.content for c in plain.choices}) == 4
+    texts, finishes = ["", "", "", ""], [[], [], [], []]
+    async for chunk in await sdk.chat.completions.create(model="gpt-4o", messages=user(EASY), n=4, stream=True):
+        for choice in chunk.choices:
+            if choice.finish_reason:
+                finishes[choice.index].append(choice.finish_reason)
+            elif choice.delta.role is None:
+                assert choice.delta.content, "a content chunk carries content"
+                texts[choice.index] += choice.delta.content
+    assert texts == [c.message.content for c in plain.choices] and finishes == [["stop"]] * 4
+
+
 async def test_accepted_parameters_and_unknown_fields(simulator) -> None:
     sdk, _ = simulator()
     reply = await sdk.chat.completions.create(

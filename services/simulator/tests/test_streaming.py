@@ -78,6 +78,22 @@ async def test_chunks_carry_a_few_tokens_and_fall_behind_gracefully(paced) -> No
     assert max(len(p.split()) for p in pieces) >= 2
 
 
+def test_each_choice_finishes_after_its_own_last_token(paced) -> None:
+    with openai.OpenAI(base_url=f"{paced.base_url}/v1", api_key="unused", max_retries=0) as sdk:
+        events = []  # (choice, "token" | "finish") in arrival order
+        for chunk in sdk.chat.completions.create(model="chunky-model", messages=QUESTION, n=3, stream=True):
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    events.append((choice.index, "token"))
+                if choice.finish_reason:
+                    events.append((choice.index, "finish"))
+    last_token = {i: max(k for k, e in enumerate(events) if e == (i, "token")) for i in range(3)}
+    finish = {i: events.index((i, "finish")) for i in range(3)}
+    shortest = min(range(3), key=lambda i: last_token[i])
+    assert all(finish[i] > last_token[i] for i in range(3))
+    assert finish[shortest] < max(last_token.values()), "the shortest choice finishes while the others go on"
+
+
 def test_a_client_that_disconnects_stops_the_generation(paced) -> None:
     admin = httpx.Client(base_url=paced.base_url, timeout=10)
     before = admin.get("/admin/stats").json()["models"].get("slow-model", {}).get("cancelled", 0)

@@ -104,6 +104,7 @@ class _ChunkWriter:
         return self.chunk(choice.index, {"role": "assistant", "content": content, "refusal": None})
 
     def content(self, choice: Choice, start: int, end: int) -> bytes:
+        end = min(end, units(choice))
         if start >= end:
             return b""
         if choice.tool_calls:
@@ -133,26 +134,30 @@ class _ChunkWriter:
             offset += size
         return b"".join(out)
 
-    def ending(self, completion: Completion, usage: dict[str, int]) -> bytes:
-        parts = [self.chunk(c.index, b"{}", finish=c.finish_reason) for c in completion.choices]
-        if self.chat.include_usage:
-            parts.append(self.head.split(b',"choices"')[0] + b',"choices":[],"usage":' + orjson.dumps(usage) + b"}\n\n")
-        parts.append(b"data: [DONE]\n\n")
-        return b"".join(parts)
+    def finishes(self, choices: list[Choice]) -> bytes:
+        return b"".join(self.chunk(c.index, b"{}", finish=c.finish_reason) for c in choices)
+
+    def ending(self, usage: dict[str, int]) -> bytes:
+        if not self.chat.include_usage:
+            return b"data: [DONE]\n\n"
+        head = self.head.split(b',"choices"')[0]
+        return head + b',"choices":[],"usage":' + orjson.dumps(usage) + b"}\n\ndata: [DONE]\n\n"
 
 
 async def sse(
     chat: ChatRequest, completion: Completion, usage: dict[str, int], tokens_per_s: float, chunk_tokens: int
 ) -> AsyncIterator[bytes]:
-    """The completion as server-sent events, paced at ``tokens_per_s`` per choice (0: no pacing)."""
+    """The completion as server-sent events, paced at ``tokens_per_s`` per choice (0: no pacing). Each
+    choice's finish chunk follows its last token; the usage chunk and ``[DONE]`` come after all of them."""
     writer = _ChunkWriter(chat)
     choices = completion.choices
-    total = max(units(c) for c in choices)
-    if tokens_per_s <= 0:
+    lengths = [units(c) for c in choices]
+    total = max(lengths)
+    if tokens_per_s <= 0 or total == 0:
         parts = [writer.role(c) for c in choices]
         for start in range(0, total, chunk_tokens):
             parts += [writer.content(c, start, start + chunk_tokens) for c in choices]
-        yield b"".join(parts) + writer.ending(completion, usage)
+        yield b"".join(parts) + writer.finishes(choices) + writer.ending(usage)
         return
     loop = asyncio.get_running_loop()
     yield b"".join(writer.role(c) for c in choices)
@@ -164,9 +169,10 @@ async def sse(
         if (wait := wake - loop.time()) > 0:
             await asyncio.sleep(wait)
         due = min(total, max(target, int((loop.time() - started) * tokens_per_s) + 1))
-        yield b"".join(writer.content(c, sent, due) for c in choices)
+        done = [c for c, length in zip(choices, lengths, strict=True) if sent < length <= due or length == sent == 0]
+        yield b"".join(writer.content(c, sent, due) for c in choices) + writer.finishes(done)
         sent = due
-    yield writer.ending(completion, usage)
+    yield writer.ending(usage)
 
 
 def generation_seconds(completion: Completion, tokens_per_s: float) -> float:
