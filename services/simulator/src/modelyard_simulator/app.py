@@ -74,8 +74,11 @@ class Overrides:
     __slots__ = ("latency_s", "fault", "difficulty")
 
     def __init__(self, request: Request) -> None:
-        headers = request.headers
         self.latency_s = self.fault = self.difficulty = None
+        # one pass over the raw headers: most requests carry none of these
+        if not any(key.startswith(b"x-simulator-") for key, _ in request.scope["headers"]):
+            return
+        headers = request.headers
         if (raw := headers.get("x-simulator-latency-ms")) is not None:
             self.latency_s = self._number(raw, "X-Simulator-Latency-Ms", 0, 600_000) / 1000
         if (raw := headers.get("x-simulator-difficulty")) is not None:
@@ -200,7 +203,7 @@ class Endpoints:
 
             prompt_tokens = count_prompt_tokens(convo.texts) + convo.image_tokens
             completion_tokens = completion.completion_tokens
-            _count(stats, completion, prompt_tokens)
+            _count(stats, completion, prompt_tokens, completion_tokens)
             headers = _headers(completion, recorded)
             usage = {
                 "prompt_tokens": prompt_tokens,
@@ -291,12 +294,12 @@ def _model_card(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "modelyard-simulator"}
 
 
-def _count(stats: ModelStats, completion: Completion, prompt_tokens: int) -> None:
+def _count(stats: ModelStats, completion: Completion, prompt_tokens: int, completion_tokens: int) -> None:
     stats.completed += 1
     stats.replayed += completion.source == "replay"
     stats.hedged += completion.hedged
     stats.prompt_tokens += prompt_tokens
-    stats.completion_tokens += completion.completion_tokens
+    stats.completion_tokens += completion_tokens
     for choice in completion.choices:
         stats.choices += 1
         stats.tool_calls += len(choice.tool_calls)

@@ -40,7 +40,7 @@ class ToolCall:
         return "".join(self.tokens)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass is slower to build, once per request
 class Choice:
     index: int
     #: None when the choice is tool calls
@@ -56,7 +56,7 @@ class Choice:
     defect: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass is slower to build, once per request
 class Completion:
     choices: list[Choice]
     difficulty: float

@@ -37,7 +37,7 @@ class ToolResult:
     content: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass is slower to build, once per request
 class Conversation:
     #: the text of every message, in order (prompt size)
     texts: list[str]

@@ -29,7 +29,7 @@ from statistics import NormalDist
 from modelyard_simulator.config import ModelKnobs
 
 _NUMBER = re.compile(r"\d+(?:,\d{3})*")  # 1,200 is one number
-_ASKS = ("?", "how many", "how much", "calculate", "compute", "what is", "find the", "total")
+_ASKS = re.compile(r"\?|how many|how much|calculate|compute|what is|find the|total", re.IGNORECASE)
 _OPS = ("+", "-", "*")
 _LEADS = ("First", "Then", "Next", "After that")
 _MAX_VALUE = 10_000_000
@@ -40,8 +40,7 @@ def prompt_numbers(text: str, limit: int = 4) -> list[int]:
 
 
 def is_word_problem(question: str) -> bool:
-    lowered = question.lower()
-    return any(ask in lowered for ask in _ASKS) and len(_NUMBER.findall(question)) >= 2
+    return _ASKS.search(question) is not None and len(_NUMBER.findall(question)) >= 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ MAX_N = 128
 _INT64 = 2**63
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass is slower to build, once per request
 class ChatRequest:
     model: str
     conversation: Conversation

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,8 +27,11 @@ from modelyard_simulator.request import ChatRequest
 FINGERPRINT = "fp_modelyard_simulator"
 
 
+_IDS = random.Random()  # seeded from the OS once; uuid4 would read os.urandom on every answer
+
+
 def completion_id() -> str:
-    return f"chatcmpl-{uuid.uuid4().hex}"
+    return f"chatcmpl-{_IDS.getrandbits(128):032x}"
 
 
 def _logprobs(chat: ChatRequest, choice: Choice, start: int = 0, end: int | None = None) -> dict[str, Any] | None:
