@@ -5,18 +5,26 @@ Starts ``python -m modelyard_simulator`` on a free loopback port with every mode
 a summary JSON line last: requests/s and the simulator process's CPU time per request (user + system,
 read from ``/proc``; the load generator's CPU is not counted). The client shares the machine's cores, so
 requests/s is a lower bound; CPU per request is the figure to compare between versions.
+
+``--agreement FILE.csv`` instead measures the agreement model (model-simulator figures): over the CSV's
+``prompt`` column, n samples per word problem from the small and the large model, how often the first
+sample and the majority are right, how often two wrong samples agree, and how often the first sample is
+right when all agree and when they do not.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -138,12 +146,59 @@ def run(scenarios: list[str], seconds: float, concurrency: int) -> dict[str, Any
         process.wait(15)
 
 
+async def _agreement(path: Path, models: list[str], n: int, temperature: float) -> dict[str, Any]:
+    """Self-consistency statistics of the agreement model over a CSV's ``prompt`` column (in-process)."""
+    from modelyard_simulator import SimulatorConfig, create_app  # noqa: PLC0415 - only this mode needs it
+
+    with path.open(newline="", encoding="utf-8") as handle:
+        prompts = [row["prompt"] for row in csv.DictReader(handle)]
+    app = create_app(SimulatorConfig(all_models={"latency_ms": 0}, include_pricing_models=False))
+    out: dict[str, Any] = {"bench": "simulator-agreement", "file": str(path), "prompts": len(prompts), "n": n,
+                           "temperature": temperature, "models": {}}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://simulator") as client:
+        for model in models:
+            counts = Counter()
+            for prompt in prompts:
+                body = {"model": model, "messages": [{"role": "user", "content": prompt}], "n": n,
+                        "temperature": temperature}
+                response = await client.post("/v1/chat/completions", json=body)
+                if "x-simulator-correct-answer" not in response.headers:
+                    continue
+                right = int(response.headers["x-simulator-correct-answer"])
+                finals = [int(c["message"]["content"].rsplit("#### ", 1)[1]) for c in response.json()["choices"]]
+                vote, votes = Counter(finals).most_common(1)[0]
+                wrong = Counter(f for f in finals if f != right)
+                counts.update(problems=1, first_right=finals[0] == right, majority_right=vote == right,
+                              wrong_pairs=sum(wrong.values()) * (sum(wrong.values()) - 1) // 2,
+                              wrong_pairs_agreeing=sum(k * (k - 1) // 2 for k in wrong.values()),
+                              unanimous=votes == n, unanimous_first_right=votes == n and finals[0] == right,
+                              split_first_right=votes < n and finals[0] == right)
+            problems = max(counts["problems"], 1)
+            out["models"][model] = {
+                "word_problems": counts["problems"],
+                "first_sample_right": round(counts["first_right"] / problems, 3),
+                "majority_right": round(counts["majority_right"] / problems, 3),
+                "wrong_pairs_agreeing": round(counts["wrong_pairs_agreeing"] / max(counts["wrong_pairs"], 1), 3),
+                "first_right_when_unanimous": round(counts["unanimous_first_right"] / max(counts["unanimous"], 1), 3),
+                "first_right_when_split": round(
+                    counts["split_first_right"] / max(counts["problems"] - counts["unanimous"], 1), 3
+                ),
+            }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="repeatable; default: all")
+    parser.add_argument("--agreement", type=Path, metavar="CSV",
+                        help="instead: self-consistency statistics of the agreement model over the CSV's prompts")
+    parser.add_argument("--n", type=int, default=5, help="with --agreement: samples per prompt")
     args = parser.parse_args()
+    if args.agreement:
+        print(json.dumps(asyncio.run(_agreement(args.agreement, ["gpt-4o-mini", "gpt-4o"], args.n, 0.7))))
+        return
     print(json.dumps(run(args.scenario or list(SCENARIOS), args.seconds, args.concurrency)))
 
 
