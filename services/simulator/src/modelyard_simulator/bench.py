@@ -146,7 +146,7 @@ def run(scenarios: list[str], seconds: float, concurrency: int) -> dict[str, Any
         process.wait(15)
 
 
-async def _agreement(path: Path, models: list[str], n: int, temperature: float) -> dict[str, Any]:
+async def agreement(path: Path, models: list[str], n: int, temperature: float) -> dict[str, Any]:
     """Self-consistency statistics of the agreement model over a CSV's ``prompt`` column (in-process)."""
     from modelyard_simulator import SimulatorConfig, create_app  # noqa: PLC0415 - only this mode needs it
 
@@ -197,7 +197,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5, help="with --agreement: samples per prompt")
     args = parser.parse_args()
     if args.agreement:
-        print(json.dumps(asyncio.run(_agreement(args.agreement, ["gpt-4o-mini", "gpt-4o"], args.n, 0.7))))
+        print(json.dumps(asyncio.run(agreement(args.agreement, ["gpt-4o-mini", "gpt-4o"], args.n, 0.7))))
         return
     print(json.dumps(run(args.scenario or list(SCENARIOS), args.seconds, args.concurrency)))
 

@@ -1,7 +1,7 @@
 """Validating the ``messages`` of a chat-completions request the way OpenAI does.
 
 Roles and their content (strings or content parts: text, image_url, and refusal for the assistant),
-assistant ``tool_calls``, and the pairing OpenAI enforces: a ``tool`` message must answer a
+assistant ``tool_calls`` (content may then be null, as with a ``refusal``), and the pairing OpenAI enforces: a ``tool`` message must answer a
 ``tool_call_id`` of the assistant message right before it, and every such call must be answered before
 the conversation moves on. Params are named like the rest of the simulator: ``messages[2].content[1].type``.
 """
@@ -167,7 +167,7 @@ def parse_messages(messages: Any) -> Conversation:
         if content is None:
             if role != "assistant":
                 raise missing(f"messages[{i}].content")
-            if not calls and message.get("function_call") is None:
+            if not calls and message.get("function_call") is None and not isinstance(message.get("refusal"), str):
                 raise invalid_value(f"messages[{i}].content", "expected a string, got null.")
             text = ""
         else:
