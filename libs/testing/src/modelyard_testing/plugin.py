@@ -1,0 +1,109 @@
+"""modelyard's pytest plugin, registered through the ``pytest11`` entry point of ``modelyard-testing``.
+
+One fixture per infrastructure piece, joined per test:
+
+* ``kafka`` (session): bootstrap servers of a real Kafka broker;
+* ``mongo_url`` (session): URL of a real MongoDB-protocol server (FerretDB or MongoDB);
+* ``stack`` (module): the whole pipeline as real processes (``modelyard_harness.build_stack``) on both,
+  under a topic prefix and a database of the module's own.
+
+Endpoints come from ``MODELYARD_TEST_KAFKA`` and ``MODELYARD_TEST_MONGO_URL`` (``make test`` starts Kafka
+and FerretDB on test ports and sets them). Where one is unset and a Docker daemon answers, that piece is
+started with testcontainers; otherwise the tests that need it are skipped with the reason.
+
+Marking is structural: a test that uses ``kafka`` or ``mongo_url`` (directly or through any fixture,
+``stack`` included) is marked ``system``, so ``-m "not system and not faults"`` (``make test-unit``)
+leaves it out. Every other test runs with sockets closed (pytest-socket, Unix sockets allowed for the
+event loop): one that reaches a server without asking for it fails at once with ``SocketBlockedError``
+instead of quietly needing a server. A test that talks TCP to a process it starts itself says so with
+``@pytest.mark.loopback``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from modelyard_harness import Stack, build_stack, unique_prefix
+
+#: Fixtures that reach a shared server; every server fixture of this plugin depends on one of them.
+SERVER_FIXTURES = frozenset({"kafka", "mongo_url"})
+#: Markers under which a test may open network sockets.
+SOCKET_MARKERS = ("system", "faults", "loopback")
+
+MARKERS = (
+    "system: needs the real Kafka broker or MongoDB-protocol server (set by the modelyard plugin on every test that uses them)",
+    "faults: fault-injection scenarios on the real stack (kills, restarts, error storms)",
+    "loopback: talks TCP to processes the test starts itself (no shared server); sockets stay open for it",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m selection reads the markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("system") is None:
+            item.add_marker(pytest.mark.system)
+        if any(item.get_closest_marker(name) is not None for name in SOCKET_MARKERS):
+            item.add_marker(pytest.mark.enable_socket)  # pytest-socket: every other test has sockets closed
+
+
+def _docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _no_server(variable: str) -> None:
+    pytest.skip(f"no {variable} and no Docker daemon: run `make test` (it starts Kafka and FerretDB)")
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[str]:
+    """Bootstrap servers of a real Kafka broker (``MODELYARD_TEST_KAFKA``, else a container)."""
+    if bootstrap := os.environ.get("MODELYARD_TEST_KAFKA"):
+        yield bootstrap
+        return
+    if not _docker_answers():
+        _no_server("MODELYARD_TEST_KAFKA")
+    from testcontainers.kafka import KafkaContainer
+
+    with KafkaContainer("apache/kafka:4.1.1").with_kraft() as container:
+        yield container.get_bootstrap_server()
+
+
+@pytest.fixture(scope="session")
+def mongo_url() -> Iterator[str]:
+    """URL of a real MongoDB-protocol server (``MODELYARD_TEST_MONGO_URL``, else a MongoDB container)."""
+    if url := os.environ.get("MODELYARD_TEST_MONGO_URL"):
+        yield url
+        return
+    if not _docker_answers():
+        _no_server("MODELYARD_TEST_MONGO_URL")
+    from testcontainers.mongodb import MongoDbContainer
+
+    with MongoDbContainer("mongo:8.0") as container:
+        yield container.get_connection_url()
+
+
+@pytest.fixture(scope="module")
+def stack(kafka: str, mongo_url: str, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """The whole pipeline as real processes, isolated by a topic prefix and a database of its own."""
+    name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    s = build_stack(kafka, mongo_url, unique_prefix(name))
+    s.start(*s.processes)
+    try:
+        yield s
+    finally:
+        s.stop()
