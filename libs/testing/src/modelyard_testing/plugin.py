@@ -27,6 +27,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+from pytest_socket import disable_socket, enable_socket
 
 from modelyard_harness import Stack, build_stack, unique_prefix
 
@@ -52,8 +53,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("system") is None:
             item.add_marker(pytest.mark.system)
-        if any(item.get_closest_marker(name) is not None for name in SOCKET_MARKERS):
-            item.add_marker(pytest.mark.enable_socket)  # pytest-socket: every other test has sockets closed
+
+
+@pytest.hookimpl(tryfirst=True)  # before the fixtures are set up (and before pytest-socket's own hook)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if any(item.get_closest_marker(name) is not None for name in SOCKET_MARKERS):
+        enable_socket()
+    else:
+        disable_socket(allow_unix_socket=True)  # pytest-socket opens them again at teardown
 
 
 def _docker_answers() -> bool:
