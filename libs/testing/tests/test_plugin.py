@@ -43,7 +43,7 @@ def test_own_process_over_tcp():
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return run(pytester, "-o", "asyncio_default_fixture_loop_scope=function", *args)
+    return pytester.runpytest("-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function", *args)
 
 
 def test_a_test_that_touches_a_server_unasked_fails_loudly(pytester: pytest.Pytester):
