@@ -22,9 +22,12 @@ CHECK = REPO / "tools" / "k8s_check.py"
 
 
 def run_check(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, str(CHECK), *map(str, args)], capture_output=True, text=True, timeout=180, cwd=REPO
     )
+    if done.returncode == 2 and "neither kubectl nor kustomize" in done.stderr:
+        pytest.skip(done.stderr.strip())  # `make test` builds kustomize with Go first; this is a bare pytest run
+    return done
 
 
 def edit(path: Path, kind: str, name: str, change: Callable[[dict[str, Any]], None]) -> None:
