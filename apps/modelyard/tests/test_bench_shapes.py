@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from modelyard.bench.classifier import bench_classifier, bench_queries
 from modelyard.bench.loadgen import encode_post, read_response
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 import pytest
 from pytest_socket import disable_socket, enable_socket
@@ -72,36 +73,43 @@ def _docker_answers() -> bool:
         return False
 
 
-def _no_server(variable: str) -> None:
-    pytest.skip(f"no {variable} and no Docker daemon: run `make test` (it starts Kafka and FerretDB)")
-
-
-@pytest.fixture(scope="session")
-def kafka() -> Iterator[str]:
-    """Bootstrap servers of a real Kafka broker (``MODELYARD_TEST_KAFKA``, else a container)."""
-    if bootstrap := os.environ.get("MODELYARD_TEST_KAFKA"):
-        yield bootstrap
+def _server(variable: str, container: Callable[[], AbstractContextManager[str]]) -> Iterator[str]:
+    """The endpoint in ``variable``; else one from a container (where Docker answers); else skip."""
+    if endpoint := os.environ.get(variable):
+        yield endpoint
         return
     if not _docker_answers():
-        _no_server("MODELYARD_TEST_KAFKA")
+        pytest.skip(f"no {variable} and no Docker daemon: run `make test` (it starts Kafka and FerretDB)")
+    with container() as endpoint:
+        yield endpoint
+
+
+@contextmanager
+def _kafka_container() -> Iterator[str]:
     from testcontainers.kafka import KafkaContainer
 
     with KafkaContainer("apache/kafka:4.1.1").with_kraft() as container:
         yield container.get_bootstrap_server()
 
 
-@pytest.fixture(scope="session")
-def mongo_url() -> Iterator[str]:
-    """URL of a real MongoDB-protocol server (``MODELYARD_TEST_MONGO_URL``, else a MongoDB container)."""
-    if url := os.environ.get("MODELYARD_TEST_MONGO_URL"):
-        yield url
-        return
-    if not _docker_answers():
-        _no_server("MODELYARD_TEST_MONGO_URL")
+@contextmanager
+def _mongo_container() -> Iterator[str]:
     from testcontainers.mongodb import MongoDbContainer
 
     with MongoDbContainer("mongo:8.0") as container:
         yield container.get_connection_url()
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[str]:
+    """Bootstrap servers of a real Kafka broker (``MODELYARD_TEST_KAFKA``, else a container)."""
+    yield from _server("MODELYARD_TEST_KAFKA", _kafka_container)
+
+
+@pytest.fixture(scope="session")
+def mongo_url() -> Iterator[str]:
+    """URL of a real MongoDB-protocol server (``MODELYARD_TEST_MONGO_URL``, else a MongoDB container)."""
+    yield from _server("MODELYARD_TEST_MONGO_URL", _mongo_container)
 
 
 @pytest.fixture(scope="module")
