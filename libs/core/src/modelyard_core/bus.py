@@ -459,25 +459,6 @@ class _BatchConsumer(Generic[E]):
 
 
 # --------------------------------------------------------------------------------------------------
-# Raw records (benchmarks and tests that play an upstream producer)
-
-
-async def produce_raw(bootstrap_servers: str, topic: str, pairs: Sequence[tuple[bytes | None, bytes | None]],
-                      *, linger_ms: int = 10) -> None:
-    """Send (key, value) pairs as they are, with one idempotent producer, and wait for every ack."""
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, enable_idempotence=True,
-                                linger_ms=linger_ms, max_batch_size=512 * 1024)
-    await producer.start()
-    try:
-        futures = [await producer.send(topic, value=v, key=k) for k, v in pairs]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-
-
-# --------------------------------------------------------------------------------------------------
 # Topic administration
 
 

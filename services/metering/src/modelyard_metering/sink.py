@@ -52,6 +52,9 @@ how a stream was cut into flushes.
 Assumptions: one source topic per sink (watermarks are keyed by partition); its offsets never restart
 (recreating the usage topic requires dropping the watermarks); de-duplication across partitions is
 not attempted (the key is the tenant).
+
+Size: the steps above are one exactly-once protocol, kept in one module until it is split into a
+pure core and its MongoDB adapter (issue 15).
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ from pymongo.errors import DuplicateKeyError
 
 from modelyard_core.bus import Delivery, TransientError
 from modelyard_events import MeteringUsage, TenantAlert, UsageCounters, UsageRecorded, derived_id
+from modelyard_usage import AGENTS, COLLECTIONS, DAILY, MONTHLY, TENANT_DAILY
 
 from .alerts import Scope, alert_key
 from .fold import DOC_COUNTERS, Fold, contribution, to_counters
@@ -80,13 +84,8 @@ from .recent import RecentIds
 
 log = logging.getLogger(__name__)
 
-DAILY = "usage_daily"  # tenant, day, model
-TENANT_DAILY = "usage_tenant_daily"  # tenant, day (all models): emits metering.usage and daily alerts
-MONTHLY = "usage_monthly"  # tenant, month (all models): emits monthly budget alerts
-AGENTS = "usage_agents"  # tenant, month, agent
 SEEN = "usage_seen"  # event ids of each flush, for de-duplication
 JOURNAL = "usage_journal"  # new states of a flush being written (empty between flushes)
-COLLECTIONS = (DAILY, TENANT_DAILY, MONTHLY, AGENTS)
 
 #: Documents per insert command.
 WRITE_CHUNK = 500

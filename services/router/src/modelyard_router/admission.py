@@ -32,6 +32,9 @@ After the partition count of the topic grows, a tenant's queries move to another
 time a tenant appears in a partition's state on a day, its count starts from the highest count any
 other partition recorded for it that day, so the quota stays exact except for queries still in flight
 on the old partition at the moment of the move.
+
+Size: the admission state, its log and its fencing are one protocol, kept in one module until it is
+split into a pure core and its MongoDB adapter (issue 15).
 """
 
 from __future__ import annotations
