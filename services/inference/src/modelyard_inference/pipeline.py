@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from modelyard_core import metrics as core_metrics
 from modelyard_core.bus import Bus, Delivery, Outgoing, Rejected, decode_record
+from modelyard_core.kafka_clients import make_consumer
 
 from . import metrics
 
@@ -126,20 +127,13 @@ class PipelinedConsumer(Generic[E]):
 
     async def start(self) -> None:
         """Join the group and start consuming. Call after the bus's broker is connected (events go out through it)."""
-        k = self.bus.settings.kafka
-        security = {}
-        if k.sasl_mechanism:
-            security = {"sasl_mechanism": k.sasl_mechanism, "sasl_plain_username": k.sasl_username,
-                        "sasl_plain_password": k.sasl_password}
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=k.bootstrap_servers,
+        self._consumer = make_consumer(
+            self.bus.settings.kafka,
             group_id=self.group_id,
             client_id=f"modelyard-{self.bus.service}-consumer",
             enable_auto_commit=False,  # offsets move only through the tracker
             auto_offset_reset="earliest",
             max_poll_records=self.concurrency,
-            security_protocol=k.security_protocol,
-            **security,
         )
         await self._consumer.start()
         self._consumer.subscribe([self.topic], listener=_Rebalance(self))
