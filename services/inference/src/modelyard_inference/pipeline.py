@@ -127,7 +127,16 @@ class PipelinedConsumer(Generic[E]):
 
     async def start(self) -> None:
         """Join the group and start consuming. Call after the bus's broker is connected (events go out through it)."""
-        self._consumer = make_consumer(
+        self._consumer = self.new_consumer()
+        await self._consumer.start()
+        self._consumer.subscribe([self.topic], listener=_Rebalance(self))
+        self._fetching = asyncio.create_task(self._fetch_loop(), name=f"{self.topic}-fetch")
+        self._committing = asyncio.create_task(self._commit_loop(), name=f"{self.topic}-commit")
+        log.info("consuming %s in group %s, %d records at a time", self.topic, self.group_id, self.concurrency)
+
+    def new_consumer(self) -> AIOKafkaConsumer:
+        """The group consumer records are fetched with (not connected yet)."""
+        return make_consumer(
             self.bus.settings.kafka,
             group_id=self.group_id,
             client_id=f"modelyard-{self.bus.service}-consumer",
@@ -135,11 +144,6 @@ class PipelinedConsumer(Generic[E]):
             auto_offset_reset="earliest",
             max_poll_records=self.concurrency,
         )
-        await self._consumer.start()
-        self._consumer.subscribe([self.topic], listener=_Rebalance(self))
-        self._fetching = asyncio.create_task(self._fetch_loop(), name=f"{self.topic}-fetch")
-        self._committing = asyncio.create_task(self._commit_loop(), name=f"{self.topic}-commit")
-        log.info("consuming %s in group %s, %d records at a time", self.topic, self.group_id, self.concurrency)
 
     async def stop(self, timeout_s: float = 20.0) -> None:
         """Stop fetching, let the records in progress finish (at most ``timeout_s``), commit, leave the group."""

@@ -110,13 +110,7 @@ class OutcomeListener:
 
     async def start(self, *, timeout_s: float = 30.0) -> None:
         """Start following; returns once every partition has a position at its current end."""
-        self._consumer = make_consumer(
-            self.kafka,
-            client_id=self.client_id,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="latest",  # only outcomes of queries submitted from now on matter
-        )
+        self._consumer = self.new_consumer()
         await self._consumer.start()
         # Without a group, a subscription is assigned every partition (and follows new ones).
         self._consumer.subscribe([self.topic])
@@ -124,6 +118,11 @@ class OutcomeListener:
         await asyncio.wait_for(self._position(), timeout_s)
         self.positioned = True
         log.info("following %s on %d partitions", self.topic, len(self._consumer.assignment()))
+
+    def new_consumer(self) -> AIOKafkaConsumer:
+        """The group-less consumer the listener follows the topic with (not connected yet)."""
+        return make_consumer(self.kafka, client_id=self.client_id, group_id=None, enable_auto_commit=False,
+                             auto_offset_reset="latest")  # only outcomes of queries submitted from now on matter
 
     async def _position(self) -> None:
         assert self._consumer is not None
