@@ -159,16 +159,16 @@ def _usage_table(rows: list[Any], seen: int) -> Any:
 
 
 async def _tail(console: Any, max_messages: int, from_beginning: bool, keep: int) -> None:
-    from aiokafka import AIOKafkaConsumer
     from pydantic import ValidationError
     from rich.live import Live
 
+    from modelyard_core.kafka_clients import make_consumer
     from modelyard_core.settings import Settings
     from modelyard_events import MeteringUsage
 
     settings = Settings()
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest" if from_beginning else "latest")
+    consumer = make_consumer(settings.kafka, group_id=None, enable_auto_commit=False,
+                             auto_offset_reset="earliest" if from_beginning else "latest")
     await consumer.start()
     rows: list[MeteringUsage] = []
     seen = 0

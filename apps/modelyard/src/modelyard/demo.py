@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from modelyard_core.bus import encode
+from modelyard_core.kafka_clients import make_consumer, make_producer
 from modelyard_core.settings import Settings
 from modelyard_core.store import database, make_mongo
 from modelyard_events import ModelClass, OutcomeStatus, QueryOutcome, QuerySubmitted
@@ -127,9 +127,8 @@ async def run_demo(*, api_url: str, queries: int, timeout_s: float) -> int:
     stream = make_queries(tenants, queries, rng)
 
     outcomes: dict[str, QueryOutcome] = {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="latest")
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, enable_idempotence=True, linger_ms=5)
+    consumer = make_consumer(settings.kafka, group_id=None, enable_auto_commit=False, auto_offset_reset="latest")
+    producer = make_producer(settings.kafka, enable_idempotence=True, linger_ms=5)
     await consumer.start()
     await producer.start()
     try:

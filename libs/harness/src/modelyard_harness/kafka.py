@@ -1,7 +1,9 @@
 """Kafka and MongoDB seen from outside: publish raw records, read or count a topic, clean a run up.
 
 An upstream producer, a downstream reader and a benchmark's clock all need the same few things; here
-they are once, on aiokafka's public API.
+they are once, on aiokafka's public API. Every client comes from modelyard's client factory, so the
+same helpers work against a secured cluster: pass ``KafkaSettings``, or a bootstrap address for a
+plaintext one.
 """
 
 from __future__ import annotations
@@ -11,16 +13,24 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from modelyard_core.kafka_clients import make_admin, make_consumer, make_producer
+from modelyard_core.settings import KafkaSettings
 from pymongo import AsyncMongoClient
 
+Kafka = KafkaSettings | str
 
-async def produce_raw(bootstrap_servers: str, topic: str, pairs: Sequence[tuple[bytes | None, bytes | None]],
+
+def kafka_settings(kafka: Kafka) -> KafkaSettings:
+    """Connection settings from settings or a plaintext cluster's bootstrap address."""
+    return KafkaSettings(bootstrap_servers=kafka) if isinstance(kafka, str) else kafka
+
+
+async def produce_raw(kafka: Kafka, topic: str, pairs: Sequence[tuple[bytes | None, bytes | None]],
                       *, linger_ms: int = 10) -> None:
     """Send (key, value) pairs as they are, with one idempotent producer, and wait for every ack."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, enable_idempotence=True,
-                                linger_ms=linger_ms, max_batch_size=512 * 1024)
+    producer = make_producer(kafka_settings(kafka), enable_idempotence=True, linger_ms=linger_ms,
+                             max_batch_size=512 * 1024)
     await producer.start()
     try:
         futures = [await producer.send(topic, value=v, key=k) for k, v in pairs]
@@ -29,9 +39,9 @@ async def produce_raw(bootstrap_servers: str, topic: str, pairs: Sequence[tuple[
         await producer.stop()
 
 
-async def drop_topics(bootstrap_servers: str, prefix: str) -> list[str]:
+async def drop_topics(kafka: Kafka, prefix: str) -> list[str]:
     """Delete every topic whose name starts with ``prefix`` (a run's topics); the names deleted."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="modelyard-cleanup")
+    admin = make_admin(kafka_settings(kafka), client_id="modelyard-cleanup")
     await admin.start()
     try:
         mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
@@ -50,9 +60,9 @@ async def drop_database(mongo_url: str, name: str) -> None:
         await mongo.close()
 
 
-async def drop_run(bootstrap_servers: str, prefix: str, mongo_url: str, database: str) -> None:
+async def drop_run(kafka: Kafka, prefix: str, mongo_url: str, database: str) -> None:
     """Remove a run's topics and database: tests and benchmarks must not fill the shared servers."""
-    await drop_topics(bootstrap_servers, prefix)
+    await drop_topics(kafka, prefix)
     await drop_database(mongo_url, database)
 
 
@@ -60,8 +70,8 @@ class EndOffsets:
     """Counts the events on topics by their end offsets, without reading them (nearly free while the
     measured service works): events since ``start`` (or the last ``rebase``)."""
 
-    def __init__(self, bootstrap_servers: str, topics: Sequence[str]) -> None:
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None)
+    def __init__(self, kafka: Kafka, topics: Sequence[str]) -> None:
+        self.consumer = make_consumer(kafka_settings(kafka), enable_auto_commit=False, group_id=None)
         self.topics = list(topics)
         self.partitions: list[TopicPartition] = []
         self.base: dict[TopicPartition, int] = {}
@@ -129,16 +139,16 @@ class EndOffsets:
 class TopicReader:
     """Reads a topic from its beginning without a consumer group, keeping every record (async context)."""
 
-    def __init__(self, bootstrap_servers: str, topic: str) -> None:
-        self.kafka = bootstrap_servers
+    def __init__(self, kafka: Kafka, topic: str) -> None:
+        self.kafka = kafka_settings(kafka)
         self.topic = topic
         self.records: list[ConsumerRecord] = []
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task | None = None
 
     async def __aenter__(self) -> TopicReader:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.kafka, enable_auto_commit=False, group_id=None,
-                                          auto_offset_reset="earliest")
+        self._consumer = make_consumer(self.kafka, enable_auto_commit=False, group_id=None,
+                                       auto_offset_reset="earliest")
         await self._consumer.start()
         # No group: the subscription is assigned every partition, read from the beginning.
         self._consumer.subscribe([self.topic])

@@ -41,6 +41,7 @@ from modelyard_events import (
 
 from .admission import AdmissionStore, PartitionDay, Verdict, utc_day
 from .decision import decide, model_for, next_class_for_escalation
+from .mongo import MongoAdmissionLog
 from .settings import RouterSettings
 
 log = logging.getLogger(__name__)
@@ -314,7 +315,7 @@ def create_app(settings: RouterSettings | None = None) -> FastStream:
     topics = settings.topics
     tenants = CompactedTopicView(settings, topics.name("tenant_snapshots"), TenantSnapshot, name="router-tenants")
     mongo: AsyncMongoClient = make_mongo(settings.mongo, app_name="modelyard-router")
-    admission = AdmissionStore(mongo[settings.admission_database_name][settings.admission_collection],
+    admission = AdmissionStore(MongoAdmissionLog(mongo[settings.admission_database_name][settings.admission_collection]),
                                topics.name("submitted"))
     router = Router(settings, bus, tenants, admission, load_pricing(settings.pricing_file))
     bus.consume(topics.name("submitted"), QuerySubmitted, router.on_submitted, group_id=settings.group_id,

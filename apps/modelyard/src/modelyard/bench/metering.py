@@ -19,9 +19,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaProducer
 from pymongo.asynchronous.database import AsyncDatabase
 
+from modelyard_core.kafka_clients import make_producer
 from modelyard_core.store import database, make_mongo
 from modelyard_events import UsageRecorded
 from modelyard_harness.usage import expected_totals, stored_totals, synthetic_usage
@@ -69,8 +69,8 @@ def _minus(after: dict[str, dict[str, int]], before: dict[str, dict[str, int]]) 
 async def _publish(settings: MeteringSettings, payloads: list[tuple[bytes, bytes]], progress: Progress | None) -> None:
     """One idempotent producer, batched: the upstream side should not be what is measured."""
     topic = settings.topics.name("usage")
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, enable_idempotence=True,
-                                linger_ms=50, max_batch_size=1024 * 1024, max_request_size=8 * 1024 * 1024)
+    producer = make_producer(settings.kafka, enable_idempotence=True,
+                             linger_ms=50, max_batch_size=1024 * 1024, max_request_size=8 * 1024 * 1024)
     await producer.start()
     try:
         futures = []

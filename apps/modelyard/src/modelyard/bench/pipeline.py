@@ -24,13 +24,13 @@ from pathlib import Path
 import httpx
 import orjson
 import psutil
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from modelyard_core.bus import encode
+from modelyard_core.kafka_clients import make_admin, make_consumer, make_producer
 from modelyard_core.runtime import tune_gc
 from modelyard_core.settings import Settings
 from modelyard_events import QuerySubmitted
@@ -248,16 +248,16 @@ class MemorySampler:
 async def raw_kafka_rate(settings: Settings, n: int = 100_000) -> float:
     """Messages/s of one producer and one consumer moving n small messages through a fresh topic."""
     topic = f"{settings.topics.prefix}bench.raw.{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    admin = make_admin(settings.kafka)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, num_partitions=settings.kafka.partitions, replication_factor=1)])
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=5,
-                                max_batch_size=256 * 1024, enable_idempotence=True)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    producer = make_producer(settings.kafka, linger_ms=5,
+                             max_batch_size=256 * 1024, enable_idempotence=True)
+    consumer = make_consumer(settings.kafka, group_id=None,
+                             auto_offset_reset="earliest", enable_auto_commit=False)
     await producer.start()
     await consumer.start()
     try:
@@ -313,10 +313,10 @@ async def _run(console: Console, settings: Settings, *, api_url: str, rate: floa
     created = await bench.ensure_tenants()
     console.print(f"  {tenants - created} reused, {created} created")
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None,
-                                auto_offset_reset="latest", enable_auto_commit=False)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=2,
-                                enable_idempotence=True, max_batch_size=256 * 1024)
+    consumer = make_consumer(settings.kafka, group_id=None,
+                             auto_offset_reset="latest", enable_auto_commit=False)
+    producer = make_producer(settings.kafka, linger_ms=2,
+                             enable_idempotence=True, max_batch_size=256 * 1024)
     await consumer.start()
     await producer.start()
     memory = MemorySampler(service_pids(run_dir))

@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient
 
 from modelyard_core.bus import ensure_topics
+from modelyard_core.kafka_clients import make_admin
 from modelyard_core.settings import Settings
 from modelyard_events import TIER_LIMITS, Industry, QuerySubmitted, RoutingPolicy, TenantSnapshot, Tier
+from modelyard_harness.kafka import kafka_settings
 from modelyard_harness import EndOffsets, Process, cpu_seconds, drop_run, free_port, produce_raw
 
 from .classifier import bench_texts
@@ -151,7 +152,7 @@ class RouterProcesses:
         await self._group_stable(f"{self.prefix}modelyard-router", len(self.procs) * 2)  # two subscribers each
 
     async def _group_stable(self, group: str, members: int, timeout_s: float = 120) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.cfg.kafka)
+        admin = make_admin(kafka_settings(self.cfg.kafka))
         await admin.start()
         try:
             deadline = time.monotonic() + timeout_s
