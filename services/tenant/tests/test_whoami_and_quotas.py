@@ -37,7 +37,7 @@ async def test_quotas_list_every_tier_limit_with_todays_metered_api_calls(new_te
 
     body = (await client.get(t.path("/quotas"), headers=t.headers)).json()
     lines = {q["limit"]: q for q in body["quotas"]}
-    assert set(lines) == set(TIER_LIMITS[Tier.BASIC].model_fields)
+    assert set(lines) == set(type(TIER_LIMITS[Tier.BASIC]).model_fields)
     today = datetime.now(UTC).date().isoformat()
     assert lines["api_calls_per_day"] == {"limit": "api_calls_per_day", "current": 3, "allowed": 1_000, "unit": "count", "period": today}
     assert lines["agents"] == {"limit": "agents", "current": 1, "allowed": 10, "unit": "count", "period": None}
