@@ -31,14 +31,15 @@ class Series:
 
 
 def nice_scale(peak: float, target_ticks: int = TICKS) -> tuple[float, float]:
-    """(top, step) of a y axis from 0 that holds ``peak``: the step is 1, 2 or 5 x 10^k, so every tick
-    reads as a short round number; (1, 0.25) when there is nothing to show."""
+    """(top, step) of a y axis from 0 that holds ``peak``: the step is 1, 2 or 5 x 10^k (every tick
+    reads as a short round number), with as close to ``target_ticks`` intervals as such steps allow."""
     if peak <= 0 or math.isnan(peak):
         return 1.0, 0.25
-    raw = peak / target_ticks
-    scale = 10 ** math.floor(math.log10(raw))
-    step = next(m * scale for m in (1, 2, 5, 10) if m * scale >= raw * (1 - 1e-12))
-    return step * math.ceil(peak / step * (1 - 1e-12)), step
+    scale = 10 ** math.floor(math.log10(peak / target_ticks))
+    candidates = [m * scale for m in (1, 2, 5, 10, 20)]
+    intervals = {step: math.ceil(peak / step * (1 - 1e-12)) for step in candidates}
+    step = min(candidates, key=lambda st: (abs(intervals[st] - target_ticks), -st))
+    return step * intervals[step], step
 
 
 def _num(x: float) -> str:
