@@ -63,5 +63,6 @@ def serve(settings: DashboardSettings) -> None:
 
     setup_logging(SERVICE, settings.log_level, settings.log_format)
     setup_tracing(SERVICE)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call would drown the log
     run_http(create_app(settings), host=settings.dashboard_host, port=settings.dashboard_port,
              shutdown_timeout_s=settings.shutdown_timeout_s, gc_gen0_threshold=settings.gc_gen0_threshold)

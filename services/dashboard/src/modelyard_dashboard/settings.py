@@ -24,6 +24,6 @@ class DashboardSettings(Settings):
     #: The origin browsers see (e.g. https://dashboard.example.com) when a proxy rewrites Host; POST forms
     #: must come from it. Unset: the request's own scheme and Host.
     dashboard_public_origin: str | None = None
-    dashboard_refresh_s: float = Field(default=5.0, ge=1, le=300, description="How often a page refreshes its live part.")
+    dashboard_refresh_s: float = Field(default=3.0, ge=1, le=300, description="How often a page refreshes its live part.")
     #: The overview reads the quotas of at most this many organisations to find those nearest their limits.
     dashboard_quota_scan: int = Field(default=200, ge=1, le=5_000)
