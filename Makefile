@@ -99,9 +99,10 @@ test-unit: install ## Only the tests that need no servers
 bench: install ## Run the benchmarks against a running stack (`make up` first)
 	$(CLIENT_ENV) $(MODELYARD) bench all
 
+# 2,700 demo queries give the basic-tier tenant 900 of its 1,000 API calls a day: a quota warning to show.
 screenshots: install ## Run the demo against `make up`, then screenshot the dashboard into docs/
 	@$(LOCAL)/chromium.sh ensure >/dev/null
-	$(CLIENT_ENV) $(MODELYARD) demo
+	$(CLIENT_ENV) $(MODELYARD) demo --queries 2700
 	$(VENV)/bin/python -m tests.screenshots --url http://127.0.0.1:$${MODELYARD_DASHBOARD_PORT:-8082} \
 		--token "$${MODELYARD_ADMIN_TOKEN:-dev-admin-token}" --out docs
 
