@@ -27,6 +27,11 @@ def short(name: str, width: int = 12) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
+def label_width(bars: int) -> int:
+    """Characters of a category label that fit under one of ``bars`` bars (11-pixel text)."""
+    return max(6, min(24, int(charts.PLOT_W / max(bars, 1) / 6.5)))
+
+
 def tier_label(tier: str) -> str:
     return tier.capitalize()
 
@@ -48,7 +53,7 @@ async def overview(api: TenantApi, session: Session, span: DayRange, quota_scan:
         row["tier"] = tier_label(tenant["subscription_tier"]) if tenant else "–"
         row["band"] = cascade_band(row["cascade_rate"], row["queries"])
     drawn = rows[:CHART_TENANTS]
-    names = [short(r["name"]) for r in drawn]
+    names = [short(r["name"], label_width(len(drawn))) for r in drawn]
     return {
         "span": span,
         "tenants": tenants,
@@ -132,7 +137,7 @@ async def organisation(api: TenantApi, session: Session, tenant_id: str, span: D
                 ("SLM calls", routing["slm_calls"], "c-slm"), ("LLM calls", routing["llm_calls"], "c-llm")], count),
             "models": charts.bar_chart(
                 "calls-by-model", "Model calls by model", "Calls per model in the range; the numbers are in the table beside.",
-                [short(m["model"], 14) for m in models], [Series("calls", [m["calls"] for m in models], "c-model")], count,
+                [short(m["model"], label_width(len(models))) for m in models], [Series("calls", [m["calls"] for m in models], "c-model")], count,
                 thin_labels=False),
         },
     }
