@@ -97,7 +97,7 @@ def line_chart(chart_id: str, title: str, desc: str, labels: Sequence[str], seri
                      f'<title>{escape(band[2])}</title></rect>')
     for s in series:
         run: list[str] = []
-        for i, (label, v) in enumerate(zip(labels, s.values)):
+        for i, (label, v) in enumerate(zip(labels, s.values, strict=True)):
             if v is None:
                 parts += _polyline(run, s.css)
                 run = []
