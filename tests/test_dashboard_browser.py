@@ -73,12 +73,31 @@ async def run_queries(stack, tenants: list[dict], per_tenant: int) -> None:
         await publish_queries(stack.kafka, stack.topic("queries.submitted"), queries)
         done = await outcomes.wait_for(lambda r: (o := outcomes_by_query(r)) and {q.query_id for q in queries} <= o.keys() and o,
                                        90, "every outcome")
-    calls = {t["tenant_id"]: sum(len(done[q.query_id][0].cascade) for q in queries if q.tenant_id == t["tenant_id"]) for t in tenants}
-    deadline = time.monotonic() + 60
-    for tenant_id, expected in calls.items():
-        while (await api(stack, "GET", f"/v1/tenants/{tenant_id}/routing-stats"))["calls"] < expected:
-            assert time.monotonic() < deadline, f"metering did not fold {expected} calls of {tenant_id}"
-            await asyncio.sleep(0.2)
+    for t in tenants:
+        await metered(stack, t["tenant_id"], sum(len(done[q.query_id][0].cascade) for q in queries if q.tenant_id == t["tenant_id"]))
+
+
+async def metered(stack, tenant_id: str, calls: int, timeout_s: float = 60) -> None:
+    """Wait until metering has folded ``calls`` model calls of the tenant into every document the pages
+    read (per model and per tenant: they are written one after the other)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        usage = await api(stack, "GET", f"/v1/tenants/{tenant_id}/usage")
+        routing = await api(stack, "GET", f"/v1/tenants/{tenant_id}/routing-stats")
+        if usage["totals"]["calls"] >= calls and routing["calls"] >= calls:
+            return
+        assert time.monotonic() < deadline, f"metering did not fold {calls} calls of {tenant_id}"
+        await asyncio.sleep(0.2)
+
+
+async def next_refresh(page, timeout_s: float = 30) -> None:
+    """Wait until the live part of the page has been fetched again from now on (polled from here: the
+    page's Content-Security-Policy forbids the string evaluation wait_for_function uses)."""
+    refreshed = "Number(document.getElementById('live').dataset.refreshed || 0)"
+    since, deadline = await page.evaluate("Date.now()"), time.monotonic() + timeout_s
+    while await page.evaluate(refreshed) <= since:
+        assert time.monotonic() < deadline, "the page's live part was not refreshed"
+        await asyncio.sleep(0.1)
 
 
 async def sign_in(page, dashboard: str, token: str) -> None:
@@ -158,6 +177,7 @@ async def test_a_quota_warning_appears_live_when_usage_crosses_80_percent(stack,
     await publish_raw(stack.kafka, stack.topic("usage.recorded"), [(tenant_id.encode(), u.model_dump_json().encode()) for u in usage])
     await page.wait_for_selector('[data-limit="api_calls_per_day"][data-level="warn"]', timeout=60_000)
     assert "Upgrade to Professional for 10,000 API calls a day." in await calls.inner_text()
+    await metered(stack, tenant_id, len(usage))
 
     for i in range(8):  # 8 of 10 agents: amber
         await api(stack, "POST", f"/v1/tenants/{tenant_id}/agents", token=key, json={"name": f"agent {i}", "agent_type": "triage"})
@@ -168,6 +188,7 @@ async def test_a_quota_warning_appears_live_when_usage_crosses_80_percent(stack,
     await page.wait_for_selector('[data-limit="agents"][data-level="full"]', timeout=30_000)
     assert "Limit reached." in await agents.inner_text()
     assert await page.evaluate("window.notReloaded === true")  # all of it without reloading the page
+    await next_refresh(page)
     await assert_figures_match(page, stack, key, tenant_id)
 
     # The platform administrator sees the organisation among those nearest their quotas.
