@@ -17,6 +17,7 @@ WORKDIR /src
 COPY pyproject.toml uv.lock ./
 COPY libs/ libs/
 COPY services/ services/
+COPY apps/ apps/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable
 

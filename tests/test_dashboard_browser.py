@@ -20,13 +20,9 @@ import pytest
 from cryptography.fernet import Fernet
 
 from modelyard_events import QuerySubmitted, UsageRecorded
-
-from .browser import chromium, why_no_browser
-from .dashboard_support import api_answers, mismatches
-from .stack import Process, free_port
-from .support import ADMIN, TopicReader, create_tenant, outcomes_by_query, publish_queries, publish_raw
-
-pytestmark = pytest.mark.system
+from modelyard_harness import ADMIN, TopicReader, create_tenant, outcomes_by_query, produce_raw, publish_queries
+from modelyard_harness.browser import chromium, why_no_browser
+from modelyard_harness.pages import api_answers, mismatches
 
 ADMIN_TOKEN = ADMIN["Authorization"].removeprefix("Bearer ")
 WIDE, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
@@ -37,16 +33,11 @@ TEXTS = ["What is the status of ticket #{n}?", "How to reset my password for bil
 
 @pytest.fixture(scope="module")
 def dashboard(stack) -> str:
-    """`modelyard dashboard` beside the stack's processes, refreshing its live part every second."""
-    port = free_port()
-    proc = Process("dashboard", ["dashboard"], stack.env(
-        MODELYARD_DASHBOARD_PORT=str(port), MODELYARD_DASHBOARD_API_URL=stack.api_url, MODELYARD_DASHBOARD_REFRESH_S="1",
-        MODELYARD_DASHBOARD_SESSION_KEY=Fernet.generate_key().decode()), f"http://127.0.0.1:{port}/readyz",
-        stack.log_dir / "dashboard.log")
-    stack.processes["dashboard"] = proc  # stopped with the stack
-    proc.start()
-    proc.wait_ready()
-    return f"http://127.0.0.1:{port}"
+    """`modelyard dashboard` beside the stack's processes (stopped with them), refreshing every second."""
+    proc = stack.add("dashboard", ["dashboard"], "/readyz", MODELYARD_DASHBOARD_API_URL=stack.api_url,
+                     MODELYARD_DASHBOARD_REFRESH_S="1", MODELYARD_DASHBOARD_SESSION_KEY=Fernet.generate_key().decode())
+    stack.start("dashboard")
+    return proc.ready_url.removesuffix("/readyz")
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +165,7 @@ async def test_a_quota_warning_appears_live_when_usage_crosses_80_percent(stack,
     usage = [UsageRecorded(tenant_id=tenant_id, query_id=str(uuid.uuid4()), model="gpt-4o-mini", model_class="slm",
                            input_tokens=20, output_tokens=10, cost_usd=0.00001, llm_cost_usd=0.0002, latency_ms=30.0)
              for _ in range(800)]
-    await publish_raw(stack.kafka, stack.topic("usage.recorded"), [(tenant_id.encode(), u.model_dump_json().encode()) for u in usage])
+    await produce_raw(stack.kafka, stack.topic("usage.recorded"), [(tenant_id.encode(), u.model_dump_json().encode()) for u in usage])
     await page.wait_for_selector('[data-limit="api_calls_per_day"][data-level="warn"]', timeout=60_000)
     assert "Upgrade to Professional for 10,000 API calls a day." in await calls.inner_text()
     await metered(stack, tenant_id, len(usage))

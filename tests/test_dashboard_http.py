@@ -17,18 +17,13 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
-from pymongo import AsyncMongoClient
 
 from modelyard_dashboard import DashboardSettings
 from modelyard_dashboard import create_app as create_dashboard
+from modelyard_harness import drop_run, free_port, unique_prefix
+from modelyard_harness.pages import api_answers, mismatches
 from modelyard_tenant import TenantServiceSettings
 from modelyard_tenant import create_app as create_tenant_api
-
-from .conftest import Infra, unique_prefix
-from .dashboard_support import api_answers, mismatches
-from .stack import free_port
-
-pytestmark = pytest.mark.system
 
 ADMIN_TOKEN = f"dash-admin-{uuid.uuid4().hex[:8]}"
 DASHBOARD = "http://dashboard"
@@ -53,21 +48,19 @@ def dashboard_settings(**overrides: object) -> DashboardSettings:
 
 
 @pytest.fixture(scope="module")
-async def apps(infra: Infra) -> AsyncIterator[Apps]:
+async def apps(kafka: str, mongo_url: str) -> AsyncIterator[Apps]:
     prefix = unique_prefix("dashboard-http")
     database = f"t_{prefix.strip('.').replace('-', '_')}"
     tenant_api = create_tenant_api(TenantServiceSettings(
-        kafka={"bootstrap_servers": infra.kafka, "partitions": 1}, mongo={"url": infra.mongo_url, "database": database},
+        kafka={"bootstrap_servers": kafka, "partitions": 1}, mongo={"url": mongo_url, "database": database},
         topics={"prefix": prefix}, admin_token=ADMIN_TOKEN, outbox_sweeper=False, log_format="console"))
     try:
         async with tenant_api.router.lifespan_context(tenant_api):
             dashboard = create_dashboard(dashboard_settings(), transport=httpx.ASGITransport(app=tenant_api))
             async with dashboard.router.lifespan_context(dashboard):
                 yield Apps(tenant_api, dashboard)
-    finally:  # the database goes; the two small topics under the prefix stay, as the stack fixture's do
-        mongo = AsyncMongoClient(infra.mongo_url)
-        await mongo.drop_database(database)
-        await mongo.close()
+    finally:
+        await drop_run(kafka, prefix, mongo_url, database)
 
 
 async def new_org(apps: Apps, name: str | None = None, tier: str = "basic") -> dict:

@@ -3,8 +3,8 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
+from modelyard_tenancy import Role, issue_jwt
 
-from ..auth import Role, issue_jwt
 from ..errors import Forbidden
 from ..permissions import Action
 from ..schemas import KeyCreate, KeyCreated, KeyOut, Page, TokenOut, WhoAmI

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 from modelyard_events import TenantStatus, Tier
-from modelyard_metering import read
+from modelyard_usage import read
 
 from ..errors import Forbidden, NotFound
 from ..permissions import Action
