@@ -12,8 +12,8 @@ VENV := $(CURDIR)/.venv
 MODELYARD := $(VENV)/bin/modelyard
 LOCAL := $(CURDIR)/deploy/local
 
-# `make up` / `make demo` stack: default ports, data in .run/dev.
-DEV_ENV := MODELYARD_RUN_DIR=$(CURDIR)/.run/dev
+# `make up` / `make demo` stack: default ports (each one a MODELYARD_*_PORT variable), data in .run/dev.
+DEV_ENV := MODELYARD_RUN_DIR=$${MODELYARD_RUN_DIR:-$(CURDIR)/.run/dev}
 # What a client on this machine (the demo, the benchmarks) needs to reach that stack.
 CLIENT_ENV := MODELYARD_KAFKA__BOOTSTRAP_SERVERS=$${MODELYARD_KAFKA__BOOTSTRAP_SERVERS:-127.0.0.1:$${MODELYARD_KAFKA_PORT:-9092}} \
 	MODELYARD_MONGO__URL=$${MODELYARD_MONGO__URL:-mongodb://127.0.0.1:$${MODELYARD_MONGO_PORT:-27017}} \
@@ -28,8 +28,11 @@ TEST_MONGO_PORT ?= 27018
 TEST_ENV := MODELYARD_RUN_DIR=$(CURDIR)/.run/test MODELYARD_KAFKA_PORT=$(TEST_KAFKA_PORT) \
 	MODELYARD_KAFKA_CONTROLLER_PORT=$(TEST_KAFKA_CONTROLLER_PORT) MODELYARD_MONGO_PORT=$(TEST_MONGO_PORT)
 PYTEST_ARGS ?=
+# Manifests are rendered with `kubectl kustomize`; without kubectl, with kustomize built by Go into the cache.
+CACHE_DIR := $(or $(MODELYARD_CACHE_DIR),$(CURDIR)/.cache)
+KUSTOMIZE_MODULE := sigs.k8s.io/kustomize/kustomize/v5@v5.5.0
 
-.PHONY: help install infra-up infra-down up down status demo test test-unit bench schemas schemas-check k8s-check clean
+.PHONY: help install infra-up infra-down up down status demo test test-unit bench screenshots schemas schemas-check k8s-check k8s-renderer clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -59,13 +62,14 @@ else
 endif
 	@echo
 	@echo "modelyard is up:"
+	@echo "  dashboard       http://127.0.0.1:$${MODELYARD_DASHBOARD_PORT:-8082}  (sign in with the admin token: $${MODELYARD_ADMIN_TOKEN:-dev-admin-token})"
 	@echo "  tenant API      http://127.0.0.1:$${MODELYARD_API_PORT:-8080}  (docs: /docs; admin token: \$$MODELYARD_ADMIN_TOKEN, dev default 'dev-admin-token')"
 	@echo "  OpenAI-compatible endpoint http://127.0.0.1:$${MODELYARD_INGRESS_PORT:-8081}/v1  (api_key: a tenant API key)"
 	@echo "  model simulator http://127.0.0.1:$${MODELYARD_SIMULATOR_PORT:-8090}/v1"
 	@echo "  Kafka           127.0.0.1:$${MODELYARD_KAFKA_PORT:-9092}"
 	@echo "  MongoDB (FerretDB) mongodb://127.0.0.1:$${MODELYARD_MONGO_PORT:-27017}"
-	@echo "  ops endpoints   router :9101, inference-slm :9102, inference-llm :9103, metering :9104 (/healthz /readyz /metrics)"
-	@echo "  logs            .run/dev/logs/;  stop with: make down"
+	@o=$${MODELYARD_OPS_PORT_BASE:-9101}; echo "  ops endpoints   router :$$o, inference-slm :$$((o+1)), inference-llm :$$((o+2)), metering :$$((o+3)) (/healthz /readyz /metrics)"
+	@echo "  logs            $${MODELYARD_RUN_DIR:-.run/dev}/logs/;  stop with: make down"
 
 down: ## Stop everything `make up` started
 ifeq ($(STACK),docker)
@@ -83,7 +87,8 @@ demo: ## Start the stack, run the helpdesk demo stream, print the savings table,
 	if [ $$rc -eq 0 ]; then $(CLIENT_ENV) $(MODELYARD) demo || rc=$$?; fi; \
 	$(MAKE) --no-print-directory down >/dev/null 2>&1 || true; exit $$rc
 
-test: install ## Start Kafka and FerretDB on test ports, run the whole test suite, stop them
+test: install k8s-renderer ## Start Kafka and FerretDB on test ports, run the whole test suite, stop them
+	@$(LOCAL)/chromium.sh ensure >/dev/null || echo "no Chromium: the dashboard's browser test will be skipped"
 	@rc=0; { $(TEST_ENV) $(LOCAL)/kafka.sh start && $(TEST_ENV) $(LOCAL)/ferretdb.sh start; } || rc=$$?; \
 	if [ $$rc -eq 0 ]; then MODELYARD_TEST_KAFKA=127.0.0.1:$(TEST_KAFKA_PORT) MODELYARD_TEST_MONGO_URL=mongodb://127.0.0.1:$(TEST_MONGO_PORT) \
 		MODELYARD_TEST_KAFKA_RESTART="$(TEST_ENV) $(LOCAL)/kafka.sh stop && $(TEST_ENV) $(LOCAL)/kafka.sh start" \
@@ -91,11 +96,18 @@ test: install ## Start Kafka and FerretDB on test ports, run the whole test suit
 	$(TEST_ENV) $(LOCAL)/ferretdb.sh stop || true; $(TEST_ENV) $(LOCAL)/kafka.sh stop || true; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; exit $$rc
 
-test-unit: install ## Only the tests that need no servers
+test-unit: install k8s-renderer ## Only the tests that need no servers (a test that reaches one fails)
 	$(VENV)/bin/pytest -m "not system and not faults" $(PYTEST_ARGS)
 
 bench: install ## Run the benchmarks against a running stack (`make up` first)
 	$(CLIENT_ENV) $(MODELYARD) bench all
+
+# 2,700 demo queries give the basic-tier tenant 900 of its 1,000 API calls a day: a quota warning to show.
+screenshots: install ## Run the demo against `make up`, then screenshot the dashboard into docs/
+	@$(LOCAL)/chromium.sh ensure >/dev/null
+	$(CLIENT_ENV) $(MODELYARD) demo --queries 2700
+	$(MODELYARD) screenshots --url http://127.0.0.1:$${MODELYARD_DASHBOARD_PORT:-8082} \
+		--token "$${MODELYARD_ADMIN_TOKEN:-dev-admin-token}" --out docs
 
 schemas: install ## Regenerate JSON Schemas, AsyncAPI documents and examples in schemas/
 	$(MODELYARD) schemas generate
@@ -103,8 +115,16 @@ schemas: install ## Regenerate JSON Schemas, AsyncAPI documents and examples in 
 schemas-check: install ## Fail if schemas/ is stale or a schema changed incompatibly
 	$(MODELYARD) schemas check
 
-k8s-check: install ## Validate the Kubernetes manifests offline
+k8s-check: install k8s-renderer ## Validate the Kubernetes manifests offline (kubectl kustomize, schemas, invariants)
 	$(VENV)/bin/python tools/k8s_check.py
+
+k8s-renderer: ## Make sure kubectl or kustomize is there: without either, build kustomize with Go into the cache
+	@if ! command -v kubectl >/dev/null 2>&1 && ! command -v kustomize >/dev/null 2>&1 && [ ! -x "$(CACHE_DIR)/bin/kustomize" ]; then \
+		if command -v go >/dev/null 2>&1; then \
+			echo "no kubectl: building kustomize into $(CACHE_DIR)/bin (go install $(KUSTOMIZE_MODULE))"; \
+			GOBIN="$(CACHE_DIR)/bin" go install $(KUSTOMIZE_MODULE); \
+		else echo "neither kubectl, kustomize nor go is installed: the manifest checks will say how to install one"; fi; \
+	fi
 
 clean: ## Remove run data and logs (keeps the download cache)
 	rm -rf .run

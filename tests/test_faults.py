@@ -26,8 +26,8 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from modelyard_events import DeadLetter, OutcomeStatus, QueryOutcome, QuerySubmitted, UsageRecorded
+from modelyard_harness import ADMIN, TopicReader, create_tenant, produce_raw, publish_queries
 
-from .support import ADMIN, TopicReader, create_tenant, publish_queries, publish_raw
 
 pytestmark = [pytest.mark.system, pytest.mark.faults]
 
@@ -162,7 +162,7 @@ async def test_malformed_messages_go_to_the_dead_letter_topic_and_valid_ones_com
     async with TopicReader(stack.kafka, stack.topic("queries.outcomes")) as outcomes, \
             TopicReader(stack.kafka, stack.topic("deadletter.router")) as dlq:
         before = len(dlq.records)
-        await publish_raw(stack.kafka, stack.topic("queries.submitted"), mixed)
+        await produce_raw(stack.kafka, stack.topic("queries.submitted"), mixed)
         await assert_one_outcome_each(outcomes, queries)
         letters = await dlq.wait_for(lambda r: len(r) - before >= len(bad) and r, 60, f"{len(bad)} dead letters")
     import base64

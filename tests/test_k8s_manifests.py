@@ -22,9 +22,12 @@ CHECK = REPO / "tools" / "k8s_check.py"
 
 
 def run_check(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, str(CHECK), *map(str, args)], capture_output=True, text=True, timeout=180, cwd=REPO
     )
+    if done.returncode == 2 and "neither kubectl nor kustomize" in done.stderr:
+        pytest.skip(done.stderr.strip())  # `make test` builds kustomize with Go first; this is a bare pytest run
+    return done
 
 
 def edit(path: Path, kind: str, name: str, change: Callable[[dict[str, Any]], None]) -> None:
@@ -44,23 +47,17 @@ def k8s(tmp_path: Path) -> Path:
 
 
 def check_copy(root: Path, *targets: str) -> subprocess.CompletedProcess[str]:
-    return run_check("--root", root, "--renderer", "builtin", *[root / t for t in targets])
+    return run_check("--root", root, *[root / t for t in targets])
 
 
 def test_manifests_pass_the_check() -> None:
     done = run_check()
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "renderer: kubectl kustomize" in done.stdout or "renderer: kustomize build" in done.stdout
     for target in ("base", "overlays/dev", "overlays/prod"):
         assert f"== {K8S / target}" in done.stdout
     assert "ScaledObject" in done.stdout and "scaledobject.schema.json" in done.stdout
     assert done.stdout.strip().endswith("0 problems")
-
-
-@pytest.mark.skipif(not (shutil.which("kustomize") or shutil.which("kubectl")), reason="no kustomize or kubectl here")
-def test_builtin_renderer_matches_kustomize() -> None:
-    done = run_check("--renderer", "auto")
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.count("renderer: builtin, same as") == 3, done.stdout
 
 
 def test_max_replicas_above_partitions_fails(k8s: Path) -> None:

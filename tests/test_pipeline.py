@@ -14,8 +14,8 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from modelyard_events import DeadLetter, OutcomeStatus, QuerySubmitted, RejectCode
+from modelyard_harness import TopicReader, create_tenant, outcomes_by_query, produce_raw, publish_queries
 
-from .support import TopicReader, create_tenant, outcomes_by_query, publish_queries, publish_raw
 
 pytestmark = pytest.mark.system
 
@@ -75,7 +75,7 @@ async def test_bad_messages_go_to_dead_letters_and_the_next_query_completes(stac
     invalid = json.dumps({"type": "modelyard.query.submitted.v1", "tenant_id": tenant["tenant_id"], "query_id": "x"}).encode()
     async with TopicReader(stack.kafka, stack.topic("deadletter.router")) as dlq, \
             TopicReader(stack.kafka, stack.topic("queries.outcomes")) as outcomes:
-        await publish_raw(stack.kafka, submitted, [(b"k", not_json), (b"k", invalid)])
+        await produce_raw(stack.kafka, submitted, [(b"k", not_json), (b"k", invalid)])
         await publish_queries(stack.kafka, submitted, [good])
         await outcomes.wait_for(lambda r: good.query_id in outcomes_by_query(r), 60, "the good query's outcome")
         letters = await dlq.wait_for(lambda r: len(r) >= 2 and r, 30, "two dead letters")

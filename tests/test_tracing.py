@@ -21,9 +21,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from modelyard_core.bus import Bus, Outgoing
 from modelyard_core.settings import KafkaSettings, MongoSettings, Topics
 from modelyard_events import TIER_LIMITS, Industry, QuerySubmitted, TenantSnapshot, Tier
+from modelyard_harness import build_stack, unique_prefix
 
-from .conftest import unique_prefix
-from .stack import build_stack
 
 pytestmark = pytest.mark.system
 
@@ -41,7 +40,7 @@ def tracing():
     return provider
 
 
-async def test_cascaded_query_is_one_trace_across_services(infra, tracing, tmp_path):
+async def test_cascaded_query_is_one_trace_across_services(kafka, mongo_url, tracing, tmp_path):
     from modelyard_inference.service import create_app as inference_app
     from modelyard_inference.settings import InferenceSettings
     from modelyard_metering.service import create_app as metering_app
@@ -50,11 +49,11 @@ async def test_cascaded_query_is_one_trace_across_services(infra, tracing, tmp_p
     from modelyard_router.settings import RouterSettings
 
     prefix = unique_prefix("tracing")
-    sim = build_stack(infra.kafka, infra.mongo_url, prefix,
+    sim = build_stack(kafka, mongo_url, prefix,
                       with_tenant_api=False)
     sim.start("simulator")
-    common = dict(kafka=KafkaSettings(bootstrap_servers=infra.kafka, partitions=2), topics=Topics(prefix=prefix),
-                  mongo=MongoSettings(url=infra.mongo_url, database=sim.database), log_format="console")
+    common = dict(kafka=KafkaSettings(bootstrap_servers=kafka, partitions=2), topics=Topics(prefix=prefix),
+                  mongo=MongoSettings(url=mongo_url, database=sim.database), log_format="console")
     backend = dict(backend_base_url=sim.simulator_url, request_logprobs=True)
     apps = [
         router_app(RouterSettings(**common)),

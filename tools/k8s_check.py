@@ -3,9 +3,8 @@
 
 For the base and every overlay under ``<root>/overlays/``:
 
-1. render the kustomization with tools/kustomize_lite.py; where ``kustomize`` or ``kubectl`` is
-   installed, render it with that too and require the same resources (so the small renderer can be
-   trusted on machines without them);
+1. render the kustomization with ``kubectl kustomize`` (or a standalone ``kustomize build``; see
+   ``kustomize_command`` for what is looked for, and how to install it when neither is there);
 2. validate each built-in kind against the Kubernetes JSON Schemas shipped by ``kubernetes-validate``
    (strict: unknown fields fail), and each KEDA kind against ``<root>/schemas/<kind>.schema.json``;
 3. check what a schema cannot: every ScaledObject's ``maxReplicaCount`` is at most the partition
@@ -15,14 +14,14 @@ For the base and every overlay under ``<root>/overlays/``:
 
 Prints a table per render and exits 1 on any problem (2 when the check itself cannot run).
 
-    .venv/bin/python tools/k8s_check.py [--root deploy/k8s] [--renderer auto|builtin|external]
-                                        [--kube-version 1.33] [TARGET ...]
+    .venv/bin/python tools/k8s_check.py [--root deploy/k8s] [--kube-version 1.33] [TARGET ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -34,11 +33,7 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import kustomize_lite  # noqa: E402
-
-from modelyard_core.settings import KafkaSettings, Settings, Topics  # noqa: E402
+from modelyard_core.settings import KafkaSettings, Settings, Topics
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_ROOT = REPO / "deploy" / "k8s"
@@ -47,8 +42,28 @@ CONFIG_MAP = "modelyard-config"
 # Commands of the image that talk to Kafka (everything but the simulator).
 KAFKA_COMMANDS = {"tenant", "router", "metering", "inference", "ingress"}
 # An environment variable with one of these names carries a secret and must come from a Secret.
-SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|API_KEY|MONGO__URL)$")
+SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|API_KEY|SESSION_KEY|MONGO__URL)$")
 CUSTOM_GROUPS = {"keda.sh"}
+#: The kustomize that kubectl 1.32 embeds; the version `go install` builds where no kubectl is found.
+KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5@v5.5.0"
+HOW_TO_INSTALL = f"""neither kubectl nor kustomize is installed. Either
+  - install kubectl (https://kubernetes.io/docs/tasks/tools/; Debian/Ubuntu: the Kubernetes apt repository), or
+  - build kustomize with Go (already needed for FerretDB): GOBIN=$PWD/.cache/bin go install {KUSTOMIZE_MODULE}
+    (make k8s-check does this by itself when go is installed)"""
+
+
+class RenderError(Exception):
+    """kustomize could not render a kustomization."""
+
+
+def resource_id(resource: dict[str, Any]) -> tuple[str, str, str, str]:
+    meta = resource.get("metadata", {})
+    return (resource.get("apiVersion", ""), resource.get("kind", ""), meta.get("namespace", ""), meta.get("name", ""))
+
+
+def api_group(resource: dict[str, Any]) -> str:
+    api_version = resource.get("apiVersion", "")
+    return api_version.split("/")[0] if "/" in api_version else ""
 
 
 @dataclass
@@ -69,7 +84,7 @@ class Render:
     rows: dict[tuple[str, str, str, str], Row] = field(default_factory=dict)
 
     def row(self, resource: dict[str, Any]) -> Row:
-        rid = kustomize_lite.resource_id(resource)
+        rid = resource_id(resource)
         if rid not in self.rows:
             self.rows[rid] = Row(rid[1], rid[3], rid[2])
         return self.rows[rid]
@@ -87,56 +102,25 @@ class Render:
 # --- rendering --------------------------------------------------------------------------------------
 
 
-def external_renderer() -> list[str] | None:
-    if shutil.which("kustomize"):
-        return ["kustomize", "build"]
+def kustomize_command() -> list[str] | None:
+    """``kubectl kustomize``, else ``kustomize build`` (on the PATH, or built into the cache folder)."""
     if shutil.which("kubectl"):
         return ["kubectl", "kustomize"]
-    return None
+    cached = Path(os.environ.get("MODELYARD_CACHE_DIR", REPO / ".cache")) / "bin" / "kustomize"
+    found = shutil.which("kustomize") or (str(cached) if cached.is_file() else None)
+    return [found, "build"] if found else None
 
 
-def render_external(command: list[str], directory: Path) -> list[dict[str, Any]]:
+def render(directory: Path) -> Render:
+    command = kustomize_command()
+    if command is None:
+        print(f"k8s-check: {HOW_TO_INSTALL}", file=sys.stderr)
+        raise SystemExit(2)
     done = subprocess.run([*command, str(directory)], capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
-        raise kustomize_lite.RenderError(f"{' '.join(command)} failed: {done.stderr.strip()}")
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
-
-
-def compare_renders(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> list[str]:
-    mine = {kustomize_lite.resource_id(r): r for r in ours}
-    other = {kustomize_lite.resource_id(r): r for r in theirs}
-    problems = [f"only the builtin renderer produced {rid}" for rid in sorted(set(mine) - set(other))]
-    problems += [f"only kustomize produced {rid}" for rid in sorted(set(other) - set(mine))]
-    for rid in sorted(set(mine) & set(other)):
-        if mine[rid] != other[rid]:
-            problems.append(f"builtin renderer and kustomize differ on {rid}: {first_difference(mine[rid], other[rid])}")
-    return problems
-
-
-def first_difference(a: Any, b: Any, path: str = "") -> str:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            if a.get(key) != b.get(key):
-                return first_difference(a.get(key), b.get(key), f"{path}.{key}")
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        for index, (x, y) in enumerate(zip(a, b)):
-            if x != y:
-                return first_difference(x, y, f"{path}[{index}]")
-    return f"{path or '.'}: {json.dumps(a)[:120]} != {json.dumps(b)[:120]}"
-
-
-def render(directory: Path, mode: str) -> Render:
-    label = str(directory)
-    external = external_renderer()
-    if mode == "external":
-        if external is None:
-            raise SystemExit("k8s-check: --renderer external, but neither kustomize nor kubectl is installed")
-        return Render(label, render_external(external, directory), " ".join(external))
-    result = Render(label, kustomize_lite.build(directory), "builtin")
-    if mode == "auto" and external is not None:
-        result.problems += compare_renders(result.resources, render_external(external, directory))
-        result.renderer = f"builtin, same as {' '.join(external)}" if not result.problems else "builtin"
-    return result
+        raise RenderError(f"{' '.join(command)} failed: {done.stderr.strip()}")
+    resources = [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+    return Render(str(directory), resources, " ".join(Path(command[0]).name if i == 0 else c for i, c in enumerate(command)))
 
 
 # --- schemas ----------------------------------------------------------------------------------------
@@ -145,7 +129,7 @@ def render(directory: Path, mode: str) -> Render:
 def validate_schemas(result: Render, schema_dir: Path, kube_version: str) -> None:
     for resource in result.resources:
         row = result.row(resource)
-        group = kustomize_lite.api_group(resource)
+        group = api_group(resource)
         if group in CUSTOM_GROUPS:
             path = schema_dir / f"{resource['kind'].lower()}.schema.json"
             if not path.is_file():
@@ -249,10 +233,10 @@ def check_invariants(result: Render) -> None:
     for scaled in (r for r in resources if r.get("kind") == "ScaledObject"):
         target = check_scaled_object(result, scaled, by_namespace.get(namespace_of(scaled)))
         if target is not None:
-            scaled_targets.add(kustomize_lite.resource_id(target))
+            scaled_targets.add(resource_id(target))
     for deployment in deployments:
         config = by_namespace.get(namespace_of(deployment))
-        check_deployment(result, deployment, config, kustomize_lite.resource_id(deployment) in scaled_targets)
+        check_deployment(result, deployment, config, resource_id(deployment) in scaled_targets)
     for resource in resources:
         kind = resource.get("kind")
         if kind == "Service":
@@ -442,8 +426,6 @@ def default_targets(root: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="deploy/k8s folder (schemas/, base/, overlays/)")
-    parser.add_argument("--renderer", choices=("auto", "builtin", "external"), default="auto",
-                        help="auto: builtin renderer, compared with kustomize/kubectl when installed")
     parser.add_argument("--kube-version", default=DEFAULT_KUBE_VERSION, help="Kubernetes version of the schemas")
     parser.add_argument("targets", nargs="*", type=Path, help="kustomization folders (default: base and overlays/*)")
     args = parser.parse_args(argv)
@@ -453,8 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     total = 0
     for target in targets:
         try:
-            result = render(target, args.renderer)
-        except (kustomize_lite.RenderError, kustomize_lite.Unsupported, yaml.YAMLError, OSError) as error:
+            result = render(target)
+        except (RenderError, yaml.YAMLError, OSError) as error:
             problems.append(f"{target}: cannot render: {error}")
             print(f"\n== {target}  cannot render: {error}")
             continue

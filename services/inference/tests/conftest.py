@@ -1,10 +1,8 @@
-"""Fixtures: the model simulator in-process behind the openai SDK, and (for system tests) real Kafka."""
+"""Fixtures: the model simulator in-process behind the openai SDK (real Kafka comes from the modelyard plugin)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import httpx2
 import pytest
@@ -12,12 +10,6 @@ from modelyard_inference.backend import Backend
 from modelyard_inference.settings import InferenceSettings
 from modelyard_simulator import SimulatorConfig, create_app
 from openai import AsyncOpenAI
-
-REPO = Path(__file__).resolve().parents[3]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # so that `tests.stack` and `tests.support` import under importlib mode
-
-from tests.conftest import infra  # noqa: E402, F401 - re-exported fixture
 
 SimulatedBackend = Callable[..., Awaitable[tuple[Backend, httpx2.AsyncClient]]]
 

@@ -34,10 +34,8 @@ from modelyard_events import (
     Tier,
     UsageRecorded,
 )
+from modelyard_harness import Stack, TopicReader, build_stack, produce_raw, publish_queries, unique_prefix
 
-from tests.conftest import unique_prefix
-from tests.stack import Stack, build_stack
-from tests.support import TopicReader, publish_queries, publish_raw
 
 pytestmark = pytest.mark.system
 
@@ -61,11 +59,11 @@ WORKER_ENV = {"MODELYARD_BACKEND_TIMEOUT_S": "2", "MODELYARD_BACKEND_ATTEMPTS": 
 
 
 @pytest.fixture(scope="module")
-def stack(infra, tmp_path_factory) -> Iterator[Stack]:
+def stack(kafka, mongo_url, tmp_path_factory) -> Iterator[Stack]:
     replay = tmp_path_factory.mktemp("replay") / "recorded.jsonl"
     replay.write_text("\n".join(json.dumps(r) for r in RECORDED) + "\n")
     prefix = unique_prefix("inference")
-    s = build_stack(infra.kafka, infra.mongo_url, prefix,
+    s = build_stack(kafka, mongo_url, prefix,
                     simulator_env={"MODELYARD_SIMULATOR_REPLAY_FILE": str(replay)}, extra_env=WORKER_ENV,
                     with_tenant_api=False)
     del s.processes["metering"]  # usage is checked on usage.recorded; the sink has tests of its own
@@ -82,7 +80,7 @@ async def tenant(stack: Stack) -> str:
     tenant_id = f"acme-{RUN}"
     snapshot = TenantSnapshot(tenant_id=tenant_id, version=1, name="Acme", tier=Tier.ENTERPRISE,
                               industry=Industry.TECH, limits=TIER_LIMITS[Tier.ENTERPRISE])
-    await publish_raw(stack.kafka, stack.topic("tenants.snapshots"),
+    await produce_raw(stack.kafka, stack.topic("tenants.snapshots"),
                       [(tenant_id.encode(), snapshot.model_dump_json().encode())])
     return tenant_id
 
@@ -161,7 +159,7 @@ async def test_an_unsure_slm_answer_is_escalated_to_the_llm_and_both_calls_are_m
 async def test_the_agent_system_prompt_reaches_the_model(stack, tenant, readers, simulator):
     agent = AgentSnapshot(tenant_id=tenant, agent_id=f"parcelbot-{RUN}", name="Parcelbot", agent_type="courier",
                           system_prompt=AGENT_PROMPT)
-    await publish_raw(stack.kafka, stack.topic("tenants.agents"),
+    await produce_raw(stack.kafka, stack.topic("tenants.agents"),
                       [(f"{tenant}/{agent.agent_id}".encode(), agent.model_dump_json().encode())])
     with_agent, without = query(tenant, PARCEL, agent_id=agent.agent_id), query(tenant, PARCEL)
     outcomes, usage = await run(stack, readers, [with_agent, without])
@@ -216,7 +214,7 @@ async def test_a_malformed_routed_record_is_dead_lettered_and_the_next_query_sti
     key = tenant.encode()  # same partition as the valid one: the bad record must not block it
     outcomes, _ = readers
     async with TopicReader(stack.kafka, stack.topic("deadletter.inference")) as dlq:
-        await publish_raw(stack.kafka, stack.topic("queries.routed.slm"),
+        await produce_raw(stack.kafka, stack.topic("queries.routed.slm"),
                           [(key, garbage), (key, routed.model_dump_json().encode())])
         letters = await dlq.wait_for(
             lambda recs: [d for r in recs if (d := DeadLetter.model_validate_json(r.value)).value_base64

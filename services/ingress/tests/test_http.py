@@ -18,8 +18,7 @@ from modelyard_ingress.api import router
 from modelyard_ingress.errors import install_error_handlers
 from modelyard_ingress.replies import PendingOutcomes
 from modelyard_ingress.service import Ingress
-from modelyard_tenant.auth import Principal, Role
-from modelyard_tenant.errors import Unauthenticated
+from modelyard_tenancy import Principal, Role, Unauthenticated
 from openai import AsyncOpenAI
 
 KEY = "my_live_test-key"

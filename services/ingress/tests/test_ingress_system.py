@@ -14,13 +14,11 @@ import jwt
 import openai
 import pytest
 from modelyard_events import TIER_LIMITS, Industry, OutcomeStatus, QuerySubmitted, TenantSnapshot, Tier
-from modelyard_metering.sink import TENANT_DAILY
+from modelyard_usage import TENANT_DAILY
 from openai import AsyncOpenAI
 from pymongo import AsyncMongoClient
+from modelyard_harness import ADMIN, Stack, TopicReader, build_stack, create_tenant, outcomes_by_query, produce_raw, publish_queries, unique_prefix, wait_until
 
-from tests.conftest import Infra, unique_prefix
-from tests.stack import Stack, build_stack, wait_until
-from tests.support import ADMIN, TopicReader, create_tenant, outcomes_by_query, publish_queries, publish_raw
 
 pytestmark = pytest.mark.system
 
@@ -40,9 +38,9 @@ class Deployment:
 
 
 @pytest.fixture(scope="module")
-def deployment(infra: Infra) -> Iterator[Deployment]:
+def deployment(kafka: str, mongo_url: str) -> Iterator[Deployment]:
     prefix = unique_prefix("ingress")
-    stack = build_stack(infra.kafka, infra.mongo_url, prefix)
+    stack = build_stack(kafka, mongo_url, prefix)
     # ready = following the outcomes topic; it pauses after 1 s without a waiting request (5 s by
     # default), so the tests below also cover requests that arrive at a paused reader.
     ingress = stack.add("ingress", ["ingress"], "/readyz", MODELYARD_INGRESS_IDLE_PAUSE_S="1")
@@ -179,7 +177,7 @@ async def test_a_tenant_over_its_daily_quota_gets_429(deployment):
         tenant_id=t["tenant_id"], version=1_000_000, name=t["organization_name"], tier=Tier.BASIC, industry=Industry(t["industry"]),
         limits=TIER_LIMITS[Tier.BASIC].model_copy(update={"api_calls_per_day": 0}),
     )
-    await publish_raw(deployment.stack.kafka, deployment.topic("tenants.snapshots"),
+    await produce_raw(deployment.stack.kafka, deployment.topic("tenants.snapshots"),
                       [(t["tenant_id"].encode(), snapshot.model_dump_json().encode())])
 
     client = deployment.client(t["api_key"])  # default max_retries: the 429 must say "do not retry"

@@ -1,4 +1,4 @@
-"""The in-flight map the reply consumer feeds, and the load generator's response reader."""
+"""The in-flight map the reply consumer feeds."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import asyncio
 
 import pytest
 from modelyard_events import OutcomeStatus, QueryOutcome
-from modelyard_ingress.loadgen import encode_post, read_response
 from modelyard_ingress.replies import PendingOutcomes, TooManyWaiting
 
 
@@ -43,21 +42,3 @@ async def test_capacity_is_bounded_and_forgetting_frees_a_slot():
     pending.forget("a")
     pending.expect("c")
     assert pending.offer(raw("a")) is False  # a forgotten (timed-out) query's late outcome is ignored
-
-
-async def test_response_reader_handles_content_length_and_chunked_bodies():
-    reader = asyncio.StreamReader()
-    reader.feed_data(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
-                     b"HTTP/1.1 429 Too Many Requests\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
-                     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-    assert await read_response(reader) == (200, b"hello", True)
-    assert await read_response(reader) == (429, b"abcde", True)
-    assert await read_response(reader) == (200, b"ok", False)
-
-
-def test_encoded_post_carries_the_body_and_headers():
-    host, port, data = encode_post("http://127.0.0.1:8081/v1/chat/completions", b'{"a":1}', {"Authorization": "Bearer k"})
-    head, _, body = data.partition(b"\r\n\r\n")
-    assert (host, port, body) == ("127.0.0.1", 8081, b'{"a":1}')
-    assert head.startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
-    assert b"\r\nContent-Length: 7\r\n" in head and b"\r\nAuthorization: Bearer k" in head

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 from modelyard_events import UsageRecorded
 
-from modelyard_metering.fold import Fold, bucket_of, counters_of, nano_usd, to_counters
+from modelyard_metering.fold import Fold, bucket_of
+from modelyard_usage import counters_of, nano_usd, to_counters
 
 
 def usage(i: int = 0, **kw) -> UsageRecorded:

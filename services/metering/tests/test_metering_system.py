@@ -16,17 +16,15 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from modelyard_events import (
     TIER_LIMITS, AlertMetric, DeadLetter, Industry, MeteringUsage, TenantAlert, TenantSnapshot, Tier, UsageRecorded,
 )
+from modelyard_harness import Stack, isolated_stack, produce_raw, unique_prefix
+from modelyard_harness.usage import expected_totals, stored_totals, synthetic_usage
+from modelyard_usage import MONTHLY, TENANT_DAILY
 from pymongo import AsyncMongoClient
-
-from modelyard_metering.sink import MONTHLY, TENANT_DAILY
-from modelyard_metering.synthetic import expected_totals, stored_totals, synthetic_usage
-from tests.conftest import Infra, unique_prefix
-from tests.stack import Stack, isolated_stack
 
 pytestmark = pytest.mark.system
 
@@ -34,9 +32,9 @@ GROUP = "modelyard-metering"
 
 
 @pytest.fixture(scope="module")
-def stack(infra: Infra) -> Iterator[Stack]:
+def stack(kafka: str, mongo_url: str) -> Iterator[Stack]:
     prefix = unique_prefix("metering")
-    s = isolated_stack(infra.kafka, infra.mongo_url, prefix)
+    s = isolated_stack(kafka, mongo_url, prefix)
     s.add("metering", ["metering"], "/readyz", MODELYARD_GROUP_INSTANCE_ID="metering-0",
           MODELYARD_FLUSH_EVENTS="1000", MODELYARD_FLUSH_MS="50")
     s.start("metering")
@@ -59,14 +57,7 @@ async def db(stack: Stack) -> AsyncIterator:
 
 async def publish(stack: Stack, name: str, items: list[tuple[str | None, bytes | None]]) -> None:
     """One producer, batched (linger): as fast as the broker takes them."""
-    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka, enable_idempotence=True, linger_ms=10,
-                                max_batch_size=512 * 1024)
-    await producer.start()
-    try:
-        futures = [await producer.send(stack.topic(name), value=v, key=k.encode() if k else None) for k, v in items]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
+    await produce_raw(stack.kafka, stack.topic(name), [(k.encode() if k else None, v) for k, v in items])
 
 
 async def publish_usage(stack: Stack, events: list[UsageRecorded]) -> None:
@@ -242,31 +233,3 @@ async def test_sigkill_ten_times_during_a_20000_event_stream_every_total_exact(s
     log = metering.log_path.read_text(errors="replace")
     print(f"10 kills in {time.monotonic() - started:.1f}s; flushes replaying after a kill: {log.count(' replayed, ')}, "
           f"interrupted flushes finished from the journal: {log.count('interrupted flush')}")
-
-
-async def test_stats_and_tail_commands_read_what_metering_wrote(stack, db):
-    from typer.testing import CliRunner
-
-    from modelyard.cli import _register_tool_commands, app
-
-    tenants = tenants_named("cli", 2)
-    events = synthetic_usage(300, tenants, seed=6)
-    await publish_usage(stack, events)
-    expected = await wait_folded(stack, db, events)
-    if not any(g.name == "tail" for g in app.registered_groups):
-        _register_tool_commands()
-    env = {**stack.env(), "COLUMNS": "250"}
-    runner = CliRunner()
-
-    stats = await asyncio.to_thread(runner.invoke, app, ["stats", "--tenant", tenants[0], "--days", "2"], env=env)
-    assert stats.exit_code == 0, stats.output
-    assert f"{expected[tenants[0]]['calls']:,}" in stats.output and "gpt-4o-mini" in stats.output
-
-    overview = await asyncio.to_thread(runner.invoke, app, ["stats"], env=env)
-    assert overview.exit_code == 0, overview.output
-    assert tenants[0] in overview.output and tenants[1] in overview.output
-
-    # Each tenant-day got at least one message (more if its events spanned several flushes).
-    tail = await asyncio.to_thread(runner.invoke, app, ["tail", "metering", "--from-beginning", "--max", "2"], env=env)
-    assert tail.exit_code == 0, tail.output
-    assert "metering.usage: 2 messages" in tail.output and "+calls" in tail.output

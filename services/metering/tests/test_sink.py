@@ -16,8 +16,8 @@ from modelyard_events import TIER_LIMITS, Industry, TenantSnapshot, Tier, UsageR
 
 from modelyard_metering import sink as sink_module
 from modelyard_metering.alerts import due_alerts
-from modelyard_metering.fold import nano_usd
-from modelyard_metering.sink import DAILY, MONTHLY, SEEN, TENANT_DAILY, UsageConflict, UsageSink
+from modelyard_metering.sink import SEEN, UsageConflict, UsageSink
+from modelyard_usage import DAILY, MONTHLY, TENANT_DAILY, nano_usd
 
 pytestmark = pytest.mark.system
 

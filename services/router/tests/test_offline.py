@@ -1,4 +1,4 @@
-"""Offline tools: classify lines, APGR, the labelled helpdesk set, the benchmark's shape."""
+"""Offline tools: classify lines, APGR, the labelled helpdesk set."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from modelyard_core.pricing import load_pricing
 from modelyard_router.decision import decide
 from modelyard_router.offline import (
     apgr,
-    bench_classifier,
     classify_lines,
     eval_router,
     pgr_curve,
@@ -200,13 +199,3 @@ def test_eval_router_reads_the_format_and_reports_the_figures(tmp_path):
 def test_eval_router_needs_csv_files(tmp_path):
     with pytest.raises(FileNotFoundError):
         eval_router(tmp_path)
-
-
-# --- bench (shape only: speed is measured by running it, never asserted in a test) ----------------
-
-
-def test_bench_classifier_reports_rate_and_percentiles():
-    report = bench_classifier(n=300)
-    assert report["decisions"] == 300
-    assert report["decisions_per_s"] > 0 and report["decisions_per_cpu_s"] > 0
-    assert 0 < report["p50_ms"] <= report["p99_ms"] <= report["max_ms"]

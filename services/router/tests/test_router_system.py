@@ -41,18 +41,16 @@ from modelyard_router.service import routed_event_id
 from modelyard_router.settings import RouterSettings
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
+from modelyard_harness import Stack, TopicReader, isolated_stack, produce_raw, publish_queries, unique_prefix
 
-from tests.conftest import Infra, unique_prefix
-from tests.stack import Stack, isolated_stack
-from tests.support import TopicReader, publish_queries, publish_raw
 
 pytestmark = pytest.mark.system
 
 
 @pytest.fixture(scope="module")
-def router_stack(infra: Infra) -> Iterator[Stack]:
+def router_stack(kafka: str, mongo_url: str) -> Iterator[Stack]:
     prefix = unique_prefix("router")
-    stack = isolated_stack(infra.kafka, infra.mongo_url, prefix)
+    stack = isolated_stack(kafka, mongo_url, prefix)
     stack.add("router", ["router"], "/readyz")
     stack.start("router")
     try:
@@ -70,7 +68,7 @@ def snapshot(*, limit: int, tier: Tier = Tier.BASIC, version: int = 1,
 
 
 async def put_tenant(stack: Stack, t: TenantSnapshot) -> None:
-    await publish_raw(stack.kafka, stack.topic("tenants.snapshots"), [(t.tenant_id.encode(), t.model_dump_json().encode())])
+    await produce_raw(stack.kafka, stack.topic("tenants.snapshots"), [(t.tenant_id.encode(), t.model_dump_json().encode())])
 
 
 def queries(tenant_id: str, n: int, text: str = "What is the status of ticket #123?") -> list[QuerySubmitted]:
@@ -330,7 +328,7 @@ def escalation(tenant_id: str, classes: list[ModelClass], best: Answer | None) -
 
 
 async def publish_escalations(stack: Stack, es: list[QueryEscalated]) -> None:
-    await publish_raw(stack.kafka, stack.topic("queries.escalations"),
+    await produce_raw(stack.kafka, stack.topic("queries.escalations"),
                       [(e.tenant_id.encode(), e.model_dump_json().encode()) for e in es])
 
 
@@ -346,7 +344,7 @@ async def test_escalations_go_one_class_up_and_end_with_the_best_answer(router_s
     orphan = escalation(gone.tenant_id, [ModelClass.SLM], slm_answer)
     async with Watch(router_stack) as watch:
         # The tenant is deleted (tombstone) while its query is in flight.
-        await publish_raw(router_stack.kafka, router_stack.topic("tenants.snapshots"), [(gone.tenant_id.encode(), None)])
+        await produce_raw(router_stack.kafka, router_stack.topic("tenants.snapshots"), [(gone.tenant_id.encode(), None)])
         await publish_escalations(router_stack, [up, top, nothing, orphan])
         ids = {e.query_id for e in (up, top, nothing, orphan)}
         d = await watch.until(lambda: (x := watch.decided(ids)) and len(x.routed.keys() | x.outcomes.keys()) == 4 and x,

@@ -159,18 +159,6 @@ async def test_wrong_answers_come_with_lower_token_probabilities(simulator) -> N
     assert sum(means[True]) / len(means[True]) > sum(means[False]) / len(means[False])
 
 
-async def test_the_agreement_bench_reports_self_consistency(tmp_path) -> None:
-    from modelyard_simulator.bench import agreement
-
-    path = tmp_path / "problems.csv"
-    path.write_text("prompt\n" + "".join(f'"{problem(i)}"\n' for i in range(40)) + "Hello there\n")
-    report = await agreement(path, ["gpt-4o-mini", "gpt-4o"], 5, 0.7)
-    small, large = report["models"]["gpt-4o-mini"], report["models"]["gpt-4o"]
-    assert report["prompts"] == 41 and small["word_problems"] == 40
-    assert small["majority_right"] >= small["first_sample_right"] and large["first_sample_right"] > small["first_sample_right"]
-    assert small["first_right_when_unanimous"] > small["first_right_when_split"]
-
-
 def test_config_defaults_make_the_small_model_less_reliable() -> None:
     models = SimulatorConfig().resolved_models()
     small, large = models["gpt-4o-mini"], models["gpt-4o"]

@@ -10,6 +10,9 @@ import httpx
 import openai
 import pytest
 
+#: A real uvicorn process on a free port, started by the test itself: TCP on loopback, no shared server.
+pytestmark = pytest.mark.loopback
+
 
 def wait_until(condition, seconds: float, message: str) -> None:
     deadline = time.monotonic() + seconds

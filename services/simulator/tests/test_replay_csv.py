@@ -83,6 +83,7 @@ async def test_replayed_answers_obey_max_tokens_stop_and_n(simulator, tmp_path: 
     assert several.usage.completion_tokens == 3 * one.usage.completion_tokens
 
 
+@pytest.mark.loopback  # a simulator process of its own, over TCP
 def test_a_replayed_csv_answer_streams_at_the_model_rate(start_simulator_process, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "gsm8k.csv")
     live = start_simulator_process({

@@ -13,6 +13,9 @@ import pytest
 
 from simulator_samples import SCHEMAS, TOOLS, with_image
 
+#: A real uvicorn process on a free port, started by the module itself: TCP on loopback, no shared server.
+pytestmark = pytest.mark.loopback
+
 WORD_PROBLEM = "A baker makes 24 rolls an hour for 6 hours and sells 100 of them. How many rolls are left?"
 
 

@@ -11,6 +11,9 @@ import httpx
 import openai
 import pytest
 
+#: A real uvicorn process on a free port, started by the module itself: TCP on loopback, no shared server.
+pytestmark = pytest.mark.loopback
+
 RATE = 50.0
 LATENCY_MS = 150
 PACED = {

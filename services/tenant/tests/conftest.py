@@ -1,14 +1,14 @@
 """Fixtures of the tenant service tests: the app in-process on the real Kafka and FerretDB/MongoDB.
 
-Endpoints come from ``MODELYARD_TEST_KAFKA`` and ``MODELYARD_TEST_MONGO_URL`` (the Makefile sets
-them), defaulting to the local dev servers. Each test session gets its own database (dropped
-afterwards) and its own topic prefix (topics deleted afterwards).
+``kafka`` and ``mongo_url`` come from the modelyard plugin, so every test that uses the app is a system
+test. Each test session gets its own database (dropped afterwards) and its own topic prefix (topics
+deleted afterwards).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import functools
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -16,20 +16,18 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
+from modelyard_harness import drop_topics
 from modelyard_tenant import TenantServiceSettings, create_app
 from pymongo import AsyncMongoClient
 
-KAFKA = os.environ.get("MODELYARD_TEST_KAFKA", "127.0.0.1:9092")
-MONGO_URL = os.environ.get("MODELYARD_TEST_MONGO_URL", "mongodb://127.0.0.1:27017")
 RUN = uuid.uuid4().hex[:8]
 
 
-def make_settings(**overrides: object) -> TenantServiceSettings:
+def make_settings(kafka: str, mongo_url: str, **overrides: object) -> TenantServiceSettings:
     fields: dict = {
-        "kafka": {"bootstrap_servers": KAFKA, "partitions": 1},
-        "mongo": {"url": MONGO_URL, "database": f"test_tenant_{RUN}"},
+        "kafka": {"bootstrap_servers": kafka, "partitions": 1},
+        "mongo": {"url": mongo_url, "database": f"test_tenant_{RUN}"},
         "topics": {"prefix": f"test-tenant-{RUN}."},
         "admin_token": f"test-admin-{RUN}",
         "jwt_secret": f"test-jwt-secret-{RUN}-0123456789abcdef",
@@ -41,8 +39,8 @@ def make_settings(**overrides: object) -> TenantServiceSettings:
 
 
 @pytest.fixture(scope="session")
-def settings() -> TenantServiceSettings:
-    return make_settings()
+def settings(kafka: str, mongo_url: str) -> TenantServiceSettings:
+    return make_settings(kafka, mongo_url)
 
 
 @pytest.fixture(scope="session")
@@ -52,17 +50,10 @@ async def app(settings: TenantServiceSettings) -> AsyncIterator[FastAPI]:
         async with application.router.lifespan_context(application):
             yield application
     finally:
-        mongo = AsyncMongoClient(MONGO_URL)
+        mongo = AsyncMongoClient(settings.mongo.url)
         await mongo.drop_database(settings.mongo.database)
         await mongo.close()
-        admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
-        await admin.start()
-        try:
-            mine = [t for t in await admin.list_topics() if t.startswith(settings.topics.prefix)]
-            if mine:
-                await admin.delete_topics(mine)
-        finally:
-            await admin.close()
+        await drop_topics(settings.kafka.bootstrap_servers, settings.topics.prefix)
 
 
 def client_for(application: FastAPI) -> httpx.AsyncClient:
@@ -118,10 +109,10 @@ def new_tenant(client: httpx.AsyncClient, admin: dict[str, str]) -> Callable:
 
 
 async def read_topic(
-    topic: str, done: Callable[[list[ConsumerRecord]], bool], *, timeout_s: float = 30.0
+    kafka: str, topic: str, done: Callable[[list[ConsumerRecord]], bool], *, timeout_s: float = 30.0
 ) -> list[ConsumerRecord]:
     """Read ``topic`` from the beginning until ``done(records)`` holds; fail after ``timeout_s``."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     records: list[ConsumerRecord] = []
     try:
@@ -138,8 +129,9 @@ async def read_topic(
 
 
 @pytest.fixture
-def topic_reader() -> Callable:
-    return read_topic
+def topic_reader(kafka: str) -> Callable:
+    """``await topic_reader(topic, done, timeout_s=...)``: ``read_topic`` on the test broker."""
+    return functools.partial(read_topic, kafka)
 
 
 @pytest.fixture
@@ -158,7 +150,10 @@ async def second_replica(settings: TenantServiceSettings) -> AsyncIterator[httpx
 
 @pytest.fixture
 def record_usage(app: FastAPI) -> Callable:
-    """Write usage documents the way metering does: its sink applied to ``UsageRecorded`` events."""
+    """Write usage documents the way metering does: its sink applied to ``UsageRecorded`` events.
+
+    (The one place a tenant test imports another service: what the tenant API reads is what metering
+    writes, so the documents come from metering's own writer, not from a copy of its format.)"""
     from aiokafka.structs import ConsumerRecord
     from modelyard_core.bus import Delivery
     from modelyard_metering.sink import UsageSink

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from modelyard_events import TIER_LIMITS, Industry, Tier
-from modelyard_tenant.auth import Role
+from modelyard_tenancy import Role
 from modelyard_tenant.permissions import GRANTS, Action
 from modelyard_tenant.plans import MIB, PLANS, PRESETS, ResourceUsage, capacity, excesses, features_of, tier_allowing
 

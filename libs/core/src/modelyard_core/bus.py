@@ -1,6 +1,6 @@
-"""The Kafka bus every service uses: broker factory, envelope, batch consumers, retries, dead letters.
+"""The Kafka bus every service uses: the FastStream/aiokafka adapter of the consumption model.
 
-Consumption model (the same for every service):
+Consumption model (the same for every service; the policy itself is ``handling.BatchHandling``):
 
 * Batch subscribers with ``AckPolicy.NACK_ON_ERROR``: offsets are committed only after the handler
   returned for the whole batch, i.e. after its effects (published events, database writes) are
@@ -12,133 +12,42 @@ Consumption model (the same for every service):
 * Any other handler failure is retried a bounded number of times, then the batch is split record by
   record; a record that still fails is dead-lettered with the error. A poison message therefore never
   blocks its partition and never loops forever.
+
+Beside it: ``envelope`` (encoding and decoding records), ``handling`` (the policy above),
+``admin`` (topic creation), ``kafka_clients`` (every client's connection). Their public names are
+re-exported here, where services have always imported them from.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
-import random
+from collections.abc import Iterable, Sequence
 from itertools import chain
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from aiokafka import ConsumerRecord
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
-from opentelemetry.sdk.trace import TracerProvider as _SdkTracerProvider
-from opentelemetry.trace import Span, SpanKind
-from pydantic import BaseModel, ValidationError
-from pymongo.errors import AutoReconnect, ConnectionFailure, ExecutionTimeout, ServerSelectionTimeoutError
 
 from modelyard_events import DeadLetter, Model
 
 from . import metrics
+from .admin import ensure_topics
+from .envelope import Delivery, E, Outgoing, Rejected, decode_record, encode, record_headers, tracing_enabled
+from .handling import TRANSIENT_ERRORS, BatchHandling, DeadLetterSink, Handler, TransientError, is_transient
+from .kafka_clients import broker_params
 from .settings import Settings
 
+__all__ = [
+    "TRANSIENT_ERRORS", "Bus", "DeadLetterSink", "Delivery", "Handler", "Outgoing", "Rejected", "TransientError",
+    "decode_record", "encode", "ensure_topics", "is_transient", "tracing_enabled",
+]
+
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer("modelyard.bus")
-
-E = TypeVar("E", bound=BaseModel)
-
-
-class TransientError(Exception):
-    """Raise from a handler when the failure is temporary and the batch must be redelivered."""
-
-
-#: Failures of infrastructure: the batch is redelivered rather than dead-lettered.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    TransientError,
-    ConnectionError,
-    TimeoutError,
-    KafkaConnectionError,
-    KafkaTimeoutError,
-    AutoReconnect,
-    ConnectionFailure,
-    ServerSelectionTimeoutError,
-    ExecutionTimeout,
-)
-
-
-def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, TRANSIENT_ERRORS):
-        return True
-    return isinstance(exc, KafkaError) and getattr(exc, "retriable", False)
-
-
-# --------------------------------------------------------------------------------------------------
-# Envelope
-
-
-def encode(event: Model, source: str) -> tuple[bytes, dict[str, str]]:
-    """Serialise an event: JSON body plus binary-mode CloudEvents headers and W3C trace context."""
-    body = event.model_dump_json().encode()
-    headers = {"content-type": "application/json", "ce_specversion": "1.0", "ce_source": f"modelyard/{source}"}
-    event_id = getattr(event, "event_id", None)
-    if event_id:
-        headers["ce_id"] = event_id
-    event_type = getattr(event, "type", None)
-    if event_type:
-        headers["ce_type"] = event_type
-    when = getattr(event, "time", None)
-    if when is not None:
-        headers["ce_time"] = when.isoformat()
-    tenant_id = getattr(event, "tenant_id", None)
-    if tenant_id:
-        headers["ce_tenantid"] = tenant_id
-    propagate.inject(headers)
-    return body, headers
-
-
-def _headers(record: ConsumerRecord) -> dict[str, str]:
-    return {k: (v.decode(errors="replace") if isinstance(v, bytes) else str(v)) for k, v in (record.headers or ())}
-
-
-@dataclass(slots=True)
-class Delivery(Generic[E]):
-    """One decoded record. ``event`` is None only for a tombstone on a compacted topic."""
-
-    event: E | None
-    record: ConsumerRecord
-    headers: dict[str, str]
-    span: Span | None = field(default=None, repr=False)
-
-    @property
-    def key(self) -> str | None:
-        k = self.record.key
-        return k.decode(errors="replace") if isinstance(k, bytes) else k
-
-    def activate(self):
-        """Make this record's consumer span current: logs carry its trace id, publishes its context."""
-        if self.span is None:
-            return contextlib.nullcontext()
-        return trace.use_span(self.span, end_on_exit=False)
-
-    def context(self) -> otel_context.Context:
-        """Trace context to publish follow-up events under: this record's consumer span or, with
-        tracing off, the trace context the record arrived with (so it is forwarded unchanged)."""
-        if self.span is None:
-            return propagate.extract(self.headers)
-        return trace.set_span_in_context(self.span)
-
-
-@dataclass(slots=True)
-class Outgoing:
-    topic: str
-    event: Model
-    key: str | None = None
-    cause: Delivery | None = None
-
-
-Handler = Callable[[list[Delivery[E]]], Awaitable[None]]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -153,14 +62,8 @@ class Bus:
         self.service = service
         self.topics = settings.topics
         k = settings.kafka
-        security: dict[str, Any] = {}
-        if k.sasl_mechanism:
-            from faststream.security import SASLPlaintext, SASLScram256, SASLScram512
-
-            cls = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}[k.sasl_mechanism]
-            security["security"] = cls(username=k.sasl_username or "", password=k.sasl_password or "", use_ssl=k.security_protocol.endswith("SSL"))
         self.broker = KafkaBroker(
-            k.bootstrap_servers,
+            **broker_params(k),
             client_id=client_id or f"modelyard-{service}",
             enable_idempotence=True,
             acks="all",
@@ -170,7 +73,6 @@ class Bus:
             graceful_timeout=settings.shutdown_timeout_s,
             logger=logging.getLogger(f"modelyard.{service}.kafka"),
             log_level=logging.DEBUG,  # per-batch "Received"/"Processed" lines are noise at INFO
-            **security,
         )
 
     # -- publishing ------------------------------------------------------------------------------
@@ -239,10 +141,11 @@ class Bus:
         restarts under the same id gets its partitions back at once instead of after the session timeout.
         """
         k = self.settings.kafka
-        consumer = _BatchConsumer(self, topic, model, handler, tombstones=tombstones)
+        handling = BatchHandling(self, self.service, topic, model, handler, attempts=k.handler_attempts,
+                                 tombstones=tombstones)
 
         async def on_batch(msg: KafkaMessage) -> None:
-            await consumer.handle_batch(msg.raw_message)
+            await handling.handle_batch(msg.raw_message)
 
         on_batch.__name__ = f"{self.service}_{topic.replace('.', '_')}"
         on_batch.__doc__ = description or (model.__doc__ or "").strip().splitlines()[0]
@@ -264,6 +167,7 @@ class Bus:
         _poll(subscriber, linger_ms)
 
     async def dead_letter(self, record: ConsumerRecord, error_type: str, error: str) -> None:
+        """Publish ``record`` to this service's dead-letter topic with the reason (the ``DeadLetterSink``)."""
         value = record.value
         letter = DeadLetter(
             service=self.service,
@@ -274,7 +178,7 @@ class Bus:
             error_type=error_type,
             error=error[:4000],
             value_base64=base64.b64encode(value).decode() if value is not None else None,
-            headers=_headers(record),
+            headers=record_headers(record),
         )
         metrics.DEAD_LETTERS.labels(self.service, record.topic, error_type).inc()
         log.warning(
@@ -319,192 +223,3 @@ def _poll(subscriber: Any, linger_ms: int) -> None:
         return tuple(records)
 
     subscriber.get_msg = get_msg
-
-
-def tracing_enabled() -> bool:
-    """True when an SDK tracer provider is installed (spans are recorded and exported)."""
-    return isinstance(trace.get_tracer_provider(), _SdkTracerProvider)
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """Why a record cannot be processed: it belongs on the dead-letter topic."""
-
-    error_type: str
-    error: str
-
-
-def decode_record(record: ConsumerRecord, model: type[E], *, service: str,
-                  tombstones: bool = False) -> Delivery[E] | Rejected:
-    """Validate one record into its event (with its consumer span when tracing is on), or say why not."""
-    headers = _headers(record)
-    if record.value is None:
-        if tombstones:
-            return Delivery(None, record, headers)
-        return Rejected("decode", "null value on a topic that does not carry tombstones")
-    try:
-        event = model.model_validate_json(record.value)
-    except ValidationError as exc:
-        kind = "decode" if any(e.get("type") == "json_invalid" for e in exc.errors()) else "schema"
-        return Rejected(kind, f"not a valid {model.__name__}: {_describe_validation(exc)}")
-    if not tracing_enabled():
-        # No spans to record: publishes forward the caller's trace context unchanged (Delivery.context).
-        return Delivery(event, record, headers)
-    span = tracer.start_span(
-        f"{record.topic} process",
-        context=propagate.extract(headers),
-        kind=SpanKind.CONSUMER,
-        attributes={
-            "messaging.system": "kafka",
-            "messaging.destination.name": record.topic,
-            "messaging.kafka.partition": record.partition,
-            "messaging.kafka.offset": record.offset,
-            "messaging.consumer.group.name": service,
-            "modelyard.tenant_id": getattr(event, "tenant_id", "") or "",
-            "modelyard.query_id": getattr(event, "query_id", "") or "",
-        },
-    )
-    return Delivery(event, record, headers, span)
-
-
-def _describe_validation(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err.get("loc", ())) or "(body)"
-        parts.append(f"{loc}: {err.get('msg')}")
-    more = exc.error_count() - len(parts)
-    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
-
-
-class _BatchConsumer(Generic[E]):
-    def __init__(self, bus: Bus, topic: str, model: type[E], handler: Handler[E], *, tombstones: bool) -> None:
-        self.bus = bus
-        self.topic = topic
-        self.model = model
-        self.handler = handler
-        self.tombstones = tombstones
-        self.attempts = bus.settings.kafka.handler_attempts
-        self._labels = (bus.service, topic)
-
-    async def handle_batch(self, records: tuple[ConsumerRecord, ...] | ConsumerRecord) -> None:
-        if not isinstance(records, tuple):
-            records = (records,)
-        deliveries: list[Delivery[E]] = []
-        for record in records:
-            delivery = await self._decode(record)
-            if delivery is not None:
-                deliveries.append(delivery)
-        if not deliveries:
-            return
-        try:
-            with metrics.HANDLER_SECONDS.labels(*self._labels).time():
-                await self._run(deliveries)
-            metrics.MESSAGES.labels(*self._labels, "ok").inc(len(deliveries))
-        finally:
-            for d in deliveries:
-                if d.span is not None:
-                    d.span.end()
-
-    async def _decode(self, record: ConsumerRecord) -> Delivery[E] | None:
-        decoded = decode_record(record, self.model, service=self.bus.service, tombstones=self.tombstones)
-        if isinstance(decoded, Rejected):
-            await self.bus.dead_letter(record, decoded.error_type, decoded.error)
-            return None
-        return decoded
-
-    async def _run(self, deliveries: list[Delivery[E]]) -> None:
-        """Run the handler on the batch; on a non-transient failure isolate the records that fail."""
-        try:
-            await self._with_retries(deliveries)
-            return
-        except Exception as exc:  # noqa: BLE001 - classified below
-            if is_transient(exc):
-                raise
-            if len(deliveries) == 1:
-                await self._give_up(deliveries[0], exc)
-                return
-            log.warning("batch of %d on %s failed (%s); retrying record by record", len(deliveries), self.topic, exc)
-        for d in deliveries:
-            try:
-                await self._with_retries([d])
-            except Exception as exc:  # noqa: BLE001
-                if is_transient(exc):
-                    raise
-                await self._give_up(d, exc)
-
-    async def _with_retries(self, deliveries: list[Delivery[E]]) -> None:
-        delay = 0.05
-        for attempt in range(1, self.attempts + 1):
-            try:
-                await self.handler(deliveries)
-                return
-            except Exception as exc:
-                transient = is_transient(exc)
-                if attempt == self.attempts and not transient:
-                    raise
-                if transient and attempt == self.attempts:
-                    log.warning("transient failure on %s, batch will be redelivered: %r", self.topic, exc)
-                    await asyncio.sleep(delay)
-                    raise
-                log.info("handler on %s failed (attempt %d/%d): %r", self.topic, attempt, self.attempts, exc)
-                await asyncio.sleep(delay * (1 + random.random()))
-                delay = min(delay * 4, 2.0)
-
-    async def _give_up(self, delivery: Delivery[E], exc: BaseException) -> None:
-        metrics.MESSAGES.labels(*self._labels, "error").inc()
-        if delivery.span is not None:
-            delivery.span.record_exception(exc)
-        log.exception("giving up on %s[%d]@%d", delivery.record.topic, delivery.record.partition, delivery.record.offset, exc_info=exc)
-        await self.bus.dead_letter(delivery.record, "processing", f"{type(exc).__name__}: {exc}")
-
-
-# --------------------------------------------------------------------------------------------------
-# Raw records (benchmarks and tests that play an upstream producer)
-
-
-async def produce_raw(bootstrap_servers: str, topic: str, pairs: Sequence[tuple[bytes | None, bytes | None]],
-                      *, linger_ms: int = 10) -> None:
-    """Send (key, value) pairs as they are, with one idempotent producer, and wait for every ack."""
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, enable_idempotence=True,
-                                linger_ms=linger_ms, max_batch_size=512 * 1024)
-    await producer.start()
-    try:
-        futures = [await producer.send(topic, value=v, key=k) for k, v in pairs]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-
-
-# --------------------------------------------------------------------------------------------------
-# Topic administration
-
-
-async def ensure_topics(settings: Settings, names: Sequence[str]) -> None:
-    """Create missing topics (compacted where the contract says so); existing ones are left alone."""
-    k = settings.kafka
-    compacted = settings.topics.compacted()
-    admin = AIOKafkaAdminClient(bootstrap_servers=k.bootstrap_servers, client_id="modelyard-admin")
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [n for n in dict.fromkeys(names) if n not in existing]
-        if not missing:
-            return
-        new = [
-            NewTopic(
-                name=n,
-                num_partitions=k.partitions,
-                replication_factor=k.replication_factor,
-                topic_configs={"cleanup.policy": "compact"} if n in compacted else {},
-            )
-            for n in missing
-        ]
-        try:
-            await admin.create_topics(new)
-        except TopicAlreadyExistsError:
-            pass  # another service created them first
-        log.info("created topics %s", ", ".join(missing))
-    finally:
-        await admin.close()

@@ -5,7 +5,9 @@ Settings objects own the topic names; no service spells a topic itself.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Literal
+
+from pydantic import BaseModel, Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .runtime import DEFAULT_GEN0_THRESHOLD
@@ -53,10 +55,34 @@ class KafkaSettings(BaseModel):
     batch_timeout_ms: int = Field(default=100, ge=1, description="Longest wait of one poll of a batch consumer; "
                                   "a poll returns as soon as any record arrives.")
     handler_attempts: int = Field(default=3, ge=1, description="Tries of a failing handler before per-message isolation.")
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
+    # Connection security: every client gets these through ``kafka_clients.connection_params``.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    sasl_password: SecretStr | None = Field(default=None, description="Never printed: a SecretStr.")
+    ssl_ca_file: FilePath | None = Field(default=None, description="CA certificates (PEM) that signed the brokers' "
+                                     "certificates; the system trust store when unset.")
+    ssl_cert_file: FilePath | None = Field(default=None, description="Client certificate (PEM), for brokers that "
+                                       "authenticate clients by certificate.")
+    ssl_key_file: FilePath | None = Field(default=None, description="The client certificate's private key (PEM), "
+                                      "unless it is in ssl_cert_file.")
+    ssl_check_hostname: bool = Field(default=True, description="Check that a broker's certificate names its host.")
+
+    @model_validator(mode="after")
+    def _security_is_complete(self) -> KafkaSettings:
+        """Refuse a half-configured connection at start-up rather than failing to connect later."""
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and (self.sasl_mechanism is None or not self.sasl_username or self.sasl_password is None):
+            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_mechanism, sasl_username "
+                             "and sasl_password")
+        if not sasl and self.sasl_mechanism is not None:
+            raise ValueError(f"sasl_mechanism {self.sasl_mechanism} needs security_protocol SASL_PLAINTEXT or SASL_SSL")
+        tls_files = [n for n in ("ssl_ca_file", "ssl_cert_file", "ssl_key_file") if getattr(self, n) is not None]
+        if tls_files and not self.security_protocol.endswith("SSL"):
+            raise ValueError(f"{', '.join(tls_files)} need security_protocol SSL or SASL_SSL")
+        if self.ssl_key_file is not None and self.ssl_cert_file is None:
+            raise ValueError("ssl_key_file needs ssl_cert_file")
+        return self
 
 
 class MongoSettings(BaseModel):

@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import BaseModel, ValidationError
 
+from .kafka_clients import make_consumer
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,8 @@ class CompactedTopicView(Generic[V]):
 
     async def start(self, *, timeout_s: float = 30.0) -> None:
         """Start following the topic and return once everything already in it has been read."""
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka.bootstrap_servers,
+        self._consumer = make_consumer(
+            self.settings.kafka,
             client_id=f"modelyard-view-{self.name}",
             enable_auto_commit=False,
             group_id=None,

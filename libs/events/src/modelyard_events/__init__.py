@@ -3,7 +3,7 @@
 JSON Schemas in ``schemas/`` are generated from these classes (``make schemas``).
 """
 
-from .base import Event, Model, QueryEvent, derived_id, new_id, utcnow
+from .base import DERIVED_ID_NAMESPACE, Event, Model, QueryEvent, derived_id, new_id, utcnow
 from .deadletter import DeadLetter
 from .domain import (
     TIER_LIMITS,
@@ -27,6 +27,8 @@ from .queries import (
     QuerySubmitted,
     RejectCode,
     RoutingDecision,
+    finished_outcome,
+    outcome_id,
 )
 from .tenants import AgentSnapshot, AlertMetric, RoutingPolicy, TenantAlert, TenantBudget, TenantSnapshot, TenantStatus
 from .usage import MeteringUsage, UsageCounters, UsageRecorded
@@ -49,6 +51,7 @@ EVENT_TYPES: dict[str, type[Model]] = {
 }
 
 __all__ = [
+    "DERIVED_ID_NAMESPACE",
     "EVENT_TYPES",
     "TIER_LIMITS",
     "AgentSnapshot",
@@ -83,7 +86,9 @@ __all__ = [
     "UsageCounters",
     "UsageRecorded",
     "derived_id",
+    "finished_outcome",
     "new_id",
+    "outcome_id",
     "smallest_tier_allowing",
     "utcnow",
 ]

@@ -20,7 +20,8 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-_NAMESPACE = uuid.UUID("6f1c2a9e-3b7d-4c55-9a51-0d6f3f1c9a01")
+#: The UUIDv5 namespace of ``derived_id`` (public, for code that computes the same ids faster).
+DERIVED_ID_NAMESPACE = uuid.UUID("6f1c2a9e-3b7d-4c55-9a51-0d6f3f1c9a01")
 
 
 def derived_id(*parts: str) -> str:
@@ -29,7 +30,7 @@ def derived_id(*parts: str) -> str:
     Reprocessing the same input after a crash yields the same id, so a redelivered duplicate is
     recognisable downstream.
     """
-    return str(uuid.uuid5(_NAMESPACE, "/".join(parts)))
+    return str(uuid.uuid5(DERIVED_ID_NAMESPACE, "/".join(parts)))
 
 
 def utcnow() -> datetime:

@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from .base import ID_MAX, Model, QueryEvent
+from .base import ID_MAX, Model, QueryEvent, derived_id
 from .domain import ChatMessage, ComplexityLevel, ModelClass
 
 TEXT_MAX = 32_000
@@ -131,3 +131,27 @@ class QueryOutcome(QueryEvent):
     output_tokens: int = Field(default=0, ge=0)
     cost_usd: float = Field(default=0.0, ge=0)
     metadata: dict[str, str] = Field(default_factory=dict)
+
+
+def outcome_id(query_id: str) -> str:
+    """The event id of a query's outcome: one per query, whichever service publishes it."""
+    return derived_id(query_id, "outcome")
+
+
+def finished_outcome(query: QueryRouted | QueryEscalated, cascade: list[CascadeStep], *, answer: Answer | None,
+                     reason: str | None = None) -> QueryOutcome:
+    """The outcome of a query that made model calls: ``completed`` with ``answer``, ``failed`` without one.
+
+    The inference pool builds it when a call ends the query, the router when an escalation may go no
+    higher. Tokens and cost are the sums over ``cascade`` (every call, failed ones included).
+    """
+    common = dict(
+        event_id=outcome_id(query.query_id), tenant_id=query.tenant_id, query_id=query.query_id,
+        submitted_at=query.submitted_at, complexity=query.decision.complexity, cascade=cascade,
+        input_tokens=sum(s.input_tokens for s in cascade), output_tokens=sum(s.output_tokens for s in cascade),
+        cost_usd=sum(s.cost_usd for s in cascade), metadata=query.request.metadata, reason=reason,
+    )
+    if answer is None:
+        return QueryOutcome(status=OutcomeStatus.FAILED, **common)
+    return QueryOutcome(status=OutcomeStatus.COMPLETED, answer=answer.text, model_class=answer.model_class,
+                        model=answer.model, confidence=answer.confidence, **common)

@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from modelyard_core import metrics as core_metrics
 from modelyard_core.bus import Bus, Delivery, Outgoing, Rejected, decode_record
+from modelyard_core.kafka_clients import make_consumer
 
 from . import metrics
 
@@ -126,26 +127,23 @@ class PipelinedConsumer(Generic[E]):
 
     async def start(self) -> None:
         """Join the group and start consuming. Call after the bus's broker is connected (events go out through it)."""
-        k = self.bus.settings.kafka
-        security = {}
-        if k.sasl_mechanism:
-            security = {"sasl_mechanism": k.sasl_mechanism, "sasl_plain_username": k.sasl_username,
-                        "sasl_plain_password": k.sasl_password}
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=k.bootstrap_servers,
-            group_id=self.group_id,
-            client_id=f"modelyard-{self.bus.service}-consumer",
-            enable_auto_commit=False,  # offsets move only through the tracker
-            auto_offset_reset="earliest",
-            max_poll_records=self.concurrency,
-            security_protocol=k.security_protocol,
-            **security,
-        )
+        self._consumer = self.new_consumer()
         await self._consumer.start()
         self._consumer.subscribe([self.topic], listener=_Rebalance(self))
         self._fetching = asyncio.create_task(self._fetch_loop(), name=f"{self.topic}-fetch")
         self._committing = asyncio.create_task(self._commit_loop(), name=f"{self.topic}-commit")
         log.info("consuming %s in group %s, %d records at a time", self.topic, self.group_id, self.concurrency)
+
+    def new_consumer(self) -> AIOKafkaConsumer:
+        """The group consumer records are fetched with (not connected yet)."""
+        return make_consumer(
+            self.bus.settings.kafka,
+            group_id=self.group_id,
+            client_id=f"modelyard-{self.bus.service}-consumer",
+            enable_auto_commit=False,  # offsets move only through the tracker
+            auto_offset_reset="earliest",
+            max_poll_records=self.concurrency,
+        )
 
     async def stop(self, timeout_s: float = 20.0) -> None:
         """Stop fetching, let the records in progress finish (at most ``timeout_s``), commit, leave the group."""

@@ -25,12 +25,12 @@ from modelyard_events import (
     AgentSnapshot,
     Answer,
     CascadeStep,
-    OutcomeStatus,
     QueryEscalated,
     QueryOutcome,
     QueryRouted,
     UsageRecorded,
     derived_id,
+    finished_outcome,
 )
 
 from . import metrics
@@ -202,9 +202,7 @@ class Worker:
             return Outgoing(topics.name("outcomes"), self._completed(r, step, r.best_answer, reason), cause=d)
         steps = [*r.cascade, step]
         core_metrics.OUTCOMES.labels("inference", "failed").inc()
-        failed = QueryOutcome(
-            status=OutcomeStatus.FAILED, reason=f"model backend unavailable: {error}", **self._outcome_common(r, steps)
-        )
+        failed = finished_outcome(r, steps, answer=None, reason=f"model backend unavailable: {error}")
         return Outgoing(topics.name("outcomes"), failed, cause=d)
 
     # -- events ----------------------------------------------------------------------------------
@@ -252,24 +250,7 @@ class Worker:
 
     def _completed(self, r: QueryRouted, step: CascadeStep, answer: Answer, reason: str | None = None) -> QueryOutcome:
         core_metrics.OUTCOMES.labels("inference", "completed").inc()
-        return QueryOutcome(
-            status=OutcomeStatus.COMPLETED,
-            answer=answer.text,
-            model_class=answer.model_class,
-            model=answer.model,
-            confidence=answer.confidence,
-            reason=reason,
-            **self._outcome_common(r, [*r.cascade, step]),
-        )
-
-    @staticmethod
-    def _outcome_common(r: QueryRouted, steps: list[CascadeStep]) -> dict:
-        return dict(
-            event_id=derived_id(r.query_id, "outcome"), tenant_id=r.tenant_id, query_id=r.query_id,
-            submitted_at=r.submitted_at, complexity=r.decision.complexity, cascade=steps,
-            input_tokens=sum(s.input_tokens for s in steps), output_tokens=sum(s.output_tokens for s in steps),
-            cost_usd=sum(s.cost_usd for s in steps), metadata=r.request.metadata,
-        )
+        return finished_outcome(r, [*r.cascade, step], answer=answer, reason=reason)
 
     # -- in-flight accounting --------------------------------------------------------------------
 

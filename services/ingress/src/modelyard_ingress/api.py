@@ -7,7 +7,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response, StreamingResponse
-from modelyard_tenant.auth import Principal, current_principal
+from modelyard_tenancy import Principal, current_principal
 
 from .errors import OpenAIError
 from .protocol import ChatCompletionRequest, completion, model_card, model_ids, stream_events

@@ -40,7 +40,7 @@ def create_app(settings: IngressSettings) -> FastAPI:
         client = make_mongo(settings.mongo, app_name="modelyard-ingress")
         bus = Bus(settings, SERVICE)
         pending = PendingOutcomes(settings.ingress_max_in_flight)
-        listener = OutcomeListener(settings.kafka.bootstrap_servers, topics.name("outcomes"), pending,
+        listener = OutcomeListener(settings.kafka, topics.name("outcomes"), pending,
                                    idle_pause_s=settings.ingress_idle_pause_s)
         try:
             db = database(client, settings.mongo)

@@ -1,6 +1,6 @@
 """Tenant authentication, exactly as the tenant API does it, with a short memory.
 
-The tenant service's ``Authenticator`` resolves an API key with one MongoDB read. At hundreds of
+``modelyard_tenancy.Authenticator`` (the tenant API's own) resolves an API key with one MongoDB read. At hundreds of
 chat requests per second that read would be most of the ingress's database load, so a resolved
 token is remembered for ``ingress_auth_cache_s`` seconds (keyed by the token's hash, never the
 token). A revoked key keeps working here at most that long — the same trade the tenant service
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from modelyard_tenant.auth import Authenticator, Principal, hash_key
+from modelyard_tenancy import Authenticator, Principal, hash_key
 from pymongo.asynchronous.database import AsyncDatabase
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from modelyard_tenant.errors import ApiError
+from modelyard_tenancy import ApiError
 from pymongo.errors import PyMongoError
 from starlette.exceptions import HTTPException
 
@@ -69,7 +69,7 @@ _TYPE_BY_STATUS = {
 
 
 def from_tenant_error(exc: ApiError) -> OpenAIError:
-    """The tenant library's errors (401 from authentication above all) in OpenAI's shape."""
+    """``modelyard_tenancy``'s errors (401 from authentication above all) in OpenAI's shape."""
     code = "invalid_api_key" if exc.status == 401 else exc.code
     kind = _TYPE_BY_STATUS.get(exc.status, "server_error")
     return OpenAIError(exc.status, exc.message, type=kind, code=code, headers=exc.headers, retry=exc.status >= 500)

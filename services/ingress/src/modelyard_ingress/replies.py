@@ -22,6 +22,8 @@ import asyncio
 import logging
 
 from aiokafka import AIOKafkaConsumer
+from modelyard_core.kafka_clients import make_consumer
+from modelyard_core.settings import KafkaSettings
 from modelyard_core.views import follow, stop_following
 from modelyard_events import QueryOutcome
 from pydantic import ValidationError
@@ -92,9 +94,9 @@ class PendingOutcomes:
 class OutcomeListener:
     """Follows ``queries.outcomes`` without a consumer group and feeds a ``PendingOutcomes``."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, pending: PendingOutcomes, *,
+    def __init__(self, kafka: KafkaSettings, topic: str, pending: PendingOutcomes, *,
                  client_id: str = "modelyard-ingress-replies", idle_pause_s: float = 0.0) -> None:
-        self.bootstrap_servers = bootstrap_servers
+        self.kafka = kafka
         self.topic = topic
         self.pending = pending
         self.client_id = client_id
@@ -108,13 +110,7 @@ class OutcomeListener:
 
     async def start(self, *, timeout_s: float = 30.0) -> None:
         """Start following; returns once every partition has a position at its current end."""
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
-            client_id=self.client_id,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="latest",  # only outcomes of queries submitted from now on matter
-        )
+        self._consumer = self.new_consumer()
         await self._consumer.start()
         # Without a group, a subscription is assigned every partition (and follows new ones).
         self._consumer.subscribe([self.topic])
@@ -122,6 +118,11 @@ class OutcomeListener:
         await asyncio.wait_for(self._position(), timeout_s)
         self.positioned = True
         log.info("following %s on %d partitions", self.topic, len(self._consumer.assignment()))
+
+    def new_consumer(self) -> AIOKafkaConsumer:
+        """The group-less consumer the listener follows the topic with (not connected yet)."""
+        return make_consumer(self.kafka, client_id=self.client_id, group_id=None, enable_auto_commit=False,
+                             auto_offset_reset="latest")  # only outcomes of queries submitted from now on matter
 
     async def _position(self) -> None:
         assert self._consumer is not None

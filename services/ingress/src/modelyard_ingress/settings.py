@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from modelyard_core.settings import Settings
-from modelyard_tenant.settings import DEV_ADMIN_TOKEN, DEV_JWT_SECRET
+from modelyard_tenancy import AuthSettings
 from pydantic import Field
 
 
-class IngressSettings(Settings):
+class IngressSettings(AuthSettings):
+    """The ingress's settings; ``admin_token`` and ``jwt_secret`` are the tenant service's variables
+    (``AuthSettings``), so a JWT minted by the tenant API is accepted here."""
+
     ingress_host: str = "0.0.0.0"
     ingress_port: int = Field(default=8081, ge=0, le=65535, description="HTTP port of the ingress (MODELYARD_INGRESS_PORT).")
     #: How long a request waits for its outcome; a client may ask for less with ``X-Modelyard-Timeout``.
@@ -20,7 +22,3 @@ class IngressSettings(Settings):
     #: How long a resolved API key or JWT is remembered (0: every request reads MongoDB). A revoked
     #: key therefore stops working here at most this long after revocation.
     ingress_auth_cache_s: float = Field(default=10.0, ge=0, le=300)
-    # The same variables as the tenant service's (MODELYARD_ADMIN_TOKEN, MODELYARD_JWT_SECRET), so a
-    # JWT minted by the tenant API is accepted here.
-    admin_token: str = Field(default=DEV_ADMIN_TOKEN, min_length=8)
-    jwt_secret: str = Field(default=DEV_JWT_SECRET, min_length=32)

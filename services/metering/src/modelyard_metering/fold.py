@@ -13,28 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelyard_events import ModelClass, UsageCounters, UsageRecorded
+from modelyard_usage import DOC_COUNTERS, MICROS_PER_MS, NANO_PER_USD, micros, nano_usd, to_counters
 
 #: Upper bounds (ms) of the latency histogram kept in every usage document (``latency_le.<bound>``).
 LATENCY_BUCKETS_MS = (10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000)
 
-NANO_PER_USD = 1_000_000_000
-MICROS_PER_MS = 1_000
-
-#: The integer counters a usage document stores (besides the histogram, watermarks and bookkeeping).
-DOC_COUNTERS = (
-    "calls", "queries", "errors", "cascade_steps", "slm_calls", "llm_calls", "input_tokens", "output_tokens",
-    "cost_nusd", "llm_cost_nusd", "latency_us_sum", "latency_count",
-)
-
 COUNTER_FIELDS = tuple(UsageCounters.model_fields)
 
-
-def nano_usd(usd: float) -> int:
-    return round(usd * NANO_PER_USD)
-
-
-def micros(ms: float) -> int:
-    return round(ms * MICROS_PER_MS)
+#: Re-exported for the sink (the stored counters are defined by the read model, ``modelyard_usage``).
+__all__ = ["COUNTER_FIELDS", "DOC_COUNTERS", "LATENCY_BUCKETS_MS", "Contribution", "Fold", "bucket_of", "contribution",
+           "to_counters"]
 
 
 def bucket_of(latency_ms: float) -> str:
@@ -146,33 +134,3 @@ class Fold:
 
     def counters(self) -> UsageCounters:
         return to_counters(self.inc)
-
-
-def to_counters(stored: dict[str, Any] | None) -> UsageCounters:
-    """The public counters (``UsageCounters``) of stored integer counters (a document or a fold)."""
-    c = stored or {}
-    return UsageCounters(
-        calls=c.get("calls", 0),
-        queries=c.get("queries", 0),
-        errors=c.get("errors", 0),
-        cascade_steps=c.get("cascade_steps", 0),
-        slm_calls=c.get("slm_calls", 0),
-        llm_calls=c.get("llm_calls", 0),
-        input_tokens=c.get("input_tokens", 0),
-        output_tokens=c.get("output_tokens", 0),
-        cost_usd=c.get("cost_nusd", 0) / NANO_PER_USD,
-        llm_cost_usd=c.get("llm_cost_nusd", 0) / NANO_PER_USD,
-        latency_ms_sum=c.get("latency_us_sum", 0) / MICROS_PER_MS,
-        latency_count=c.get("latency_count", 0),
-    )
-
-
-def counters_of(doc: dict | None) -> UsageCounters:
-    """The counters of a usage document as stored in MongoDB."""
-    return to_counters(doc)
-
-
-def add_counters(into: dict[str, int], stored: dict[str, Any]) -> None:
-    """Add a document's (or fold's) integer counters into ``into``."""
-    for k in DOC_COUNTERS:
-        into[k] = into.get(k, 0) + stored.get(k, 0)

@@ -1,4 +1,4 @@
-"""Metering service: composition root and the usage handler."""
+"""Metering service: composition root (the one place that wires the sink to MongoDB and the bus) and the usage handler."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import timedelta
 
 from faststream import FastStream
 
@@ -17,6 +18,7 @@ from modelyard_events import TenantAlert, TenantSnapshot, UsageCounters, UsageRe
 
 from .alerts import Scope, due_alerts
 from .settings import MeteringSettings
+from .mongo import MongoUsageStore
 from .sink import UsageSink
 
 log = logging.getLogger(__name__)
@@ -62,9 +64,10 @@ def create_app(settings: MeteringSettings | None = None) -> FastStream:
     bus = Bus(settings, "metering")
     topics = settings.topics
     mongo = make_mongo(settings.mongo, app_name="modelyard-metering")
-    sink = UsageSink(database(mongo, settings.mongo), dedup_retention_days=settings.dedup_retention_days,
-                     dedup_window=settings.dedup_window, doc_cache_size=settings.doc_cache_size,
-                     prune_interval_s=settings.prune_interval_s, write_chunk=settings.write_chunk)
+    store = MongoUsageStore(database(mongo, settings.mongo), write_chunk=settings.write_chunk,
+                            retention=timedelta(days=settings.dedup_retention_days))
+    sink = UsageSink(store, dedup_window=settings.dedup_window, doc_cache_size=settings.doc_cache_size,
+                     prune_interval_s=settings.prune_interval_s)
     tenants = CompactedTopicView(settings, topics.name("tenant_snapshots"), TenantSnapshot, name="metering-tenants")
     metering = Metering(bus, sink, tenants, settings.tenant_sync_timeout_s)
     sink.alert_policy = metering.alerts_for

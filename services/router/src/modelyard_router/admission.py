@@ -32,300 +32,35 @@ After the partition count of the topic grows, a tenant's queries move to another
 time a tenant appears in a partition's state on a day, its count starts from the highest count any
 other partition recorded for it that day, so the quota stays exact except for queries still in flight
 on the old partition at the moment of the move.
+
+The state and its decisions are plain code in ``admission_state``; storage is the
+``ports.AdmissionLog`` port (``mongo.MongoAdmissionLog`` in the service). ``AdmissionStore`` below
+runs them: read, take over, carry counts, append.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
 
 from modelyard_core import metrics
 from modelyard_core.bus import TransientError
-from modelyard_events import RejectCode
+
+from .admission_state import (  # noqa: F401 - re-exported: where the router and its tests import them from
+    ADMITTED, MAX_RUNS, SNAPSHOT_EVERY, OwnerDay, PartitionDay, QuotaRefusal, RefusedRun, TenantCount, Verdict,
+    carried_counts, entry_id, fences_doc, moved_on, newest_states, plan_take_over, utc_day,
+)
+from .mongo import MongoAdmissionLog
+from .ports import AdmissionLog
 
 log = logging.getLogger(__name__)
 
-#: Refused runs kept per document; the oldest are long committed when a day has this many status changes.
-MAX_RUNS = 1024
-#: Entries of an owner document's log between two snapshots: a reader folds at most this many, and
-#: a snapshot (whose size grows with the tenants of the day) is written once per this many batches.
-SNAPSHOT_EVERY = 256
-
 _READ_SECONDS = metrics.STORE_SECONDS.labels("router", "admission_read")
 _WRITE_SECONDS = metrics.STORE_SECONDS.labels("router", "admission_write")
-
-
-def utc_day(when: datetime) -> str:
-    """The UTC day a query counts against (a naive time is taken as UTC)."""
-    if when.tzinfo is not None:
-        when = when.astimezone(UTC)
-    return when.date().isoformat()
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """An admission decision: admitted when ``code`` is None."""
-
-    code: RejectCode | None = None
-    reason: str = ""
-
-    @property
-    def admitted(self) -> bool:
-        return self.code is None
-
-
-ADMITTED = Verdict()
-
-#: Builds the refusal of a tenant over its limit from (admissions so far today, limit).
-QuotaRefusal = Callable[[int, int], Verdict]
-
-
-@dataclass(slots=True)
-class RefusedRun:
-    """Consecutive records of one tenant on the partition, all refused for the same code and reason."""
-
-    tenant_id: str
-    first: int
-    last: int
-    code: RejectCode
-    reason: str
-
-    def as_doc(self) -> dict:
-        return {"t": self.tenant_id, "first": self.first, "last": self.last, "code": self.code.value,
-                "reason": self.reason}
-
-    @classmethod
-    def from_doc(cls, doc: dict) -> RefusedRun:
-        return cls(doc["t"], doc["first"], doc["last"], RejectCode(doc["code"]), doc["reason"])
-
-
-@dataclass(slots=True)
-class TenantCount:
-    #: Admissions today (including those carried over from another partition).
-    count: int = 0
-    #: The tenant's last decided offset on this partition (-1: none yet).
-    last: int = -1
-
-
-@dataclass(slots=True)
-class PartitionDay:
-    """Admissions of one partition of the submitted-queries topic on one UTC day."""
-
-    partition: int
-    day: str
-    #: Last decided offset on this partition for this day (-1: none yet).
-    position: int = -1
-    tenants: dict[str, TenantCount] = field(default_factory=dict)
-    refused: list[RefusedRun] = field(default_factory=list)
-    #: Incremented each time the partition's state moves to another router's document.
-    epoch: int = 1
-    #: Changed since it was last written; what changed is in ``changed``/``refused_changed``, or
-    #: everything when ``whole`` (a new state, or one moved from another document).
-    dirty: bool = False
-    changed: set[str] = field(default_factory=set)
-    refused_changed: bool = False
-    whole: bool = False
-
-    def count(self, tenant_id: str) -> int:
-        entry = self.tenants.get(tenant_id)
-        return entry.count if entry is not None else 0
-
-    def recorded(self, tenant_id: str, offset: int) -> Verdict | None:
-        """The verdict given to a record decided before, None for a record not seen yet."""
-        if offset > self.position:
-            return None
-        for run in reversed(self.refused):
-            if run.tenant_id == tenant_id and run.first <= offset <= run.last:
-                return Verdict(run.code, run.reason)
-        return ADMITTED
-
-    def admit(self, tenant_id: str, offset: int, limit: int, *, refusal: Verdict | None = None,
-              quota_refusal: QuotaRefusal | None = None) -> Verdict:
-        """Decide one record, in offset order.
-
-        A redelivered record gets its recorded verdict. A new one is refused with ``refusal`` when
-        given (e.g. a suspended tenant), admitted while the tenant's count is below ``limit``, and
-        refused with ``quota_refusal(count, limit)`` from there on. A limit that grows (tier upgrade)
-        resumes admissions; one that shrinks below the count refuses the rest of the day.
-        """
-        replay = self.recorded(tenant_id, offset)
-        if replay is not None:
-            return replay
-        entry = self.tenants.setdefault(tenant_id, TenantCount())
-        if refusal is not None:
-            verdict = refusal
-        elif entry.count < limit:
-            entry.count += 1
-            verdict = ADMITTED
-        else:
-            verdict = (quota_refusal or self.over_limit)(entry.count, limit)
-        if not verdict.admitted:
-            self._record_refusal(tenant_id, entry.last, offset, verdict)
-        entry.last = offset
-        self.position = offset
-        self.dirty = True
-        self.changed.add(tenant_id)
-        return verdict
-
-    def add_tenant(self, tenant_id: str, count: int) -> None:
-        """A tenant new to this partition today, starting from ``count`` (carried from another partition)."""
-        self.tenants[tenant_id] = TenantCount(count)
-        self.changed.add(tenant_id)
-
-    def over_limit(self, count: int, limit: int) -> Verdict:
-        return Verdict(RejectCode.QUOTA, f"daily API call limit of {limit:,} reached on {self.day}")
-
-    def _record_refusal(self, tenant_id: str, previous: int, offset: int, verdict: Verdict) -> None:
-        for run in reversed(self.refused):
-            if run.tenant_id != tenant_id:
-                continue
-            # Extend the tenant's latest run when its previous record was in it (other tenants'
-            # records in between do not split a run).
-            if run.last == previous and run.code == verdict.code and run.reason == verdict.reason:
-                run.last = offset
-                self.refused_changed = True
-                return
-            break
-        self.refused.append(RefusedRun(tenant_id, offset, offset, verdict.code, verdict.reason))
-        del self.refused[:-MAX_RUNS]
-        self.refused_changed = True
-
-    def moved(self) -> PartitionDay:
-        """A copy of this state under the next epoch, for the router taking the partition over."""
-        return PartitionDay(self.partition, self.day, self.position,
-                            {t: TenantCount(c.count, c.last) for t, c in self.tenants.items()},
-                            [RefusedRun(r.tenant_id, r.first, r.last, r.code, r.reason) for r in self.refused],
-                            epoch=self.epoch + 1, dirty=True, whole=True)
-
-    # -- storage form ------------------------------------------------------------------------------
-
-    def as_doc(self) -> dict:
-        """The whole state."""
-        return self._doc(self.tenants, refused=True) | {"whole": True}
-
-    def change_doc(self) -> dict:
-        """What changed since the state was last written (the whole state if it was never written here)."""
-        if self.whole:
-            return self.as_doc()
-        return self._doc({t: self.tenants[t] for t in self.changed}, refused=self.refused_changed)
-
-    def written(self) -> None:
-        self.dirty = self.refused_changed = self.whole = False
-        self.changed.clear()
-
-    def _doc(self, tenants: Mapping[str, TenantCount], *, refused: bool) -> dict:
-        # Tenant ids are arbitrary strings, so they are values, never field names.
-        doc = {
-            "p": self.partition,
-            "epoch": self.epoch,
-            "position": self.position,
-            "tenants": [{"t": t, "n": c.count, "last": c.last} for t, c in tenants.items()],
-        }
-        if refused:
-            doc["refused"] = [r.as_doc() for r in self.refused]
-        return doc
-
-    def apply(self, change: dict) -> None:
-        """Fold a written change into this state."""
-        self.epoch = change["epoch"]
-        self.position = change["position"]
-        for e in change.get("tenants", []):
-            self.tenants[e["t"]] = TenantCount(e["n"], e["last"])
-        if "refused" in change:
-            self.refused = [RefusedRun.from_doc(r) for r in change["refused"]]
-
-    @classmethod
-    def from_doc(cls, doc: dict, day: str) -> PartitionDay:
-        """A state from its whole stored form (``as_doc``)."""
-        state = cls(doc["p"], day)
-        state.apply(doc)
-        return state
-
-
-def fences_doc(fenced: Mapping[int, str]) -> list[dict]:
-    """Stored form of fences: partition → the document that took it over."""
-    return [{"p": p, "to": to} for p, to in sorted(fenced.items())]
-
-
-def entry_id(key: str, seq: int) -> str:
-    """``_id`` of entry ``seq`` of the log of owner document ``key``: unique, so an entry is written once."""
-    return f"{key}|{seq:010d}"
-
-
-@dataclass(slots=True)
-class OwnerDay:
-    """One router process's document for one day: the states of the partitions it owns, folded from its log."""
-
-    key: str
-    day: str
-    #: Every partition state in the document, fenced ones included: until the taker writes, a fenced
-    #: state may be the newest there is.
-    parts: dict[int, PartitionDay] = field(default_factory=dict)
-    #: Partitions taken over by another router (partition → the taker's document).
-    fenced: dict[int, str] = field(default_factory=dict)
-    #: Sequence number of the last entry read or written; 0 when the log is empty.
-    seq: int = 0
-    #: Sequence number of the newest snapshot entry (0: none yet).
-    snapshot_seq: int = 0
-
-    def owns(self, partition: int) -> bool:
-        return partition in self.parts and partition not in self.fenced
-
-    def take(self, state: PartitionDay) -> None:
-        """Hold ``state`` (new, or continued from another document): this document owns its partition again."""
-        self.parts[state.partition] = state
-        self.fenced.pop(state.partition, None)
-
-    def entry(self, seq: int, topic: str, body: dict) -> dict:
-        return {"_id": entry_id(self.key, seq), "doc": self.key, "topic": topic, "day": self.day, "seq": seq, **body}
-
-    def snapshot_body(self) -> dict:
-        return {"snapshot": True, "partitions": [p.as_doc() for p in self.parts.values()],
-                "fenced": fences_doc(self.fenced)}
-
-    def change_body(self) -> dict:
-        return {"partitions": [p.change_doc() for p in self.parts.values() if p.dirty]}
-
-    def apply(self, entry: dict) -> None:
-        """Fold one entry of the log (in sequence order) into the document."""
-        if entry.get("snapshot"):
-            self.parts, self.fenced, self.snapshot_seq = {}, {}, entry["seq"]
-        for change in entry.get("partitions", []):
-            partition = change["p"]
-            if change.get("whole") or partition not in self.parts:
-                # A state this router started or took (back) over: it owns the partition again.
-                self.take(PartitionDay.from_doc(change, self.day))
-            else:
-                self.parts[partition].apply(change)
-        for fence in entry.get("fenced", []):
-            self.fenced[fence["p"]] = fence["to"]
-        self.seq = entry["seq"]
-
-    @classmethod
-    def fold(cls, key: str, day: str, entries: Iterable[dict]) -> OwnerDay:
-        """The document as its log says, from the newest snapshot on (older entries may not be deleted yet)."""
-        doc = cls(key, day)
-        ordered = sorted(entries, key=lambda e: e["seq"])
-        start = max((i for i, e in enumerate(ordered) if e.get("snapshot")), default=0)
-        for entry in ordered[start:]:
-            doc.apply(entry)
-        return doc
-
-
-def newest_states(docs: Iterable[OwnerDay]) -> dict[int, tuple[PartitionDay, OwnerDay]]:
-    """Each partition's newest state (highest epoch; the earlier document on a tie) and the document holding it."""
-    newest: dict[int, tuple[PartitionDay, OwnerDay]] = {}
-    for doc in docs:
-        for partition, state in doc.parts.items():
-            if partition not in newest or state.epoch > newest[partition][0].epoch:
-                newest[partition] = (state, doc)
-    return newest
 
 
 class AdmissionConflict(TransientError):
@@ -335,9 +70,11 @@ class AdmissionConflict(TransientError):
 class AdmissionStore:
     """The admission states of one submitted-queries topic, as one router process owns them."""
 
-    def __init__(self, collection: AsyncCollection, topic: str, *, owner: str | None = None,
+    def __init__(self, collection: AdmissionLog | AsyncCollection | None, topic: str, *, owner: str | None = None,
                  cache_days: int = 2, snapshot_every: int = SNAPSHOT_EVERY) -> None:
-        self.collection = collection
+        """``collection`` is the storage port; a MongoDB collection is wrapped in ``MongoAdmissionLog``."""
+        self.log: AdmissionLog = (MongoAdmissionLog(collection) if collection is None or isinstance(collection, AsyncCollection)
+                                  else collection)
         self.topic = topic
         #: Unique per process: a restarted router starts a new document and takes its partitions over.
         self.owner = owner or uuid.uuid4().hex
@@ -349,9 +86,7 @@ class AdmissionStore:
         return f"{self.topic}|{day}|{self.owner}"
 
     async def ensure_indexes(self) -> None:
-        """Indexes of the two reads (one document's log; a day's logs). On MongoDB; FerretDB/SQLite scans anyway."""
-        await self.collection.create_index([("doc", 1), ("seq", 1)])
-        await self.collection.create_index([("topic", 1), ("day", 1)])
+        await self.log.ensure_indexes()
 
     async def load(self, wanted: Mapping[tuple[int, str], Iterable[str]]) -> dict[tuple[int, str], PartitionDay]:
         """The states of ``wanted`` (partition, day) → tenant ids, each tenant present in its state (carried
@@ -361,7 +96,9 @@ class AdmissionStore:
         for (partition, day), tenant_ids in wanted.items():
             by_day.setdefault(day, {})[partition] = set(tenant_ids)
         for day, partitions in by_day.items():
+            # 1. This process's document of the day (cached between batches).
             mine = self._days.get(day) or await self._read(day)
+            # 2. Partitions it does not own (yet, or any more): take them over, fencing their holders.
             stored: list[OwnerDay] | None = None
             missing = [p for p in partitions if not mine.owns(p)]
             if missing:
@@ -371,13 +108,14 @@ class AdmissionStore:
                 except BaseException:
                     self._days.pop(day, None)
                     raise
+            # 3. Tenants new to a partition today start from their count on the day's other partitions.
             for partition, tenant_ids in partitions.items():
                 state = states[partition, day] = mine.parts[partition]
                 newcomers = {t for t in tenant_ids if t not in state.tenants}
                 if newcomers:
                     if stored is None:
                         stored = await self._stored(day)
-                    carried = self._elsewhere(stored, mine, partition, newcomers)
+                    carried = carried_counts(stored, mine, partition, newcomers)
                     for t in newcomers:
                         state.add_tenant(t, carried.get(t, 0))
         if by_day:
@@ -393,51 +131,32 @@ class AdmissionStore:
 
     async def _read_doc(self, key: str, day: str) -> OwnerDay:
         with _READ_SECONDS.time():
-            return OwnerDay.fold(key, day, [e async for e in self.collection.find({"doc": key})])
+            return OwnerDay.fold(key, day, await self.log.entries(key))
 
     async def _stored(self, day: str) -> list[OwnerDay]:
         """Every stored document of the day, this process's own included (as stored)."""
         with _READ_SECONDS.time():
             logs: dict[str, list[dict]] = {}
-            async for entry in self.collection.find({"topic": self.topic, "day": day}):
+            for entry in await self.log.day_entries(self.topic, day):
                 logs.setdefault(entry["doc"], []).append(entry)
         return [OwnerDay.fold(key, day, entries) for key, entries in logs.items()]
 
     async def _take_over(self, mine: OwnerDay, partitions: list[int], stored: list[OwnerDay]) -> None:
-        """Continue each partition's newest state (or a new one) in this process's document.
-
-        First the fences: the document that holds the newest state is marked as having lost the
-        partition to us, and if another router had already taken it from there (and may be about to
-        write it), that router's document is fenced too, created if need be. Each fence is an entry
-        appended to the other document's log, so the other router's next write fails. The states
-        themselves are written with this process's document, after the batch is decided; if it dies
-        before that, the fenced document still holds the newest state for the next taker.
-        """
-        holders: dict[str, tuple[OwnerDay, list[int]]] = {}
-        takers: dict[str, dict[int, int]] = {}  # document → {partition: epoch it must not hold beyond}
-        newest_of = newest_states(stored)
-        for partition in partitions:
-            newest = newest_of.get(partition)
-            if newest is None:
-                mine.take(PartitionDay(partition, mine.day, dirty=True, whole=True))
-                continue
-            state, holder = newest
-            taker = holder.fenced.get(partition)
-            if taker is None and holder.key != mine.key:
-                holders.setdefault(holder.key, (holder, []))[1].append(partition)
-            elif taker is not None and taker != mine.key:
-                takers.setdefault(taker, {})[partition] = state.epoch
-            mine.take(state.moved())
-        for holder, taken in holders.values():
+        """Continue each partition's newest state in this process's document, after fencing (see
+        ``plan_take_over``). Each fence is an entry appended to the other document's log, so the
+        other router's next write fails. The states themselves are written with this process's
+        document, after the batch is decided."""
+        plan = plan_take_over(mine, partitions, stored)
+        for holder, taken in plan.holders.values():
             await self._append(holder, {"fenced": fences_doc(dict.fromkeys(taken, mine.key))})
             log.info("took partitions %s of %s over from %s", taken, mine.day, holder.key)
-        for key, fenced in takers.items():
+        for key, fenced in plan.takers.items():
             await self._fence_taker(key, mine, fenced)
 
     async def _fence_taker(self, key: str, mine: OwnerDay, partitions: dict[int, int]) -> None:
         """Fence a router that took ``partitions`` over but has not written them (it may still)."""
         doc = await self._read_doc(key, mine.day)
-        if any(p in doc.parts and doc.parts[p].epoch > epoch for p, epoch in partitions.items()):
+        if moved_on(doc, partitions):
             raise AdmissionConflict(f"admission document {key} took a partition over meanwhile")
         await self._append(doc, {"fenced": fences_doc(dict.fromkeys(partitions, mine.key))})
 
@@ -445,23 +164,10 @@ class AdmissionStore:
         """Append an entry to ``doc``'s log: AdmissionConflict if someone appended since it was read."""
         seq = doc.seq + 1
         with _WRITE_SECONDS.time():
-            try:
-                await self.collection.insert_one(doc.entry(seq, self.topic, body))
-            except DuplicateKeyError as exc:
+            if not await self.log.append(doc.entry(seq, self.topic, body)):
                 raise AdmissionConflict(f"admission document {doc.key} changed since it was read "
-                                        "(another router took one of its partitions over)") from exc
+                                        "(another router took one of its partitions over)")
         doc.seq = seq
-
-    @staticmethod
-    def _elsewhere(stored: list[OwnerDay], mine: OwnerDay, partition: int, tenant_ids: set[str]) -> dict[str, int]:
-        """Highest count of each tenant in the newest states of the day's other partitions."""
-        counts: dict[str, int] = {}
-        for p, (state, _) in newest_states([mine, *stored]).items():
-            if p == partition:
-                continue
-            for t in tenant_ids & state.tenants.keys():
-                counts[t] = max(counts.get(t, 0), state.tenants[t].count)
-        return counts
 
     def forget(self, states: Iterable[PartitionDay]) -> None:
         """Drop the documents of these states from the cache (their in-memory state may be ahead of the store)."""
@@ -493,7 +199,7 @@ class AdmissionStore:
         if snapshot:
             mine.snapshot_seq = mine.seq
             try:
-                await self.collection.delete_many({"doc": mine.key, "seq": {"$lt": mine.seq}})
+                await self.log.delete_before(mine.key, mine.seq)
             except Exception:  # noqa: BLE001 - housekeeping: readers skip what precedes a snapshot
                 log.warning("deleting entries of %s before its snapshot %d failed", mine.key, mine.seq, exc_info=True)
 
@@ -509,7 +215,7 @@ class AdmissionStore:
         small collection keeps FerretDB's scans (every read but by ``_id``) short."""
         today = today or datetime.now(UTC).date()
         oldest = (today - timedelta(days=keep_days - 1)).isoformat()
-        result = await self.collection.delete_many({"day": {"$lt": oldest}})
-        if result.deleted_count:
-            log.info("pruned %d admission documents older than %s", result.deleted_count, oldest)
-        return result.deleted_count
+        deleted = await self.log.delete_days_before(oldest)
+        if deleted:
+            log.info("pruned %d admission documents older than %s", deleted, oldest)
+        return deleted

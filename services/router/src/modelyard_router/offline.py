@@ -1,23 +1,21 @@
-"""Offline tools on the router's decision code: classify JSON lines, evaluate on labelled data, benchmark.
+"""Offline tools on the router's decision code: classify JSON lines, evaluate on labelled data.
 
 Each calls ``decision.decide`` exactly as the service does; nothing here decides on its own.
 The CLI wires them: ``modelyard classify`` prints ``classify_lines(sys.stdin, load_pricing())``
-line by line; ``modelyard eval-router --data DIR`` and ``modelyard bench classifier`` print the
-dicts of ``eval_router`` and ``bench_classifier`` as one JSON line.
+line by line; ``modelyard eval-router --data DIR`` prints the dict of ``eval_router`` as one JSON
+line. (``modelyard bench classifier``, the decision-speed benchmark, lives with the other
+benchmarks in ``apps/modelyard``.)
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 import random
 import statistics
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -238,76 +236,4 @@ def eval_router(data_dir: Path, seed: int = 0, random_runs: int = 10) -> dict:
             "levels": dict(Counter(d.complexity.value for d in decisions)),
             "classes": dict(Counter(d.model_class.value for d in decisions)),
         },
-    }
-
-
-# --- bench ----------------------------------------------------------------------------------------
-
-
-def bench_queries() -> list[tuple[QueryRequest, TenantSnapshot | None]]:
-    text = resources.files("modelyard_router").joinpath("data/bench_queries.jsonl").read_text()
-    return [request_from_json(json.loads(line)) for line in text.splitlines() if line.strip()]
-
-
-def _bench_tenants() -> list[TenantSnapshot | None]:
-    finance = synthetic_tenant("finance", "enterprise")
-    tech = synthetic_tenant("tech", "basic")
-    pinned = synthetic_tenant("healthcare", "professional").model_copy(
-        update={"policy": RoutingPolicy(preference="quality", class_models={ModelClass.LLM: "gpt-4.1"}, max_class=ModelClass.LLM)}
-    )
-    return [None, finance, tech, pinned]
-
-
-def bench_classifier(n: int = 50_000) -> dict:
-    """Decisions per second on one core and per-decision latency over a mix of helpdesk queries and tenants."""
-    pricing = load_pricing()
-    queries = [request for request, _ in bench_queries()]
-    tenants = _bench_tenants()
-    cases = [(q, t) for q in queries for t in tenants]
-    random.Random(0).shuffle(cases)
-    m = len(cases)
-
-    pinned_cpu = None
-    affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    if affinity:
-        pinned_cpu = max(affinity)
-        os.sched_setaffinity(0, {pinned_cpu})
-    try:
-        for i in range(min(n, 2_000)):  # warm caches and the allocator
-            q, t = cases[i % m]
-            decide(q, t, pricing)
-
-        start, cpu_start = time.perf_counter(), time.process_time()
-        for i in range(n):
-            q, t = cases[i % m]
-            decide(q, t, pricing)
-        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-
-        latencies = [0] * n
-        clock = time.perf_counter_ns
-        for i in range(n):
-            q, t = cases[i % m]
-            t0 = clock()
-            decide(q, t, pricing)
-            latencies[i] = clock() - t0
-    finally:
-        if affinity:
-            os.sched_setaffinity(0, affinity)
-
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return round(latencies[min(n - 1, int(p * n))] / 1e6, 4)
-
-    return {
-        "decisions": n,
-        "decisions_per_s": round(n / elapsed),
-        "decisions_per_cpu_s": round(n / cpu),
-        "p50_ms": pct(0.50),
-        "p99_ms": pct(0.99),
-        "max_ms": round(latencies[-1] / 1e6, 4),
-        "cases": m,
-        "pinned_cpu": pinned_cpu,
-        "complexity_model": load_complexity_model().version,
-        "python": sys.version.split()[0],
     }

@@ -19,8 +19,8 @@ from modelyard_core.pricing import PricingTable, load_pricing
 from modelyard_core.store import make_mongo
 from modelyard_core.views import CompactedTopicView
 from modelyard_events import (
+    DERIVED_ID_NAMESPACE,
     TIER_LIMITS,
-    CascadeStep,
     ComplexityLevel,
     ModelClass,
     OutcomeStatus,
@@ -35,17 +35,19 @@ from modelyard_events import (
     TenantStatus,
     Tier,
     derived_id,
+    finished_outcome,
+    outcome_id,
 )
-from modelyard_events.base import _NAMESPACE as _DERIVED_ID_NAMESPACE
 
 from .admission import AdmissionStore, PartitionDay, Verdict, utc_day
 from .decision import decide, model_for, next_class_for_escalation
+from .mongo import MongoAdmissionLog
 from .settings import RouterSettings
 
 log = logging.getLogger(__name__)
 
 _REQUEST_FIELDS = tuple(QueryRequest.model_fields)
-_ID_NAMESPACE = _DERIVED_ID_NAMESPACE.bytes
+_ID_NAMESPACE = DERIVED_ID_NAMESPACE.bytes
 
 
 def routed_event_id(query_id: str, attempt: int) -> str:
@@ -60,10 +62,6 @@ def first_routed_event_id(query_id: str) -> str:
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = digest.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def outcome_event_id(query_id: str) -> str:
-    return derived_id(query_id, "outcome")
 
 
 def request_of(q: QuerySubmitted) -> QueryRequest:
@@ -224,7 +222,7 @@ class Router:
         q = d.event
         _REJECTED.inc()
         outcome = QueryOutcome(
-            event_id=outcome_event_id(q.query_id),
+            event_id=outcome_id(q.query_id),
             tenant_id=q.tenant_id,
             query_id=q.query_id,
             status=OutcomeStatus.REJECTED,
@@ -302,32 +300,12 @@ class Router:
 
 def final_outcome(e: QueryEscalated, why: str) -> QueryOutcome:
     """An escalation that may not go higher ends with the best answer so far, or fails if there is none."""
-    steps: list[CascadeStep] = e.cascade
-    totals = dict(
-        input_tokens=sum(s.input_tokens for s in steps),
-        output_tokens=sum(s.output_tokens for s in steps),
-        cost_usd=sum(s.cost_usd for s in steps),
-    )
-    common = dict(
-        event_id=outcome_event_id(e.query_id), tenant_id=e.tenant_id, query_id=e.query_id,
-        submitted_at=e.submitted_at, complexity=e.decision.complexity, cascade=steps,
-        metadata=e.request.metadata, **totals,
-    )
     if e.best_answer is None:
-        errors = "; ".join(f"{s.model}: {s.error}" for s in steps if s.error) or "no answer"
+        errors = "; ".join(f"{s.model}: {s.error}" for s in e.cascade if s.error) or "no answer"
         metrics.OUTCOMES.labels("router", "failed").inc()
-        return QueryOutcome(status=OutcomeStatus.FAILED, reason=f"no model call answered ({errors}); {why}", **common)
-    best = e.best_answer
+        return finished_outcome(e, e.cascade, answer=None, reason=f"no model call answered ({errors}); {why}")
     metrics.OUTCOMES.labels("router", "completed").inc()
-    return QueryOutcome(
-        status=OutcomeStatus.COMPLETED,
-        answer=best.text,
-        model_class=best.model_class,
-        model=best.model,
-        confidence=best.confidence,
-        reason=f"not escalated further ({why}); best answer kept",
-        **common,
-    )
+    return finished_outcome(e, e.cascade, answer=e.best_answer, reason=f"not escalated further ({why}); best answer kept")
 
 
 def create_app(settings: RouterSettings | None = None) -> FastStream:
@@ -337,7 +315,7 @@ def create_app(settings: RouterSettings | None = None) -> FastStream:
     topics = settings.topics
     tenants = CompactedTopicView(settings, topics.name("tenant_snapshots"), TenantSnapshot, name="router-tenants")
     mongo: AsyncMongoClient = make_mongo(settings.mongo, app_name="modelyard-router")
-    admission = AdmissionStore(mongo[settings.admission_database_name][settings.admission_collection],
+    admission = AdmissionStore(MongoAdmissionLog(mongo[settings.admission_database_name][settings.admission_collection]),
                                topics.name("submitted"))
     router = Router(settings, bus, tenants, admission, load_pricing(settings.pricing_file))
     bus.consume(topics.name("submitted"), QuerySubmitted, router.on_submitted, group_id=settings.group_id,

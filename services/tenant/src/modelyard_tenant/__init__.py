@@ -1,8 +1,7 @@
 """modelyard tenant service: organisations, tiers and quotas, tenant-scoped resources, API keys, JWT.
 
 Public entry points: ``create_app(settings)``, ``serve(settings)``, ``republish_snapshots(settings)``,
-``TenantServiceSettings``, and
-``modelyard_tenant.auth`` (``Authenticator``, ``authenticate``, ``current_principal``, ``Principal``).
+``TenantServiceSettings``; authentication lives in the ``modelyard_tenancy`` library (the ingress uses it too).
 """
 
 from .app import create_app, republish_snapshots, serve

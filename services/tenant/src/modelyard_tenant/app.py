@@ -12,17 +12,17 @@ from fastapi import FastAPI
 from modelyard_core.bus import Bus
 from modelyard_core.http import add_ops_routes, kafka_check, mongo_check, run_http
 from modelyard_core.store import database, make_mongo
+from modelyard_tenancy import DEV_ADMIN_TOKEN, DEV_JWT_SECRET, Authenticator
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from .api.keys import router as keys_router
 from .api.resources import resource_routers
 from .api.tenants import router as tenants_router
 from .api.usage import router as usage_router
-from .auth import Authenticator
 from .errors import install_error_handlers
 from .resources import Resources
 from .service import TenantService
-from .settings import DEV_ADMIN_TOKEN, DEV_JWT_SECRET, TenantServiceSettings
+from .settings import TenantServiceSettings
 from .store import ensure_indexes
 
 log = logging.getLogger(__name__)

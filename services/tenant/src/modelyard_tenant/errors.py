@@ -1,41 +1,22 @@
 """Errors of the tenant API and their JSON shape: ``{"error": code, "message": ..., **details}``.
 
+``ApiError`` and ``Unauthenticated`` come from ``modelyard_tenancy`` (authentication raises them in
+every HTTP service); the rest are the tenant API's own.
+
 Validation errors keep FastAPI's own 422 shape (``{"detail": [{"loc", "msg", "type"}, ...]}``).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from modelyard_tenancy import ApiError, Unauthenticated  # noqa: F401 - the tenant API's errors, all in one place
 from pymongo.errors import ConnectionFailure
 
 log = logging.getLogger(__name__)
-
-
-class ApiError(Exception):
-    status = 400
-    code = "bad_request"
-
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
-        self.headers = headers
-
-    def body(self) -> dict[str, Any]:
-        return {"error": self.code, "message": self.message, **self.details}
-
-
-class Unauthenticated(ApiError):
-    status = 401
-    code = "unauthenticated"
-
-    def __init__(self, message: str = "missing or invalid credentials") -> None:
-        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
 
 
 class Forbidden(ApiError):

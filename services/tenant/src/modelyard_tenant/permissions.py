@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from .auth import Principal, Role
+from modelyard_tenancy import Principal, Role
 
 
 class Action(StrEnum):

@@ -17,9 +17,9 @@ from typing import Any
 from bson import json_util
 from bson.errors import InvalidDocument
 from modelyard_events import Tier
+from modelyard_tenancy import Role
 from pymongo.errors import DuplicateKeyError, WriteError
 
-from .auth import Role
 from .errors import Conflict, InvalidField, NotFound
 from .outbox import agent_ref, tenant_ref
 from .plans import ResourceUsage, excesses

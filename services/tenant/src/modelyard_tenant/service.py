@@ -16,9 +16,9 @@ from typing import Any
 
 from modelyard_core.bus import Bus
 from modelyard_events import Industry, ModelClass, RoutingPolicy, TenantBudget, TenantStatus, Tier
+from modelyard_tenancy import NewKey, Principal, Role, new_api_key
 from pymongo.asynchronous.database import AsyncDatabase
 
-from .auth import NewKey, Principal, Role, new_api_key
 from .errors import ApiError, Busy, FeatureNotInTier, Forbidden, NotFound, field_error
 from .locks import LockTimeout, TenantLocks
 from .outbox import SnapshotPublisher, agent_ref, tenant_ref

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-from modelyard_core.settings import Settings
-from modelyard_metering.sink import COLLECTIONS as METERING_USAGE_COLLECTIONS
+from modelyard_tenancy import AuthSettings
+from modelyard_usage import COLLECTIONS as USAGE_COLLECTIONS
 from pydantic import Field
 
-#: Documented development defaults; the service logs a warning when it runs with either of them.
-DEV_ADMIN_TOKEN = "dev-admin-token"
-DEV_JWT_SECRET = "modelyard-dev-jwt-secret-change-me-in-production"
 
-
-class TenantServiceSettings(Settings):
+class TenantServiceSettings(AuthSettings):
     api_host: str = "0.0.0.0"
     api_port: int = Field(default=8080, ge=0, le=65535, description="HTTP port of the tenant API (MODELYARD_API_PORT).")
-    admin_token: str = Field(default=DEV_ADMIN_TOKEN, min_length=8, description="Bearer token of the platform administrator.")
-    jwt_secret: str = Field(default=DEV_JWT_SECRET, min_length=32, description="HS256 key that signs tenant JWTs.")
     jwt_ttl_s: int = Field(default=900, ge=10, le=86_400, description="Lifetime of a JWT minted by POST /v1/auth/token.")
     #: Metering's usage collections: exported, imported and deleted with a tenant. (Metering's dedup
     #: records are not among them: they expire on their own, and keeping them stops a replay from
     #: re-creating a deleted tenant's usage.)
-    usage_collections: tuple[str, ...] = METERING_USAGE_COLLECTIONS
+    usage_collections: tuple[str, ...] = USAGE_COLLECTIONS
     #: A tenant's writes are serialised by a lease in MongoDB (FerretDB v1 has no transactions and
     #: loses concurrent $inc updates), so quota counts are exact across replicas.
     lock_lease_s: float = Field(default=30.0, gt=0)

@@ -4,7 +4,7 @@ Everything a tenant owns is reached through ``TenantData``, a set of ``TenantSco
 built for one tenant id: a read or write without a tenant id cannot be expressed. The few reads that
 must cross tenants (find an API key by its hash before the caller is known, list organisations for
 the platform administrator, find unpublished snapshots) are the methods of ``Platform``, and only
-those.
+those; authentication's read of an API key by its hash is ``modelyard_tenancy.key_by_hash``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from modelyard_core.store import TenantScoped
+from modelyard_tenancy import API_KEYS
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -22,7 +23,6 @@ AGENTS = "agents"
 ROLES = "roles"
 TICKETS = "tickets"
 DOCUMENTS = "documents"
-API_KEYS = "api_keys"
 OUTBOX = "tenant_outbox"
 COUNTERS = "tenant_counters"
 LOCKS = "tenant_locks"
@@ -82,7 +82,7 @@ class TenantData:
 
 
 class Platform:
-    """The only cross-tenant operations (platform administration and authentication)."""
+    """The only cross-tenant operations of the tenant service (platform administration, the outbox sweeper)."""
 
     def __init__(self, db: AsyncDatabase) -> None:
         self.db = db
@@ -95,9 +95,6 @@ class Platform:
     async def tenant_ids(self, *, lifecycle: str | None = None) -> list[str]:
         flt = {"lifecycle": lifecycle} if lifecycle else {}
         return [d["_id"] async for d in self.db[TENANTS].find(flt, projection={"_id": 1})]
-
-    async def key_by_hash(self, key_hash: str) -> dict | None:
-        return await self.db[API_KEYS].find_one({"key_hash": key_hash, "revoked_at": None})
 
     async def tenants_with_pending_events(self, recorded_before: datetime) -> list[str]:
         ids = {d["tenant_id"] async for d in self.db[OUTBOX].find({"recorded_at": {"$lt": recorded_before}}, projection={"tenant_id": 1})}

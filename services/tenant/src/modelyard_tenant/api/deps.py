@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
+from modelyard_tenancy import Principal, current_principal
 
-from ..auth import Principal, current_principal
 from ..errors import Forbidden, NotFound
 from ..permissions import Action, allowed
 from ..resources import Resources

@@ -1,11 +1,11 @@
-"""Usage and routing statistics, read from metering's documents (``modelyard_metering.read``)."""
+"""Usage and routing statistics, read from metering's documents (the read model ``modelyard_usage.read``)."""
 
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from modelyard_metering import read
+from modelyard_usage import read
 
 from ..errors import InvalidField
 from ..permissions import Action

@@ -1,0 +1,95 @@
+"""`modelyard bench classifier`: the router's decision code on one core, over a mix of helpdesk queries.
+
+The queries (``data/bench_queries.jsonl``, shared with `modelyard bench router`) go through
+``modelyard_router.offline.request_from_json`` and ``decision.decide`` exactly as `modelyard classify`
+sends them, against four tenants (none, and three synthetic ones with different policies).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+from importlib import resources
+
+from modelyard_core.pricing import load_pricing
+from modelyard_events import ModelClass, QueryRequest, RoutingPolicy, TenantSnapshot
+from modelyard_router.complexity import load_complexity_model
+from modelyard_router.decision import decide
+from modelyard_router.offline import request_from_json, synthetic_tenant
+
+
+def bench_texts() -> list[dict]:
+    """The benchmark's helpdesk queries as JSON objects (classify's input format)."""
+    text = resources.files(__package__).joinpath("data/bench_queries.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def bench_queries() -> list[tuple[QueryRequest, TenantSnapshot | None]]:
+    return [request_from_json(obj) for obj in bench_texts()]
+
+
+def _bench_tenants() -> list[TenantSnapshot | None]:
+    finance = synthetic_tenant("finance", "enterprise")
+    tech = synthetic_tenant("tech", "basic")
+    pinned = synthetic_tenant("healthcare", "professional").model_copy(
+        update={"policy": RoutingPolicy(preference="quality", class_models={ModelClass.LLM: "gpt-4.1"}, max_class=ModelClass.LLM)}
+    )
+    return [None, finance, tech, pinned]
+
+
+def bench_classifier(n: int = 50_000) -> dict:
+    """Decisions per second on one core and per-decision latency over a mix of helpdesk queries and tenants."""
+    pricing = load_pricing()
+    queries = [request for request, _ in bench_queries()]
+    tenants = _bench_tenants()
+    cases = [(q, t) for q in queries for t in tenants]
+    random.Random(0).shuffle(cases)
+    m = len(cases)
+
+    pinned_cpu = None
+    affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    if affinity:
+        pinned_cpu = max(affinity)
+        os.sched_setaffinity(0, {pinned_cpu})
+    try:
+        for i in range(min(n, 2_000)):  # warm caches and the allocator
+            q, t = cases[i % m]
+            decide(q, t, pricing)
+
+        start, cpu_start = time.perf_counter(), time.process_time()
+        for i in range(n):
+            q, t = cases[i % m]
+            decide(q, t, pricing)
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+
+        latencies = [0] * n
+        clock = time.perf_counter_ns
+        for i in range(n):
+            q, t = cases[i % m]
+            t0 = clock()
+            decide(q, t, pricing)
+            latencies[i] = clock() - t0
+    finally:
+        if affinity:
+            os.sched_setaffinity(0, affinity)
+
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return round(latencies[min(n - 1, int(p * n))] / 1e6, 4)
+
+    return {
+        "decisions": n,
+        "decisions_per_s": round(n / elapsed),
+        "decisions_per_cpu_s": round(n / cpu),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "max_ms": round(latencies[-1] / 1e6, 4),
+        "cases": m,
+        "pinned_cpu": pinned_cpu,
+        "complexity_model": load_complexity_model().version,
+        "python": sys.version.split()[0],
+    }

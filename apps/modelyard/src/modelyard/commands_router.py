@@ -1,0 +1,71 @@
+"""Router commands: `modelyard bench router` (service throughput on the real broker)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    @bench_app.command("router")
+    def bench_router(
+        queries: Annotated[int, typer.Option(min=1, help="Backlog size.")] = 50_000,
+        tenants: Annotated[int, typer.Option(min=1, help="Tenants the backlog comes from (quotas never bind).")] = 50,
+        kafka: Annotated[str, typer.Option(envvar="MODELYARD_BENCH_KAFKA")] = "127.0.0.1:9092",
+        mongo_url: Annotated[str, typer.Option(envvar="MODELYARD_BENCH_MONGO_URL")] = "mongodb://127.0.0.1:27017",
+        partitions: Annotated[int, typer.Option(min=1)] = 8,
+        routers: Annotated[int, typer.Option(min=1, help="Router processes (one consumer group).")] = 1,
+        external: Annotated[bool, typer.Option(help="Measure a router already running on --prefix.")] = False,
+        prefix: Annotated[str | None, typer.Option(help="Topic prefix (default: a fresh one).")] = None,
+        profile: Annotated[Path | None, typer.Option(help="Record the router with py-spy; collapsed stacks here.")] = None,
+        batch_records: Annotated[int | None, typer.Option(help="Router's submitted batch size (default: its setting).")] = None,
+        keep: Annotated[bool, typer.Option(help="Keep the run's topics and database.")] = False,
+    ) -> None:
+        """Router throughput: a backlog of queries from many tenants drained by one router process."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from .bench.router import RouterBench, run
+
+        if external and not prefix:
+            raise typer.BadParameter("--external needs the --prefix of the running router")
+        console = Console(stderr=True)
+        env = {"MODELYARD_SUBMITTED_BATCH_RECORDS": str(batch_records)} if batch_records else {}
+        cfg = RouterBench(queries=queries, tenants=tenants, kafka=kafka, mongo_url=mongo_url, partitions=partitions,
+                          routers=routers, external=external, prefix=prefix, profile=profile, keep=keep, router_env=env)
+        result = asyncio.run(run(cfg, progress=lambda s: console.print(f"[dim]{s}[/dim]")))
+        result["load_avg_1m"] = round(os.getloadavg()[0], 2)
+        result["cpus"] = os.cpu_count()
+
+        table = Table(title="modelyard bench router: one router process draining a backlog on the real broker")
+        table.add_column("measure")
+        table.add_column("value", justify="right")
+        rows = [
+            ("queries", f"{result['queries']:,}"),
+            ("tenants / partitions / router processes",
+             f"{result['tenants']} / {result['partitions']} / {result['routers'] or 'external'}"),
+            ("router throughput", f"{result['router_qps']:,} queries/s"),
+            ("drain time", f"{result['drain_s']:.2f} s"),
+            ("router CPU", f"{result['router_cpu_s']} s" if result["router_cpu_s"] is not None else "-"),
+            ("queries per router CPU second",
+             f"{result['queries_per_router_cpu_s']:,}" if result["queries_per_router_cpu_s"] else "-"),
+            ("routed slm / llm / outcomes", f"{result['routed_slm']:,} / {result['routed_llm']:,} / {result['outcomes']:,}"),
+            ("backlog publish time", f"{result['publish_s']:.2f} s"),
+            ("load average (1 min) after", str(result["load_avg_1m"])),
+        ]
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        if result.get("profile_top"):
+            hot = Table(title=f"hottest frames (py-spy, {result['profile']})")
+            for col in ("frame", "inclusive", "self"):
+                hot.add_column(col, justify="left" if col == "frame" else "right")
+            for f in result["profile_top"]:
+                hot.add_row(f["frame"][:110], f"{f['inclusive']:.1%}", f"{f['self']:.1%}")
+            console.print(hot)
+        typer.echo(json.dumps(result))

@@ -1,0 +1,1 @@
+"""The pytest plugin of modelyard (see ``plugin``)."""
