@@ -109,19 +109,18 @@ def format_kafka_acls(acls: list[AclBinding], *, bootstrap: str = "$BOOTSTRAP",
 
 def strimzi_users(acls: list[AclBinding], *, cluster: str = "modelyard") -> list[dict[str, Any]]:
     """Strimzi ``KafkaUser`` resources (SCRAM-SHA-512, simple authorization) with the same rules."""
-    users: dict[str, list[dict[str, Any]]] = {}
-    for b in acls:
-        users.setdefault(b.user, []).append({
+    users: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+    for b in acls:  # one rule per resource, with all its operations
+        rule = users.setdefault(b.user, {}).setdefault((b.resource_type, b.name), {
             "resource": {"type": b.resource_type.lower(), "name": b.name, "patternType": "literal"},
-            "operations": [b.operation.capitalize()],
-            "host": "*",
-        })
+            "operations": [], "host": "*"})
+        rule["operations"].append(b.operation.capitalize())
     return [{
         "apiVersion": "kafka.strimzi.io/v1beta2",
         "kind": "KafkaUser",
         "metadata": {"name": user, "labels": {"strimzi.io/cluster": cluster, "app.kubernetes.io/part-of": "modelyard"}},
         "spec": {"authentication": {"type": "scram-sha-512"},
-                 "authorization": {"type": "simple", "acls": rules}},
+                 "authorization": {"type": "simple", "acls": list(rules.values())}},
     } for user, rules in users.items()]
 
 
