@@ -9,8 +9,8 @@ from modelyard_tenancy import Role, Unauthenticated, bearer_scheme, current_prin
 from ..errors import Forbidden
 from ..guard import TokenGuard
 from ..permissions import Action
-from ..schemas import KeyCreate, KeyCreated, KeyOut, Page, TokenOut
-from .deps import Paging, ResourceId, Service, TenantAccess, paging, tenant_access
+from ..schemas import KeyCreate, KeyCreated, KeyOut, Page, TokenOut, WhoAmI
+from .deps import Caller, Paging, ResourceId, Service, TenantAccess, paging, tenant_access
 from .views import key_view
 
 router = APIRouter(tags=["authentication"])
@@ -55,3 +55,9 @@ async def token(request: Request, credentials: Annotated[HTTPAuthorizationCreden
     settings = request.app.state.settings
     jwt_token = issue_jwt(principal, secret=settings.jwt_secret, ttl_s=settings.jwt_ttl_s)
     return TokenOut(access_token=jwt_token, expires_in=settings.jwt_ttl_s, tenant_id=principal.tenant_id or "", role=principal.role.value)
+
+
+@router.get("/v1/auth/whoami")
+async def whoami(principal: Caller) -> WhoAmI:
+    """The caller's role and tenant (none for the platform administrator): what a token may see."""
+    return WhoAmI(role=principal.role.value, tenant_id=principal.tenant_id, via=principal.via)
