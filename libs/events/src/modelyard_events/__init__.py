@@ -30,6 +30,7 @@ from .queries import (
     finished_outcome,
     outcome_id,
 )
+from .security import PLATFORM_TENANT, AuditOutcome, AuditRecorded, KeyRevoked, RevocationReason
 from .tenants import AgentSnapshot, AlertMetric, RoutingPolicy, TenantAlert, TenantBudget, TenantSnapshot, TenantStatus
 from .usage import MeteringUsage, UsageCounters, UsageRecorded
 
@@ -47,6 +48,8 @@ EVENT_TYPES: dict[str, type[Model]] = {
         AgentSnapshot,
         TenantAlert,
         DeadLetter,
+        KeyRevoked,
+        AuditRecorded,
     )
 }
 
@@ -56,6 +59,8 @@ __all__ = [
     "TIER_LIMITS",
     "AgentSnapshot",
     "AlertMetric",
+    "AuditOutcome",
+    "AuditRecorded",
     "Answer",
     "CascadeStep",
     "ChatMessage",
@@ -63,10 +68,12 @@ __all__ = [
     "DeadLetter",
     "Event",
     "Industry",
+    "KeyRevoked",
     "MeteringUsage",
     "Model",
     "ModelClass",
     "OutcomeStatus",
+    "PLATFORM_TENANT",
     "QueryEscalated",
     "QueryEvent",
     "QueryOutcome",
@@ -74,6 +81,7 @@ __all__ = [
     "QueryRouted",
     "QuerySubmitted",
     "RejectCode",
+    "RevocationReason",
     "RoutingDecision",
     "RoutingPolicy",
     "RoutingPreference",
