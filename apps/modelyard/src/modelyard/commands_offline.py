@@ -1,38 +1,35 @@
-"""Offline tools that run exactly the services' decision code on files: classify, eval-router, cascade-score."""
+"""Offline tools that run exactly the services' decision code on files: classify, cascade-score (eval-router and
+train-router are in ``commands_learn``)."""
 
 from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-DEFAULT_MMLU = Path(__file__).resolve().parents[4] / ".." / "shared" / "data" / "routellm_mmlu"
-
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     @app.command()
-    def classify() -> None:
+    def classify(
+        router_model: Annotated[str | None, typer.Option(help="A learned router model: a file, or a shipped one by "
+                                                         "name (helpdesk, mmlu). Without it: the keyword analysis.")] = None,
+    ) -> None:
         """Read JSON lines {"text", "user_role"?, "history"?, "industry"?, "agent_type"?} on stdin; write decisions."""
         from modelyard_core.pricing import load_pricing
         from modelyard_router.offline import classify_lines
 
-        for line in classify_lines(sys.stdin, load_pricing()):
+        learned = None
+        if router_model is not None:
+            from modelyard_router.learned import LearnedRouter
+
+            try:
+                learned = LearnedRouter.load(router_model)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc), param_hint="--router-model") from None
+        for line in classify_lines(sys.stdin, load_pricing(), learned=learned):
             sys.stdout.write(line + "\n")
-
-    @app.command("eval-router")
-    def eval_router(
-        data: Annotated[Path, typer.Option(help="Folder of the RouteLLM MMLU labels.")] = DEFAULT_MMLU,
-        seed: int = 0,
-    ) -> None:
-        """APGR of the router's score on labelled small-vs-large correctness data, next to a random ranking."""
-        from modelyard_router.offline import eval_router as run
-
-        if not data.is_dir():
-            raise typer.BadParameter(f"{data} is not a folder (pass --data ../shared/data/routellm_mmlu)")
-        typer.echo(json.dumps(run(data.resolve(), seed=seed)))
 
     @app.command("cascade-score")
     def cascade_score(threshold: Annotated[float, typer.Option(min=0, max=1)] = 0.6) -> None:

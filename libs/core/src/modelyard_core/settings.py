@@ -29,6 +29,7 @@ class Topics(BaseModel):
     tenant_alerts: str = "tenants.alerts"
     revocations: str = "tenants.revocations"
     audit: str = "audit.events"
+    router_models: str = "router.models"
     deadletter_prefix: str = "deadletter."
 
     def name(self, topic: str) -> str:
@@ -41,7 +42,7 @@ class Topics(BaseModel):
         return f"{self.prefix}{self.deadletter_prefix}{service}"
 
     def compacted(self) -> set[str]:
-        return {self.name("tenant_snapshots"), self.name("tenant_agents"), self.name("revocations")}
+        return {self.name("tenant_snapshots"), self.name("tenant_agents"), self.name("revocations"), self.name("router_models")}
 
     def all_topics(self, services: tuple[str, ...] = ("router", "inference", "metering", "tenant", "ingress")) -> list[str]:
         names = [self.name(f) for f in type(self).model_fields if f not in ("prefix", "deadletter_prefix")]

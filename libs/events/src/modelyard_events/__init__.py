@@ -26,10 +26,12 @@ from .queries import (
     QueryRouted,
     QuerySubmitted,
     RejectCode,
+    RouteContext,
     RoutingDecision,
     finished_outcome,
     outcome_id,
 )
+from .router_models import RouterModelPublished
 from .security import PLATFORM_TENANT, AuditOutcome, AuditRecorded, KeyRevoked, RevocationReason
 from .tenants import AgentSnapshot, AlertMetric, RoutingPolicy, TenantAlert, TenantBudget, TenantSnapshot, TenantStatus
 from .usage import MeteringUsage, UsageCounters, UsageRecorded
@@ -50,6 +52,7 @@ EVENT_TYPES: dict[str, type[Model]] = {
         DeadLetter,
         KeyRevoked,
         AuditRecorded,
+        RouterModelPublished,
     )
 }
 
@@ -82,6 +85,8 @@ __all__ = [
     "QuerySubmitted",
     "RejectCode",
     "RevocationReason",
+    "RouteContext",
+    "RouterModelPublished",
     "RoutingDecision",
     "RoutingPolicy",
     "RoutingPreference",

@@ -41,10 +41,14 @@ class QuerySubmitted(QueryEvent, _RequestFields):
 
 class RoutingDecision(Model):
     complexity: ComplexityLevel
-    score: float = Field(description="Higher is harder.")
+    score: float = Field(description="Higher is harder: the keyword analysis's points, or with a learned router "
+                         "model its estimated probability that the small model fails.")
     model_class: ModelClass
     model: str = Field(description="Concrete model that serves the class for this tenant.")
     reasons: list[str] = Field(default_factory=list, description="Why: one entry per factor that moved the score.")
+    router_model: str | None = Field(default=None, max_length=128, description="The learned router model that chose the "
+                                     "class (name@content id); then score is its P(small model fails). None: the "
+                                     "keyword analysis chose, and score is its points.")
 
 
 class CascadeStep(Model):
@@ -59,6 +63,8 @@ class CascadeStep(Model):
     output_tokens: int = Field(default=0, ge=0)
     cost_usd: float = Field(default=0.0, ge=0)
     latency_ms: float = Field(default=0.0, ge=0)
+    escalated: bool = Field(default=False, description="True when the cascade judged this answer not good enough and "
+                            "sent the query on (or would have, had a higher class been allowed).")
 
 
 class Answer(Model):
@@ -111,6 +117,23 @@ class RejectCode(StrEnum):
     POLICY = "policy"
 
 
+class RouteContext(Model):
+    """What the router decided on, echoed on the outcome of a query whose first answer came from the small model,
+    so the router's learner can learn from what happened (issue 16): the query's words and context."""
+
+    text: str = Field(max_length=TEXT_MAX)
+    user_role: str | None = Field(default=None, max_length=64)
+    agent_id: str | None = Field(default=None, max_length=ID_MAX)
+    agent_type: str | None = Field(default=None, max_length=64)
+    history_turns: int = Field(default=0, ge=0)
+    router_model: str | None = Field(default=None, max_length=128, description="The learned model that routed it, if any.")
+
+    @classmethod
+    def of(cls, request: QueryRequest, decision: RoutingDecision) -> RouteContext:
+        return cls(text=request.text, user_role=request.user_role, agent_id=request.agent_id,
+                   agent_type=request.agent_type, history_turns=len(request.history), router_model=decision.router_model)
+
+
 class QueryOutcome(QueryEvent):
     """The one terminal event per query, on ``queries.outcomes``."""
 
@@ -131,6 +154,8 @@ class QueryOutcome(QueryEvent):
     output_tokens: int = Field(default=0, ge=0)
     cost_usd: float = Field(default=0.0, ge=0)
     metadata: dict[str, str] = Field(default_factory=dict)
+    route: RouteContext | None = Field(default=None, description="Set when the first model call was the small model's: "
+                                       "what the router's learner needs to learn from this outcome.")
 
 
 def outcome_id(query_id: str) -> str:
@@ -150,6 +175,7 @@ def finished_outcome(query: QueryRouted | QueryEscalated, cascade: list[CascadeS
         submitted_at=query.submitted_at, complexity=query.decision.complexity, cascade=cascade,
         input_tokens=sum(s.input_tokens for s in cascade), output_tokens=sum(s.output_tokens for s in cascade),
         cost_usd=sum(s.cost_usd for s in cascade), metadata=query.request.metadata, reason=reason,
+        route=RouteContext.of(query.request, query.decision) if cascade and cascade[0].model_class is ModelClass.SLM else None,
     )
     if answer is None:
         return QueryOutcome(status=OutcomeStatus.FAILED, **common)

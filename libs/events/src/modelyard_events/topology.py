@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from .base import Model
 from .deadletter import DeadLetter
 from .queries import QueryEscalated, QueryOutcome, QueryRouted, QuerySubmitted
+from .router_models import RouterModelPublished
 from .security import AuditRecorded, KeyRevoked
 from .tenants import AgentSnapshot, TenantAlert, TenantSnapshot
 from .usage import MeteringUsage, UsageRecorded
@@ -50,6 +51,9 @@ CHANNELS: dict[str, Channel] = {
                            "accepts JWTs.", compacted=True),
     "audit": Channel("audit.events", AuditRecorded, "tenant_id",
                      "One record per mutating API call (success or failure): actor, action, target, outcome."),
+    "router_models": Channel("router.models", RouterModelPublished, "name",
+                             "Learned router models (stored in the router's database by id): every router replica "
+                             "switches to the newest version of each name.", compacted=True),
     "deadletter": Channel("deadletter.<service>", DeadLetter, "original key",
                           "Messages a service could not process, with the reason and the original bytes."),
 }
@@ -57,7 +61,8 @@ CHANNELS: dict[str, Channel] = {
 #: service → (channels it receives, channels it sends)
 SERVICES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "tenant": (("revocations",), ("tenant_snapshots", "tenant_agents", "revocations", "audit")),
-    "router": (("submitted", "escalations", "tenant_snapshots"), ("routed_slm", "routed_llm", "outcomes", "deadletter")),
+    "router": (("submitted", "escalations", "tenant_snapshots", "outcomes", "router_models"),
+               ("routed_slm", "routed_llm", "outcomes", "router_models", "deadletter")),
     "inference": (("routed_slm", "routed_llm", "tenant_agents"), ("outcomes", "escalations", "usage", "deadletter")),
     "metering": (("usage", "tenant_snapshots"), ("metering", "tenant_alerts", "deadletter")),
     "ingress": (("outcomes", "revocations"), ("submitted",)),

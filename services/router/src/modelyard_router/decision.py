@@ -2,6 +2,9 @@
 
 ``decide`` analyses a query's complexity (``complexity.py``) and applies the tenant's policy
 (``policy.py``): pinned class or model, borderline preference, floor and ceiling, concrete model.
+With a learned router model (``learned.py``), the model chooses the class instead of the keyword
+level and the borderline rule, at the threshold of the tenant's preference, and ``score`` is its
+P(small model fails); pins, floor, ceiling and the concrete model apply as without one.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from modelyard_events import ModelClass, QueryRequest, RoutingDecision, TenantSn
 
 from . import policy as _policy
 from .complexity import ComplexityModel, load_complexity_model
+from .learned import LearnedRouter
 from .policy import PolicyConfig, load_policy_config
 
 
@@ -28,21 +32,31 @@ def decide(
     *,
     model: ComplexityModel | None = None,
     config: PolicyConfig | None = None,
+    learned: LearnedRouter | None = None,
 ) -> RoutingDecision:
     """Route one query. ``tenant`` None means no tenant policy (balanced, every class allowed).
 
-    ``model`` and ``config`` default to the shipped data files; tests pass their own.
+    ``model`` and ``config`` default to the shipped data files; tests pass their own. ``learned``: the
+    learned router model, if one is configured (without one, the keyword analysis decides).
     """
     model = model or load_complexity_model()
     config = config or load_policy_config()
+    history_turns = len(request.history)
     analysis = model.analyze(
         request.text,
         user_role=request.user_role,
-        history_turns=len(request.history),
+        history_turns=history_turns,
         agent_type=request.agent_type,
     )
     policy = _policy.effective_policy(tenant, config)
     reasons = analysis.reasons  # a fresh list per analysis: ours to extend
+    score = analysis.score
+    learned_class: ModelClass | None = None
+    if learned is not None:
+        learned_class, score, learned_reasons = learned.route(
+            analysis, request.text, request.user_role, request.agent_type, history_turns,
+            tenant.tenant_id if tenant is not None else None, policy.preference, policy.preference_source)
+        reasons += learned_reasons
 
     model_class: ModelClass | None = None
     pinned_model: str | None = None
@@ -56,6 +70,8 @@ def decide(
     if model_class is None and request.requested_class is not None:
         model_class = request.requested_class
         reasons.append(f"pinned class {model_class.value}")
+    if model_class is None and learned_class is not None:
+        model_class = learned_class
     if model_class is None:
         model_class, why = _policy.class_for(
             analysis.level, analysis.score, policy, config, _boundaries(config, model), analysis.incident
@@ -70,10 +86,11 @@ def decide(
     chosen_model = pinned_model or _policy.model_for(clamped, tenant, pricing, config)
     return RoutingDecision(
         complexity=analysis.level,
-        score=analysis.score,
+        score=score,
         model_class=clamped,
         model=chosen_model,
         reasons=reasons,
+        router_model=learned.label if learned is not None else None,
     )
 
 
