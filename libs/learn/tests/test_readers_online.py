@@ -74,7 +74,7 @@ def test_jsonl_labels_levels_context_and_errors_name_the_line(tmp_path):
 
 def _outcome(partition, offset, word, slm_ok):
     x = Featurizer(FeatureSet.build()).features(Query(word))
-    return online.Outcome(partition, offset, x, slm_ok, True)
+    return online.Outcome(f"outcomes/{partition}", offset, x, slm_ok, True, event_id=f"{partition}-{offset}")
 
 
 def test_learner_applies_each_offset_once_and_checkpoint_restores_watermarks():
@@ -84,12 +84,31 @@ def test_learner_applies_each_offset_once_and_checkpoint_restores_watermarks():
     assert not learner.apply(_outcome(0, 0, "outage", False))  # redelivered
     assert learner.model.heads["small_ok"].weights == weights and learner.skipped == 1
     restored = online.OnlineLearner.restore(json.loads(json.dumps(learner.checkpoint())))
-    assert restored.watermarks == {0: 0, 1: 0}
+    assert restored.watermarks == {"outcomes/0": 0, "outcomes/1": 0}
     assert not restored.apply(_outcome(0, 0, "outage", False))
     assert restored.apply(_outcome(0, 1, "outage", False))
     q = Query("outage")
     a, b = RouterModel(FeatureSet.build()), restored.model
     assert b.estimate(q).fail > a.estimate(q).fail  # it kept learning from where it stopped
+
+
+def test_the_same_event_at_another_offset_is_skipped_and_memory_stays_bounded():
+    learner = online.OnlineLearner(RouterModel(FeatureSet.build()), recent_ids=3)
+    first = _outcome(0, 5, "outage", False)
+    assert learner.apply(first)
+    again = online.Outcome("outcomes/0", 9, first.features, False, True, event_id=first.event_id)  # republished
+    assert not learner.apply(again) and learner.watermarks == {"outcomes/0": 5}
+    for offset in range(10, 14):
+        learner.apply(_outcome(0, offset, f"word{offset}", True))
+    assert len(learner.recent) == 3 and learner.recent[0] == "0-11"  # the window moved on
+    assert len(learner._recent_set) == 3
+    heads = learner.model.heads.values()
+    before = max(len(h.n) for h in heads)
+    dropped = learner.prune(max_coordinates=40)
+    assert before > 40 and dropped > 0 and all(len(h.n) <= 40 and len(h.z) == len(h.n) for h in heads)
+    assert all(set(h.weights) <= set(h.n) for h in heads)
+    snapshot = learner.snapshot()
+    assert "z" not in snapshot["heads"]["small_ok"] and "z" in learner.checkpoint()["heads"]["small_ok"]
 
 
 def test_replay_reveals_labels_only_for_small_routed_queries_and_improves_on_learnable_data():
@@ -118,11 +137,12 @@ def test_a_tenant_whose_answers_keep_cascading_shifts_up_on_its_own():
     for i in range(200):
         for tenant, escalated in (("acme", True), ("globex", i % 5 == 0)):  # acme's small answers always cascade
             x = f.features(Query("How do I export the monthly report?", tenant=tenant))
-            learner.apply(online.Outcome(0, offset, x, not escalated, True if escalated else None))
+            learner.apply(online.Outcome("o/0", offset, x, not escalated, True if escalated else None, tenant=tenant))
             offset += 1
     acme = learner.model.estimate(Query("How do I export the monthly report?", tenant="acme"))
     globex = learner.model.estimate(Query("How do I export the monthly report?", tenant="globex"))
     new = learner.model.estimate(Query("How do I export the monthly report?", tenant="initech"))
     assert acme.fail > 0.8 and globex.fail < 0.4 and globex.fail < new.fail < acme.fail
+    assert learner.tenant_outcomes == {"acme": 200, "globex": 200}
     names = dict(learner.model.top_contributions(Query("How do I export the monthly report?", tenant="acme"), k=3))
     assert any(name.startswith("tenant acme") for name in names)  # the reason can say learning moved it

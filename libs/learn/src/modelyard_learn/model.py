@@ -88,17 +88,19 @@ class RouterModel:
         slm_ok: bool | None,
         llm_ok: bool | None,
         weight: float = 1.0,
-        accepted_weight: float = 1.0,
+        small_weight: float = 1.0,
         large_weight: float = 1.0,
     ) -> None:
-        """One outcome. None: that model's answer was not seen. ``large_weight``: 1 / sampling rate of a shadow label."""
+        """One outcome. None: that model's answer was not seen. ``small_weight``: e.g. below 1 for an answer the
+        cascade accepted (a weaker label); ``large_weight``: e.g. 1 / sampling rate of a shadow label."""
         if slm_ok is not None:
-            self.heads["small_ok"].update(x, slm_ok, weight * (accepted_weight if slm_ok else 1.0))
+            self.heads["small_ok"].update(x, slm_ok, weight * small_weight)
         if llm_ok is not None:
             self.heads["large_ok"].update(x, llm_ok, weight * large_weight)
 
     def learn(self, example: Example, accepted_weight: float = 1.0) -> None:
-        self.learn_features(self.featurizer.features(example.query), example.slm_ok, example.llm_ok, example.weight, accepted_weight)
+        small_weight = accepted_weight if example.slm_ok else 1.0
+        self.learn_features(self.featurizer.features(example.query), example.slm_ok, example.llm_ok, example.weight, small_weight)
 
     def fit(self, examples: Iterable[Example], epochs: int = 3, seed: int = 0, balance_by_group: float = 0.0) -> RouterModel:
         """Batch training: ``epochs`` shuffled passes of the same online updates.

@@ -145,7 +145,11 @@ def trained_groups(doc: Mapping) -> frozenset[str]:
     return frozenset(str(g) for g in (doc.get("training") or {}).get("groups") or ())
 
 
-def model_id(doc: Mapping) -> str:
-    """A short, stable name of a model's content: the first 12 hex digits of the sha256 of its heads."""
-    h = hashlib.sha256(json.dumps([doc.get("feature_set"), doc.get("heads"), doc.get("routing")], sort_keys=True).encode())
-    return h.hexdigest()[:12]
+def canonical(doc: Mapping) -> bytes:
+    """The model file's JSON with sorted keys: what ``digest`` hashes (and what a store may keep)."""
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+
+
+def digest(doc: Mapping) -> str:
+    """sha256 of the canonical JSON: a model's identity (decisions name its first 12 hex digits)."""
+    return hashlib.sha256(canonical(doc)).hexdigest()

@@ -2,10 +2,10 @@
 ``modelyard eval-router --online``.
 
 ``OnlineLearner`` applies outcome events to a ``RouterModel`` exactly once: each event carries its
-(partition, offset) on the outcomes topic and the learner keeps the highest applied offset per
-partition (a watermark), saved in the same checkpoint as the weights, so a redelivered event or a
-replay after a restart or a rebalance changes nothing. Memory is bounded by the hashed feature space
-(at most ``2 ** dim_bits`` coordinates per head) plus one integer per partition.
+(topic partition, offset) and the learner keeps the highest applied offset per partition (a
+watermark), saved in the same checkpoint as the weights, so a redelivered event or a replay after a
+restart or a rebalance changes nothing. Memory is bounded: a cap on optimiser coordinates per head,
+one integer per partition, a bounded window of recent event ids and of tenant counts.
 
 ``replay`` is the offline evaluation: a labelled set in a seeded random order, each query scored
 *before* anything is learned from it (prequential), routed like production routes, and its labels
@@ -40,55 +40,119 @@ from .model import Example, RouterModel
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one routed query, as the outcomes topic tells it."""
+    """What happened to one routed query: labels for the two heads, and where the event was read."""
 
-    partition: int
+    source: str  # the topic partition it was read from ("queries.outcomes/3"): offsets count per source
     offset: int
     features: Mapping[int, float]
-    slm_ok: bool | None  # None: the small model did not answer
+    slm_ok: bool | None  # None: the small model's answer was not judged
     llm_ok: bool | None  # None: the large model's answer was not seen or not judged
+    small_weight: float = 1.0  # an accepted answer is a weaker label than an escalated one
     large_weight: float = 1.0  # a shadow label: 1 / the shadow sampling share
+    tenant: str | None = None
+    event_id: str | None = None  # a duplicate of an event already applied (at another offset) is skipped
 
 
 class OnlineLearner:
-    def __init__(self, model: RouterModel, accepted_weight: float = 1.0) -> None:
+    """A model learning from outcomes exactly once, with bounded memory.
+
+    Exactly once: per source, the highest applied offset (its watermark) and the ids of the last
+    ``recent_ids`` events are kept with the weights in one checkpoint; an event at or below its
+    source's watermark, or with an id seen recently (the same event published twice), is skipped.
+    Bounded memory: ``prune`` keeps at most ``max_coordinates`` optimiser coordinates per head, dropping
+    the coordinates that carry no weight and were seen least first; at most ``max_tenants`` tenants are
+    counted.
+    """
+
+    def __init__(self, model: RouterModel, *, recent_ids: int = 20_000, max_tenants: int = 10_000) -> None:
         self.model = model
-        self.accepted_weight = accepted_weight
-        self.watermarks: dict[int, int] = {}
+        self.watermarks: dict[str, int] = {}
+        self.recent: deque[str] = deque(maxlen=recent_ids)
+        self._recent_set: set[str] = set()
+        self.tenant_outcomes: dict[str, int] = {}
+        self.max_tenants = max_tenants
         self.applied = 0
         self.skipped = 0
 
+    def seen(self, outcome: Outcome) -> bool:
+        return outcome.offset <= self.watermarks.get(outcome.source, -1) or (
+            outcome.event_id is not None and outcome.event_id in self._recent_set)
+
+    def advance(self, source: str, offset: int) -> None:
+        """Record that everything of ``source`` up to ``offset`` is done (events that carried no label too)."""
+        if offset > self.watermarks.get(source, -1):
+            self.watermarks[source] = offset
+
     def apply(self, outcome: Outcome) -> bool:
         """Learn from one outcome unless it was applied before; True if it was applied now."""
-        if outcome.offset <= self.watermarks.get(outcome.partition, -1):
+        if self.seen(outcome):
             self.skipped += 1
             return False
-        self.model.learn_features(
-            outcome.features, outcome.slm_ok, outcome.llm_ok, accepted_weight=self.accepted_weight, large_weight=outcome.large_weight
-        )
-        self.watermarks[outcome.partition] = outcome.offset
+        self.model.learn_features(outcome.features, outcome.slm_ok, outcome.llm_ok, small_weight=outcome.small_weight,
+                                  large_weight=outcome.large_weight)
+        self.advance(outcome.source, outcome.offset)
+        if outcome.event_id is not None:
+            if len(self.recent) == self.recent.maxlen:
+                self._recent_set.discard(self.recent[0])
+            self.recent.append(outcome.event_id)
+            self._recent_set.add(outcome.event_id)
+        if outcome.tenant:
+            counts = self.tenant_outcomes
+            counts[outcome.tenant] = counts.get(outcome.tenant, 0) + 1
+            if len(counts) > self.max_tenants:  # forget the tenants with the fewest outcomes
+                for tenant in sorted(counts, key=counts.__getitem__)[: len(counts) - self.max_tenants]:
+                    del counts[tenant]
         self.applied += 1
         return True
 
-    def checkpoint(self) -> dict:
-        """Weights, optimiser state and watermarks in one document: written atomically, they stay consistent."""
+    def prune(self, max_coordinates: int) -> int:
+        """Keep at most ``max_coordinates`` coordinates per head; returns how many were dropped."""
+        dropped = 0
+        for head in self.model.heads.values():
+            excess = len(head.n) - max_coordinates
+            if excess <= 0:
+                continue
+            keep = max_coordinates * 9 // 10  # prune to 90%, so pruning is rare
+            unused = sorted((i for i in head.n if i not in head.weights), key=head.n.__getitem__)
+            used = sorted(head.weights, key=lambda i: abs(head.weights[i]))
+            for i in (unused + used)[: len(head.n) - keep]:
+                head.n.pop(i, None)
+                head.z.pop(i, None)
+                head.weights.pop(i, None)
+                dropped += 1
+        return dropped
+
+    def state(self) -> dict:
+        return {"watermarks": dict(self.watermarks), "recent_ids": list(self.recent),
+                "tenant_outcomes": dict(self.tenant_outcomes), "applied": self.applied}
+
+    def checkpoint(self, **meta) -> dict:
+        """Weights, optimiser state, watermarks and recent ids in one document: stored at once, they stay consistent."""
         from .modelfile import to_json
 
-        doc = to_json(self.model, with_optimizer=True)
-        doc["online"] = {
-            "watermarks": {str(p): o for p, o in self.watermarks.items()},
-            "applied": self.applied,
-            "accepted_weight": self.accepted_weight,
-        }
+        doc = to_json(self.model, with_optimizer=True, **meta)
+        doc["online"] = self.state()
+        return doc
+
+    def snapshot(self, **meta) -> dict:
+        """What routers serve: the weights (no optimiser state) and how many outcomes each tenant taught."""
+        from .modelfile import to_json
+
+        doc = to_json(self.model, **meta)
+        doc["online"] = {"tenant_outcomes": dict(self.tenant_outcomes), "applied": self.applied}
         return doc
 
     @classmethod
-    def restore(cls, doc: Mapping) -> OnlineLearner:
+    def restore(cls, doc: Mapping, **options) -> OnlineLearner:
         from .modelfile import from_json
 
         online = doc.get("online", {})
-        learner = cls(from_json(doc), float(online.get("accepted_weight", 1.0)))
-        learner.watermarks = {int(p): int(o) for p, o in online.get("watermarks", {}).items()}
+        learner = cls(from_json(doc), **options)
+        learner.watermarks = {str(p): int(o) for p, o in online.get("watermarks", {}).items()}
+        for event_id in online.get("recent_ids", ()):
+            learner.recent.append(event_id)
+        learner._recent_set = set(learner.recent)
+        learner.tenant_outcomes = {str(t): int(n) for t, n in online.get("tenant_outcomes", {}).items()}
         learner.applied = int(online.get("applied", 0))
         return learner
 
@@ -138,7 +202,7 @@ def replay(
     rng.shuffle(order)
     fs = feature_set.with_tenant() if config.tenant_correction else feature_set
     model = model or RouterModel(fs, hyper=hyper)
-    learner = OnlineLearner(model, config.accepted_weight)
+    learner = OnlineLearner(model)
     featurizer = model.featurizer
     quantile = _RunningQuantile(config.window)
     offsets = [0] * config.partitions
@@ -174,7 +238,8 @@ def replay(
             large_weight = min(config.shadow_weight_cap, 1.0 / config.shadow_share)
             revealed["llm_ok_shadow"] += llm_ok is not None
         partition = hash_partition(e.group, config.partitions)
-        learner.apply(Outcome(partition, offsets[partition], x, slm_ok, llm_ok, large_weight))
+        small_weight = config.accepted_weight if slm_ok else 1.0
+        learner.apply(Outcome(str(partition), offsets[partition], x, slm_ok, llm_ok, small_weight, large_weight))
         offsets[partition] += 1
 
     n = len(order)

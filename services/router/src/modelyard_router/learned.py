@@ -44,14 +44,15 @@ class LearnedRouter:
 
     doc: dict[str, Any]
     name: str
+    model_id: str = ""  # the model file's digest (computed when not given)
     #: Outcomes learned online per tenant since the model file (a learner's snapshot says), for reasons.
     tenant_outcomes: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.model = modelfile.from_json(self.doc)
         self.scorer = Scorer(self.model)
-        self.model_id = modelfile.model_id(self.doc)
-        self.label = f"{self.name}@{self.model_id}"
+        self.model_id = self.model_id or modelfile.digest(self.doc)
+        self.label = f"{self.name}@{self.model_id[:12]}"
         online = self.doc.get("online") or {}
         self.tenant_outcomes = {str(k): int(v) for k, v in (online.get("tenant_outcomes") or {}).items()}
         self.thresholds = {p: routing.threshold_for(self.doc.get("routing") or {}, p.value) for p in RoutingPreference}

@@ -1,4 +1,5 @@
-"""The MongoDB (and FerretDB) adapter of the router's admission log (``ports.AdmissionLog``).
+"""The MongoDB (and FerretDB) adapters of the router: its admission log (``ports.AdmissionLog``) and the
+published model files (``published.ModelFiles``).
 
 Entries are inserts under a unique ``_id``: on FerretDB/SQLite an insert is also the one write that
 does not scan its collection, and a duplicate key is the version check.
@@ -37,3 +38,20 @@ class MongoAdmissionLog:
 
     async def delete_days_before(self, day: str) -> int:
         return (await self.collection.delete_many({"day": {"$lt": day}})).deleted_count
+
+
+class MongoModelFiles:
+    """Published router model files (``published.ModelFiles``), compressed, under their digest."""
+
+    def __init__(self, collection: AsyncCollection) -> None:
+        self.collection = collection
+
+    async def put(self, model_id: str, body: bytes, label: str) -> None:
+        try:
+            await self.collection.insert_one({"_id": model_id, "body": body, "label": label, "bytes": len(body)})
+        except DuplicateKeyError:
+            pass  # the same file, published before: its digest says so
+
+    async def get(self, model_id: str) -> bytes | None:
+        doc = await self.collection.find_one({"_id": model_id})
+        return bytes(doc["body"]) if doc is not None else None

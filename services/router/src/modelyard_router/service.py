@@ -7,7 +7,7 @@ import contextlib
 import functools
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from faststream import FastStream
 from pymongo import AsyncMongoClient
@@ -30,6 +30,7 @@ from modelyard_events import (
     QueryRouted,
     QuerySubmitted,
     RejectCode,
+    RouterModelPublished,
     RoutingDecision,
     TenantSnapshot,
     TenantStatus,
@@ -41,7 +42,9 @@ from modelyard_events import (
 
 from .admission import AdmissionStore, PartitionDay, Verdict, utc_day
 from .decision import decide, model_for, next_class_for_escalation
-from .mongo import MongoAdmissionLog
+from .learned import LearnedRouter
+from .mongo import MongoAdmissionLog, MongoModelFiles
+from .published import ModelRegistry
 from .settings import RouterSettings
 
 log = logging.getLogger(__name__)
@@ -116,6 +119,7 @@ class Router:
     tenants: CompactedTopicView[TenantSnapshot]
     admission: AdmissionStore
     pricing: PricingTable
+    models: ModelRegistry = field(default_factory=lambda: ModelRegistry(None))  # none: the keyword analysis decides
 
     async def _see_tenants(self, tenant_ids: set[str]) -> None:
         """A tenant created a moment ago may not be in the view yet: catch up before calling it unknown."""
@@ -204,7 +208,7 @@ class Router:
     def _route(self, d: Delivery[QuerySubmitted], tenant: TenantSnapshot) -> Outgoing:
         q = d.event
         request = request_of(q)
-        decision = decide(request, tenant, self.pricing)
+        decision = decide(request, tenant, self.pricing, learned=self.models.for_tenant(tenant))
         _decisions_counter(decision.model_class, decision.complexity).inc()
         routed = QueryRouted(
             event_id=first_routed_event_id(q.query_id),
@@ -281,6 +285,7 @@ class Router:
             model=model_for(target, tenant, self.pricing),
             reasons=[*e.decision.reasons,
                      f"escalated {current.value}→{target.value}: {'; '.join(e.reasons) or 'low confidence'}"],
+            router_model=e.decision.router_model,
         )
         attempt = attempts + 1
         routed = QueryRouted(
@@ -317,7 +322,12 @@ def create_app(settings: RouterSettings | None = None) -> FastStream:
     mongo: AsyncMongoClient = make_mongo(settings.mongo, app_name="modelyard-router")
     admission = AdmissionStore(MongoAdmissionLog(mongo[settings.admission_database_name][settings.admission_collection]),
                                topics.name("submitted"))
-    router = Router(settings, bus, tenants, admission, load_pricing(settings.pricing_file))
+    learning = settings.router
+    configured = LearnedRouter.load(learning.model) if learning.model else None
+    models = ModelRegistry(configured, MongoModelFiles(mongo[settings.admission_database_name][learning.models_collection]))
+    model_view = (CompactedTopicView(settings, topics.name("router_models"), RouterModelPublished, name="router-models",
+                                     on_change=models.on_change) if learning.follow_published else None)
+    router = Router(settings, bus, tenants, admission, load_pricing(settings.pricing_file), models)
     bus.consume(topics.name("submitted"), QuerySubmitted, router.on_submitted, group_id=settings.group_id,
                 max_records=settings.submitted_batch_records, linger_ms=settings.submitted_linger_ms,
                 description="Admit (quota), classify and route submitted queries.")
@@ -343,5 +353,9 @@ def create_app(settings: RouterSettings | None = None) -> FastStream:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    return stream_app(settings, bus, startup=[admission.ensure_indexes, tenants.start, start_pruning], shutdown=[stop_pruning, tenants.stop],
-                      mongo=mongo)
+    startup = [admission.ensure_indexes, tenants.start]
+    shutdown = [stop_pruning, tenants.stop]
+    if model_view is not None:
+        startup += [model_view.start, models.settled]  # serve the published model from the first query on
+        shutdown.append(model_view.stop)
+    return stream_app(settings, bus, startup=[*startup, start_pruning], shutdown=shutdown, mongo=mongo)
