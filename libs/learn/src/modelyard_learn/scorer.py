@@ -13,7 +13,6 @@ their effect on its logit (positive: raised it).
 from __future__ import annotations
 
 import math
-from heapq import nlargest
 from typing import NamedTuple
 
 from .blocks import label
@@ -60,13 +59,13 @@ class Scorer:
         self._words[word] = entry
         return entry
 
-    def _index(self, name: str) -> int:
-        index = self._names.get(name)
-        if index is None:
+    def _named(self, name: str) -> tuple[int, str]:
+        found = self._names.get(name)
+        if found is None:
             if len(self._names) >= 10_000:  # tenant ids and roles are open-ended: stay bounded
                 self._names.clear()
-            index = self._names[name] = stable_hash(name) & self.mask
-        return index
+            found = self._names[name] = (stable_hash(name) & self.mask, label(name))
+        return found
 
     def score(self, query: Query, words: list[str] | None = None) -> Scored:
         """``words``: the query's tokens if the caller already has them (the keyword analysis does)."""
@@ -77,43 +76,66 @@ class Scorer:
             words = words[:max_words]
         cache, get, mask = self._words, self.weights.get, self.mask
         s = g = 0.0
-        effects: dict[str, float] = {}  # feature -> its small_ok margin, before the length scale
+        # The k features that moved the small_ok margin most, kept as we go: a feature is compared with the
+        # smallest of them (``floor``) and only one that beats it is inserted. Words by their text (a word
+        # repeated counts once per occurrence), bigrams as "a b"; scaled by the length at the end.
+        k = self._movers
+        top: list[tuple[float, float, str]] = []  # (|effect|, effect, word or bigram), largest first
+        floor = 0.0 if k else float("inf")
         prev = -1
         prev_word = ""
         bigrams = self._bigrams
         for word in words:
             entry = cache.get(word) or self._word(word)
-            s += entry[0]
+            e = entry[0]
+            s += e
             g += entry[1]
-            if entry[0]:
-                effects[word] = effects.get(word, 0.0) + entry[0]
+            m = e if e > 0 else -e
+            if m > floor:
+                top.append((m, e, word))
+                if len(top) > k:
+                    top.sort(reverse=True)
+                    del top[k:]
+                    floor = top[-1][0]
             if bigrams:
                 if prev >= 0:
                     w = get(((prev * _GOLDEN) ^ (entry[2] + _PAIR_SALT)) & mask)  # pair_hash, inlined
                     if w is not None:  # most bigrams have no weight
-                        s += w[0]
+                        e = w[0]
+                        s += e
                         g += w[1]
-                        pair = prev_word + " " + word
-                        effects[pair] = effects.get(pair, 0.0) + w[0]
+                        m = e if e > 0 else -e
+                        if m > floor:
+                            top.append((m, e, prev_word + " " + word))
+                            if len(top) > k:
+                                top.sort(reverse=True)
+                                del top[k:]
+                                floor = top[-1][0]
                 prev = entry[2]
                 prev_word = word
         scale = 1.0 / math.sqrt(len(words)) if words else 0.0
         s *= scale
         g *= scale
-        movers = [(f"'{w}'", -e * scale) for w, e in effects.items()]
+        top.sort(reverse=True)
+        movers = [(f"'{name}'", -e * scale) for _, e, name in top]
         tenant_shift = 0.0
+        named: list[tuple[float, str]] = []
         for name, v in self.featurizer.named(query).items():
-            w = get(self._index(name))
+            index, readable = self._named(name)
+            w = get(index)
             if w is not None:
                 s += w[0] * v
                 g += w[1] * v
                 if w[0]:
-                    movers.append((label(name), -w[0] * v))
+                    named.append((-w[0] * v, readable))
                     if name.startswith("tenant "):
                         tenant_shift = -w[0] * v
+        if named:
+            movers += [(readable, effect) for effect, readable in named]
+            movers.sort(key=_magnitude, reverse=True)
+            del movers[k:]
         b = self._bias
-        top = nlargest(self._movers, movers, key=_magnitude) if self._movers else []
-        return Scored(Estimate(sigmoid(s + b[0]), sigmoid(g + b[1])), top, tenant_shift)
+        return Scored(Estimate(sigmoid(s + b[0]), sigmoid(g + b[1])), movers, tenant_shift)
 
 
 def _magnitude(item: tuple[str, float]) -> float:
