@@ -19,8 +19,10 @@ from .queries import (
     QueryRequest,
     QueryRouted,
     QuerySubmitted,
+    RouteContext,
     RoutingDecision,
 )
+from .router_models import RouterModelPublished
 from .security import AuditOutcome, AuditRecorded, KeyRevoked, RevocationReason
 from .tenants import AgentSnapshot, AlertMetric, RoutingPolicy, TenantAlert, TenantBudget, TenantSnapshot
 from .usage import MeteringUsage, UsageCounters, UsageRecorded
@@ -60,8 +62,9 @@ def examples() -> list[Model]:
         QueryOutcome(event_id="3c4d5e6f-7a8b-4c2d-9e3f-4a5b6c7d8e9f", **common, status=OutcomeStatus.COMPLETED,
                      submitted_at=T0, answer="Lease renewals run on the same thread as the job...",
                      model_class=ModelClass.LLM, model="gpt-4o", confidence=0.93, complexity=ComplexityLevel.MODERATE,
-                     cascade=[slm_step, llm_step], input_tokens=84, output_tokens=276, cost_usd=0.0019689,
-                     metadata={"ticket": "INC-4521"}),
+                     cascade=[slm_step.model_copy(update={"escalated": True}), llm_step], input_tokens=84,
+                     output_tokens=276, cost_usd=0.0019689, metadata={"ticket": "INC-4521"},
+                     route=RouteContext.of(request, decision)),
         UsageRecorded(event_id="4d5e6f7a-8b9c-4d3e-8f4a-5b6c7d8e9fa0", **common, model="gpt-4o", model_class=ModelClass.LLM,
                       agent_id="agent-incident-1", input_tokens=42, output_tokens=180, cost_usd=0.001905,
                       llm_cost_usd=0.001905, latency_ms=640.0, cascade_step=True),
@@ -81,6 +84,10 @@ def examples() -> list[Model]:
                    source_topic="queries.submitted", partition=3, offset=1187, key=TENANT, error_type="schema",
                    error="not a valid QuerySubmitted: text: Field required",
                    value_base64="eyJ0ZW5hbnRfaWQiOiAiOGYxNGU0NWYifQ==", headers={"content-type": "application/json"}),
+        RouterModelPublished(event_id="cfd0e1f2-a3b4-4fc0-8b1c-d2e3f4a5b6c7", tenant_id="_platform", time=T0,
+                             name="default", version=1795685400000000,
+                             model_id="0c33ddb20fed61d3d1f1a0a6b5c3e9f2b8a7d6c5e4f3a2b1c0d9e8f7a6b5c4d3",
+                             label="default@0c33ddb20fed", source="operator", description="helpdesk model, 2026-11"),
         KeyRevoked(event_id="adbecfd0-e1f2-4d9e-8fa0-b1c2d3e4f5a6", tenant_id=TENANT, time=T0,
                    key_id="3f2a9c1e5b7d4e6f8a0b1c2d3e4f5a6b", revoked_at=T0, reason=RevocationReason.REVOKED),
         AuditRecorded(event_id="becfd0e1-f2a3-4eaf-9a0b-c1d2e3f4a5b6", tenant_id=TENANT, time=T0, service="tenant",
