@@ -16,7 +16,7 @@ class MemoryFiles:
     def __init__(self) -> None:
         self.bodies: dict[str, bytes] = {}
 
-    async def put(self, model_id: str, body: bytes, label: str) -> None:
+    async def put(self, model_id: str, body: bytes, label: str, *, source: str = "operator") -> None:
         self.bodies.setdefault(model_id, body)
 
     async def get(self, model_id: str) -> bytes | None:

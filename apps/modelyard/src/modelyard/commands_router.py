@@ -15,6 +15,17 @@ import typer
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     from .cli import router_app
 
+    @router_app.command("learner")
+    def learner() -> None:
+        """Run the router's online learner alone (one per deployment): it learns from queries.outcomes and publishes
+        what it learned on router.models, which every router replica follows."""
+        from modelyard_router.learning_service import create_learner_app
+        from modelyard_router.settings import RouterSettings
+
+        from .cli import _run_stream_app
+
+        _run_stream_app("router-learner", RouterSettings(), create_learner_app)
+
     @router_app.command("publish-model")
     def publish_model(
         model: Annotated[str | None, typer.Argument(help="A model file, or a shipped one by name (helpdesk, mmlu).")] = None,

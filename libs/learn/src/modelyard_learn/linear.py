@@ -81,8 +81,13 @@ class FtrlLogistic:
         head.z = {int(k): float(v) for k, v in state.get("z", {}).items()}
         head.n = {int(k): float(v) for k, v in state.get("n", {}).items()}
         if head.weights and not head.z:
-            # A serving-only file: rebuild an optimiser state that reproduces these weights, so online
-            # learning can continue from them (n = 0 means a fresh learning rate per coordinate).
-            denom = head.beta / head.alpha + head.l2
-            head.z = {i: -(w * denom) - math.copysign(head.l1, w) for i, w in head.weights.items()}
+            head.settle(0.0)
         return head
+
+    def settle(self, prior_n: float) -> None:
+        """Rebuild an optimiser state that reproduces the weights (a serving-only file has none), so learning can
+        continue from them. ``prior_n`` is the squared gradient each weighted coordinate is taken to have seen
+        already: 0 gives it a fresh learning rate; more makes trained weights move slower than new ones."""
+        denom = (self.beta + math.sqrt(prior_n)) / self.alpha + self.l2
+        self.n = {i: prior_n for i in self.weights}
+        self.z = {i: -(w * denom) - math.copysign(self.l1, w) for i, w in self.weights.items()}

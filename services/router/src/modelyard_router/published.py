@@ -37,7 +37,7 @@ DEFAULT = "default"
 class ModelFiles(Protocol):
     """Where published model files are kept, by content digest (``mongo.MongoModelFiles``)."""
 
-    async def put(self, model_id: str, body: bytes, label: str) -> None: ...
+    async def put(self, model_id: str, body: bytes, label: str, *, source: str = "operator") -> None: ...
 
     async def get(self, model_id: str) -> bytes | None: ...
 
@@ -61,7 +61,7 @@ async def publish(bus: Bus, files: ModelFiles, doc: Mapping[str, Any], *, name: 
     modelfile.from_json(doc)  # refuse what no router could load, before anything is stored
     model_id, body = encode(doc)
     label = f"{name}@{model_id[:12]}"
-    await files.put(model_id, body, label)
+    await files.put(model_id, body, label, source=source)
     event = RouterModelPublished(tenant_id=PLATFORM_TENANT, name=name, version=version or time.time_ns() // 1000,
                                  model_id=model_id, label=label, source=source, base_model_id=base_model_id,
                                  description=description)
@@ -80,6 +80,7 @@ class ModelRegistry:
         self.files = files
         self.published: dict[str, LearnedRouter] = {}
         self.versions: dict[str, int] = {}
+        self.events: dict[str, RouterModelPublished] = {}  # the newest announcement of each name
         self._loading: set[asyncio.Task] = set()
 
     def for_tenant(self, tenant: TenantSnapshot | None) -> LearnedRouter | None:
@@ -94,11 +95,13 @@ class ModelRegistry:
         if event is None:
             self.published.pop(name, None)
             self.versions.pop(name, None)
+            self.events.pop(name, None)
             log.info("router model %s withdrawn", name)
             return
         if event.version <= self.versions.get(name, -1):
             return
         self.versions[name] = event.version
+        self.events[name] = event
         task = asyncio.get_running_loop().create_task(self._load(event), name=f"router-model-{name}")
         self._loading.add(task)
         task.add_done_callback(self._loading.discard)

@@ -30,7 +30,6 @@ from modelyard_events import (
     QueryRouted,
     QuerySubmitted,
     RejectCode,
-    RouterModelPublished,
     RoutingDecision,
     TenantSnapshot,
     TenantStatus,
@@ -42,8 +41,8 @@ from modelyard_events import (
 
 from .admission import AdmissionStore, PartitionDay, Verdict, utc_day
 from .decision import decide, model_for, next_class_for_escalation
-from .learned import LearnedRouter
-from .mongo import MongoAdmissionLog, MongoModelFiles
+from .learning_service import learned_models
+from .mongo import MongoAdmissionLog
 from .published import ModelRegistry
 from .settings import RouterSettings
 
@@ -322,11 +321,7 @@ def create_app(settings: RouterSettings | None = None) -> FastStream:
     mongo: AsyncMongoClient = make_mongo(settings.mongo, app_name="modelyard-router")
     admission = AdmissionStore(MongoAdmissionLog(mongo[settings.admission_database_name][settings.admission_collection]),
                                topics.name("submitted"))
-    learning = settings.router
-    configured = LearnedRouter.load(learning.model) if learning.model else None
-    models = ModelRegistry(configured, MongoModelFiles(mongo[settings.admission_database_name][learning.models_collection]))
-    model_view = (CompactedTopicView(settings, topics.name("router_models"), RouterModelPublished, name="router-models",
-                                     on_change=models.on_change) if learning.follow_published else None)
+    models, model_view, learner = learned_models(settings, bus, mongo, learn=settings.router.learn)
     router = Router(settings, bus, tenants, admission, load_pricing(settings.pricing_file), models)
     bus.consume(topics.name("submitted"), QuerySubmitted, router.on_submitted, group_id=settings.group_id,
                 max_records=settings.submitted_batch_records, linger_ms=settings.submitted_linger_ms,
@@ -358,4 +353,7 @@ def create_app(settings: RouterSettings | None = None) -> FastStream:
     if model_view is not None:
         startup += [model_view.start, models.settled]  # serve the published model from the first query on
         shutdown.append(model_view.stop)
+    if learner is not None:
+        startup.append(learner.start)
+        shutdown.insert(0, learner.stop)
     return stream_app(settings, bus, startup=[*startup, start_pruning], shutdown=shutdown, mongo=mongo)

@@ -21,6 +21,9 @@ class LearnedRouting(BaseModel):
     #: Weight of an accepted small-model answer as a "small model was right" label (the cascade accepts some
     #: wrong answers); an escalated one weighs 1.
     accepted_weight: float = Field(default=0.5, gt=0, le=1)
+    #: How settled the starting model's weights are: the squared gradient each is taken to have seen (FTRL's n).
+    #: 0 lets every shared weight move as fast as a tenant's new correction; the default makes them ~8x slower.
+    prior_n: float = Field(default=50.0, ge=0)
     #: A shadow comparison's large-model label weighs min(cap, 1 / the tenant's shadow share).
     shadow_weight_cap: float = Field(default=20.0, ge=1)
     #: Most optimiser coordinates per head the learner keeps (bounded memory; the smallest unused go first).
