@@ -99,10 +99,17 @@ class CompactedTopicView(Generic[V]):
         assert self._consumer is not None, "view not started"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
+        resubscribe_at = loop.time() + 0.5
         while not self._consumer.assignment():
             if loop.time() > deadline:
                 log.warning("view %s: no partitions of %s assigned within %.1fs", self.name, self.topic, timeout_s)
                 return False
+            if loop.time() > resubscribe_at:
+                # A topic the first metadata answer did not know (created a moment earlier on a busy broker)
+                # would otherwise wait for the next scheduled metadata refresh: minutes. Subscribing again
+                # asks for it now.
+                self._consumer.subscribe([self.topic])
+                resubscribe_at = loop.time() + 0.5
             await asyncio.sleep(0.02)
         tps = list(self._consumer.assignment())
         ends = await self._consumer.end_offsets(tps)

@@ -129,13 +129,16 @@ class Domain(Block):
 
 @dataclass(frozen=True)
 class Tenant(Block):
-    """One bias per tenant (``"tenant <id>"``): learned online from that tenant's outcomes only."""
+    """One bias per tenant (``"tenant <id>"``): learned online from that tenant's outcomes only. ``value`` is the
+    feature's value: FTRL moves a weight by about the same amount per step whatever the value, so a larger value
+    lets a tenant's correction catch up faster with what its outcomes say."""
 
     name: ClassVar[str] = "tenant"
+    value: float = 1.0
 
     def named_features(self, query: Query, out: dict[str, float]) -> None:
         if query.tenant:
-            out["tenant " + query.tenant] = 1.0
+            out["tenant " + query.tenant] = self.value
 
 
 BLOCKS: dict[str, type[Block]] = {b.name: b for b in (Words, Chars, Structure, Context, Factors, Domain, Tenant)}

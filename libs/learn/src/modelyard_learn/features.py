@@ -129,11 +129,11 @@ class FeatureSet:
     def block(self, name: str) -> _blocks.Block | None:
         return next((b for b in self.blocks if b.name == name), None)
 
-    def with_tenant(self) -> FeatureSet:
+    def with_tenant(self, value: float = 1.0) -> FeatureSet:
         """The same features plus the per-tenant bias (the online learner's copy)."""
         if self.block("tenant") is not None:
             return self
-        return FeatureSet((*self.blocks, _blocks.Tenant()), self.dim_bits, self.max_words)
+        return FeatureSet((*self.blocks, _blocks.Tenant(value=value)), self.dim_bits, self.max_words)
 
     def to_json(self) -> dict:
         return {"dim_bits": self.dim_bits, "max_words": self.max_words,

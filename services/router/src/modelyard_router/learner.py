@@ -82,7 +82,7 @@ def labels(outcome: QueryOutcome, accepted_weight: float) -> Labels | None:
     return Labels(not escalated, llm_ok, 1.0 if escalated else accepted_weight)
 
 
-def learning_copy(served: LearnedRouter, prior_n: float) -> RouterModel:
+def learning_copy(served: LearnedRouter, prior_n: float, tenant_value: float = 1.0) -> RouterModel:
     """A model of its own to learn in (the served one is never changed), with the per-tenant correction. Unless
     the file is a learner's own snapshot, its weights count as settled (``prior_n``): a tenant's new correction
     learns faster than the weights every tenant shares."""
@@ -90,7 +90,7 @@ def learning_copy(served: LearnedRouter, prior_n: float) -> RouterModel:
     if "online" not in served.doc:
         for head in fresh.heads.values():
             head.settle(prior_n)
-    return RouterModel(fresh.feature_set.with_tenant(), fresh.heads)
+    return RouterModel(fresh.feature_set.with_tenant(tenant_value), fresh.heads)
 
 
 class Learner:
@@ -150,7 +150,7 @@ class Learner:
         if served is None:
             return False
         kept = self.online
-        self.online = OnlineLearner(learning_copy(served, self.settings.prior_n))
+        self.online = OnlineLearner(learning_copy(served, self.settings.prior_n, self.settings.tenant_value))
         if kept is not None:  # a new base model: what was learned before goes, the offsets stay
             self.online.watermarks, self.online.recent, self.online._recent_set = kept.watermarks, kept.recent, kept._recent_set
         self.base = {"model_id": served.model_id, "label": served.label, "version": version,
@@ -161,20 +161,16 @@ class Learner:
         assert self.consumer is not None and self.online is not None
         partitions = []
         for topic in self.topics:
-            found = None
-            for _ in range(50):  # a topic created a moment ago may not be in the metadata yet
-                found = self.consumer.partitions_for_topic(topic)
-                if found:
-                    break
-                await self.consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call
-                await asyncio.sleep(0.1)
-            partitions += [TopicPartition(topic, p) for p in sorted(found or ())]
+            # Asking for partition 0's end makes the client fetch the topic's metadata (and wait for a topic
+            # created a moment ago); then every partition of it is known.
+            await self.consumer.end_offsets([TopicPartition(topic, 0)])
+            partitions += [TopicPartition(topic, p) for p in sorted(self.consumer.partitions_for_topic(topic) or {0})]
         self.consumer.assign(partitions)
         for tp in partitions:
             mark = self.online.watermarks.get(f"{tp.topic}/{tp.partition}")
-            if mark is None:
+            if mark is None:  # first start: from now on, and a restart continues from here (not from its end)
                 await self.consumer.seek_to_end(tp)
-                self.online.advance(f"{tp.topic}/{tp.partition}", await self.consumer.position(tp) - 1)
+                self.online.watermarks[f"{tp.topic}/{tp.partition}"] = await self.consumer.position(tp) - 1
             else:
                 self.consumer.seek(tp, mark + 1)
 
@@ -195,8 +191,12 @@ class Learner:
                 for record in records:
                     self.learn(tp.topic, tp.partition, record.offset, record.value)
                 await asyncio.sleep(0)
-            await self._adopt_published_base()
-            await self._housekeeping()
+            try:
+                await self._adopt_published_base()
+                await self._housekeeping()
+            except Exception:  # noqa: BLE001 - the database or the broker is away: try again after the next fetch
+                log.warning("router learner: checkpoint or snapshot failed, retrying", exc_info=True)
+                await asyncio.sleep(1.0)
             if self.stopped_reason is not None:
                 return
 

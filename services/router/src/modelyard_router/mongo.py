@@ -79,7 +79,7 @@ class MongoCheckpoints:
     async def save(self, body: bytes, version: int, expected: int | None, meta: dict) -> bool:
         doc = {"_id": self.key, "version": version, "body": body, "saved_at": time.time(),
                "meta": {"applied": meta.get("applied"), "base": meta.get("base"),
-                        "watermarks": [[k, v] for k, v in sorted((meta.get("watermarks") or {}).items())]}}
+                        "watermarks": [{"source": k, "offset": v} for k, v in sorted((meta.get("watermarks") or {}).items())]}}
         if expected is None:
             try:
                 await self.collection.insert_one(doc)

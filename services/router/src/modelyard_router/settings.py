@@ -24,6 +24,9 @@ class LearnedRouting(BaseModel):
     #: How settled the starting model's weights are: the squared gradient each is taken to have seen (FTRL's n).
     #: 0 lets every shared weight move as fast as a tenant's new correction; the default makes them ~8x slower.
     prior_n: float = Field(default=50.0, ge=0)
+    #: The value of a tenant's correction feature: larger lets a tenant's routing follow its outcomes sooner (4: a
+    #: tenant whose small answers all escalate has most of its queries sent up within ~15 outcomes; docs/benchmarks.md).
+    tenant_value: float = Field(default=4.0, gt=0, le=16)
     #: A shadow comparison's large-model label weighs min(cap, 1 / the tenant's shadow share).
     shadow_weight_cap: float = Field(default=20.0, ge=1)
     #: Most optimiser coordinates per head the learner keeps (bounded memory; the smallest unused go first).
