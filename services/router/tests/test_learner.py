@@ -23,6 +23,7 @@ from modelyard_events import (
     Tier,
 )
 from modelyard_learn import modelfile
+from modelyard_learn.features import Query
 from modelyard_router.decision import decide
 from modelyard_router.learned import LearnedRouter, builtin_path
 from modelyard_router.learner import Learner, labels
@@ -86,7 +87,7 @@ def helpdesk() -> LearnedRouter:
 
 def learner(served: LearnedRouter, checkpoints: MemoryCheckpoints | None = None) -> Learner:
     found = Learner(LearnedRouting(learn=True), None, ModelRegistry(served), None, checkpoints or MemoryCheckpoints(),  # type: ignore[arg-type]
-                    ["queries.outcomes"])
+                    "queries.outcomes", "queries.shadows")
     assert found._start_from(served)
     return found
 
@@ -133,7 +134,7 @@ async def test_each_outcome_is_learned_once_and_a_checkpoint_restores_where_it_s
     await first.checkpoint()
     assert first.online.watermarks == {"queries.outcomes/2": 11}
 
-    again = Learner(LearnedRouting(learn=True), None, ModelRegistry(helpdesk), None, checkpoints, ["queries.outcomes"])  # type: ignore[arg-type]
+    again = Learner(LearnedRouting(learn=True), None, ModelRegistry(helpdesk), None, checkpoints, "queries.outcomes", "queries.shadows")  # type: ignore[arg-type]
     version, body = await checkpoints.load()
     doc = json.loads(zlib.decompress(body))
     assert doc["online"]["base"]["model_id"] == helpdesk.model_id and version == 1
@@ -149,3 +150,45 @@ async def test_each_outcome_is_learned_once_and_a_checkpoint_restores_where_it_s
     await again.checkpoint()
     await first.checkpoint()
     assert first.stopped_reason is not None and again.stopped_reason is None
+
+
+def test_a_shadow_comparison_labels_both_heads_the_large_one_weighed_by_the_sampling_share(helpdesk):
+    from modelyard_events import ShadowCompared
+    from modelyard_router.learner import shadow_labels
+
+    def compared(agreed: bool, share: float) -> ShadowCompared:
+        return ShadowCompared(tenant_id="acme", query_id=str(uuid.uuid4()), route=RouteContext(text=TEXT), small_model="s",
+                              large_model="l", agreed=agreed, method="similarity", similarity=0.2, share=share)
+
+    said = shadow_labels(compared(False, 0.05), weight_cap=20)
+    assert (said.slm_ok, said.llm_ok, said.small_weight, said.large_weight) == (False, True, 1.0, 20.0)
+    assert shadow_labels(compared(True, 0.5), weight_cap=20).large_weight == 2.0
+    assert shadow_labels(compared(True, 0.01), weight_cap=20).large_weight == 20.0  # capped
+    learning = learner(helpdesk)
+    before = learning.online.model.estimate(Query(TEXT, tenant="acme"))
+    assert learning.learn("queries.shadows", 0, 0, compared(False, 0.05).model_dump_json().encode())
+    assert not learning.learn("queries.outcomes", 0, 0, compared(False, 0.05).model_dump_json().encode())  # not an outcome
+    after = learning.online.model.estimate(Query(TEXT, tenant="acme"))
+    assert after.fail > before.fail and after.large_ok > before.large_ok
+
+
+def test_shadow_evaluation_samples_by_query_id_within_the_share_and_the_tenant_ceiling():
+    from modelyard_events import RoutingPolicy, shadow_sampled
+    from modelyard_router.decision import shadow_plan
+
+    pricing = load_pricing()
+    sharing = tenant("acme").model_copy(update={"policy": RoutingPolicy(shadow_share=0.25)})
+    ids = [str(uuid.uuid4()) for _ in range(2000)]
+    picked = [q for q in ids if shadow_sampled(q, 0.25)]
+    assert 0.2 < len(picked) / len(ids) < 0.3 and picked == [q for q in ids if shadow_sampled(q, 0.25)]
+    request = QueryRequest(text=TEXT)
+    slm = decide(request, sharing, pricing)
+    plan = shadow_plan(picked[0], request, slm, sharing, pricing)
+    assert plan is not None and (plan.model_class, plan.model, plan.share) == (LLM, "gpt-4o", 0.25)
+    unpicked = next(q for q in ids if not shadow_sampled(q, 0.25))
+    assert shadow_plan(unpicked, request, slm, sharing, pricing) is None
+    assert shadow_plan(picked[0], request, slm, tenant("acme"), pricing) is None  # share 0: off
+    capped = sharing.model_copy(update={"policy": RoutingPolicy(shadow_share=0.25, max_class=SLM)})
+    assert shadow_plan(picked[0], request, decide(request, capped, pricing), capped, pricing) is None
+    pinned = QueryRequest(text=TEXT, requested_class=SLM)
+    assert shadow_plan(picked[0], pinned, decide(pinned, sharing, pricing), sharing, pricing) is None

@@ -22,6 +22,7 @@ class Topics(BaseModel):
     routed_llm: str = "queries.routed.llm"
     escalations: str = "queries.escalations"
     outcomes: str = "queries.outcomes"
+    shadows: str = "queries.shadows"
     usage: str = "usage.recorded"
     metering: str = "metering.usage"
     tenant_snapshots: str = "tenants.snapshots"

@@ -28,8 +28,12 @@ from .queries import (
     RejectCode,
     RouteContext,
     RoutingDecision,
+    ShadowCompared,
+    ShadowOf,
+    ShadowPlan,
     finished_outcome,
     outcome_id,
+    shadow_sampled,
 )
 from .router_models import RouterModelPublished
 from .security import PLATFORM_TENANT, AuditOutcome, AuditRecorded, KeyRevoked, RevocationReason
@@ -53,6 +57,7 @@ EVENT_TYPES: dict[str, type[Model]] = {
         KeyRevoked,
         AuditRecorded,
         RouterModelPublished,
+        ShadowCompared,
     )
 }
 
@@ -88,6 +93,9 @@ __all__ = [
     "RouteContext",
     "RouterModelPublished",
     "RoutingDecision",
+    "ShadowCompared",
+    "ShadowOf",
+    "ShadowPlan",
     "RoutingPolicy",
     "RoutingPreference",
     "TenantAlert",
@@ -102,6 +110,7 @@ __all__ = [
     "finished_outcome",
     "new_id",
     "outcome_id",
+    "shadow_sampled",
     "smallest_tier_allowing",
     "utcnow",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar, Literal
@@ -74,6 +75,29 @@ class Answer(Model):
     confidence: float = Field(ge=0, le=1)
 
 
+class ShadowPlan(Model):
+    """On a route to the small model that shadow evaluation sampled: where its shadow copy goes if the answer is
+    accepted (the tenant's large model), and the tenant's sampling share."""
+
+    share: float = Field(gt=0, le=1)
+    model_class: ModelClass
+    model: str = Field(max_length=128)
+
+
+class ShadowOf(Model):
+    """On a shadow copy sent to the large model's pool: the small model's accepted answer it is compared with.
+    Its answer reaches nobody: the query's outcome was delivered with the small model's answer."""
+
+    answer: str = Field(max_length=200_000)
+    model: str = Field(max_length=128)
+    share: float = Field(gt=0, le=1)
+
+
+def shadow_sampled(query_id: str, share: float) -> bool:
+    """Whether shadow evaluation samples this query at ``share``: the same answer everywhere, for every delivery."""
+    return share > 0 and zlib.crc32(query_id.encode()) < share * 2**32
+
+
 class QueryRouted(QueryEvent):
     """Router → inference pool on ``queries.routed.slm`` / ``queries.routed.llm``."""
 
@@ -87,6 +111,9 @@ class QueryRouted(QueryEvent):
     cascade_threshold: float = Field(default=0.6, ge=0, le=1, description="Confidence below which an answer escalates.")
     can_escalate: bool = Field(default=True, description="False when no higher class may be tried.")
     best_answer: Answer | None = Field(default=None, description="Best answer so far (from an earlier step).")
+    shadow: ShadowPlan | None = Field(default=None, description="Set when shadow evaluation sampled this query: an "
+                                      "accepted small-model answer is also put to the large model.")
+    shadow_of: ShadowOf | None = Field(default=None, description="Set on a shadow copy: compare, do not answer.")
 
 
 class QueryEscalated(QueryEvent):
@@ -156,6 +183,24 @@ class QueryOutcome(QueryEvent):
     metadata: dict[str, str] = Field(default_factory=dict)
     route: RouteContext | None = Field(default=None, description="Set when the first model call was the small model's: "
                                        "what the router's learner needs to learn from this outcome.")
+
+
+class ShadowCompared(QueryEvent):
+    """Inference (the large model's pool) → the router's learner, on ``queries.shadows``: a sampled accepted
+    small-model answer and the large model's answer to the same query, compared."""
+
+    TYPE: ClassVar[str] = "modelyard.query.shadow_compared.v1"
+    type: Literal["modelyard.query.shadow_compared.v1"] = "modelyard.query.shadow_compared.v1"
+
+    route: RouteContext
+    small_model: str = Field(max_length=128)
+    large_model: str = Field(max_length=128)
+    agreed: bool = Field(description="Whether the two final answers agree: the small model did as well as the large one.")
+    method: Literal["exact", "similarity"] = Field(description="exact: short or structured answers (a number, an option, "
+                                                   "JSON, a few words) compared normalised; similarity: word overlap "
+                                                   "against the configured threshold.")
+    similarity: float | None = Field(default=None, ge=0, le=1)
+    share: float = Field(gt=0, le=1, description="The tenant's sampling share: the learner weighs the label by 1/share.")
 
 
 def outcome_id(query_id: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .base import Model
 from .deadletter import DeadLetter
-from .queries import QueryEscalated, QueryOutcome, QueryRouted, QuerySubmitted
+from .queries import QueryEscalated, QueryOutcome, QueryRouted, QuerySubmitted, ShadowCompared
 from .router_models import RouterModelPublished
 from .security import AuditRecorded, KeyRevoked
 from .tenants import AgentSnapshot, TenantAlert, TenantSnapshot
@@ -38,6 +38,9 @@ CHANNELS: dict[str, Channel] = {
                            "Answers not confident enough, or backends that stayed down: the router sends them one class up."),
     "outcomes": Channel("queries.outcomes", QueryOutcome, "tenant_id",
                         "The one terminal event per query: completed, rejected or failed."),
+    "shadows": Channel("queries.shadows", ShadowCompared, "tenant_id",
+                       "Shadow evaluation: a sampled accepted small-model answer compared with the large model's "
+                       "answer to the same query (the router's learner reads them)."),
     "usage": Channel("usage.recorded", UsageRecorded, "tenant_id", "One record per model call."),
     "metering": Channel("metering.usage", MeteringUsage, "tenant_id",
                         "Per tenant and day, after each metering flush: the delta and the new totals."),
@@ -61,9 +64,10 @@ CHANNELS: dict[str, Channel] = {
 #: service → (channels it receives, channels it sends)
 SERVICES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "tenant": (("revocations",), ("tenant_snapshots", "tenant_agents", "revocations", "audit")),
-    "router": (("submitted", "escalations", "tenant_snapshots", "outcomes", "router_models"),
+    "router": (("submitted", "escalations", "tenant_snapshots", "outcomes", "shadows", "router_models"),
                ("routed_slm", "routed_llm", "outcomes", "router_models", "deadletter")),
-    "inference": (("routed_slm", "routed_llm", "tenant_agents"), ("outcomes", "escalations", "usage", "deadletter")),
+    "inference": (("routed_slm", "routed_llm", "tenant_agents"),
+                  ("outcomes", "escalations", "usage", "routed_llm", "shadows", "deadletter")),
     "metering": (("usage", "tenant_snapshots"), ("metering", "tenant_alerts", "deadletter")),
     "ingress": (("outcomes", "revocations"), ("submitted",)),
 }

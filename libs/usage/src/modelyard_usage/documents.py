@@ -28,6 +28,7 @@ MICROS_PER_MS = 1_000
 DOC_COUNTERS = (
     "calls", "queries", "errors", "cascade_steps", "slm_calls", "llm_calls", "input_tokens", "output_tokens",
     "cost_nusd", "llm_cost_nusd", "latency_us_sum", "latency_count",
+    "shadow_calls", "shadow_compared", "shadow_agreed", "shadow_input_tokens", "shadow_output_tokens", "shadow_cost_nusd",
 )
 
 
@@ -55,6 +56,12 @@ def to_counters(stored: dict[str, Any] | None) -> UsageCounters:
         llm_cost_usd=c.get("llm_cost_nusd", 0) / NANO_PER_USD,
         latency_ms_sum=c.get("latency_us_sum", 0) / MICROS_PER_MS,
         latency_count=c.get("latency_count", 0),
+        shadow_calls=c.get("shadow_calls", 0),
+        shadow_compared=c.get("shadow_compared", 0),
+        shadow_agreed=c.get("shadow_agreed", 0),
+        shadow_input_tokens=c.get("shadow_input_tokens", 0),
+        shadow_output_tokens=c.get("shadow_output_tokens", 0),
+        shadow_cost_usd=c.get("shadow_cost_nusd", 0) / NANO_PER_USD,
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from modelyard_core.pricing import PricingTable
-from modelyard_events import ModelClass, QueryRequest, RoutingDecision, TenantSnapshot
+from modelyard_events import ModelClass, QueryRequest, RoutingDecision, ShadowPlan, TenantSnapshot, shadow_sampled
 
 from . import policy as _policy
 from .complexity import ComplexityModel, load_complexity_model
@@ -102,3 +102,15 @@ def next_class_for_escalation(current: ModelClass, tenant: TenantSnapshot | None
 def model_for(model_class: ModelClass, tenant: TenantSnapshot | None, pricing: PricingTable) -> str:
     """The concrete model serving ``model_class`` for this tenant."""
     return _policy.model_for(model_class, tenant, pricing, load_policy_config())
+
+
+def shadow_plan(query_id: str, request: QueryRequest, decision: RoutingDecision, tenant: TenantSnapshot | None,
+                pricing: PricingTable) -> ShadowPlan | None:
+    """Where a shadow copy of this query goes, if shadow evaluation samples it: routed to the small model, not
+    pinned, within the tenant's ``shadow_share`` (by its id), and the tenant may use the large model."""
+    if tenant is None or decision.model_class is not ModelClass.SLM or request.requested_class or request.requested_model:
+        return None
+    share = tenant.policy.shadow_share
+    if not shadow_sampled(query_id, share) or next_class_for_escalation(ModelClass.SLM, tenant) is None:
+        return None
+    return ShadowPlan(share=share, model_class=ModelClass.LLM, model=model_for(ModelClass.LLM, tenant, pricing))

@@ -37,7 +37,7 @@ from pydantic import ValidationError
 
 from modelyard_core.bus import Bus
 from modelyard_core.kafka_clients import make_consumer
-from modelyard_events import ModelClass, QueryOutcome
+from modelyard_events import ModelClass, QueryOutcome, ShadowCompared
 from modelyard_learn import modelfile
 from modelyard_learn.features import Query
 from modelyard_learn.model import RouterModel
@@ -82,6 +82,12 @@ def labels(outcome: QueryOutcome, accepted_weight: float) -> Labels | None:
     return Labels(not escalated, llm_ok, 1.0 if escalated else accepted_weight)
 
 
+def shadow_labels(compared: ShadowCompared, weight_cap: float) -> Labels:
+    """A shadow comparison: agreement is the small model's label; the large model is the reference (right), weighed
+    by 1 / the sampling share (capped) so its head sees sampled queries in their true proportion."""
+    return Labels(compared.agreed, True, 1.0, min(weight_cap, 1.0 / compared.share))
+
+
 def learning_copy(served: LearnedRouter, prior_n: float, tenant_value: float = 1.0) -> RouterModel:
     """A model of its own to learn in (the served one is never changed), with the per-tenant correction. Unless
     the file is a learner's own snapshot, its weights count as settled (``prior_n``): a tenant's new correction
@@ -95,13 +101,14 @@ def learning_copy(served: LearnedRouter, prior_n: float, tenant_value: float = 1
 
 class Learner:
     def __init__(self, settings: LearnedRouting, bus: Bus, registry: ModelRegistry, files: ModelFiles,
-                 checkpoints: Checkpoints, topics: list[str]) -> None:
+                 checkpoints: Checkpoints, outcomes_topic: str, shadows_topic: str | None = None) -> None:
         self.settings = settings
         self.bus = bus
         self.registry = registry
         self.files = files
         self.checkpoints = checkpoints
-        self.topics = topics
+        self.topics = [outcomes_topic, *([shadows_topic] if shadows_topic else [])]
+        self.shadows_topic = shadows_topic
         self.analyzer = load_complexity_model()
         self.online: OnlineLearner | None = None
         self.base: dict = {}  # the model the learner started from: its id, version, training, metrics, routing
@@ -204,7 +211,7 @@ class Learner:
         """Apply one record (True if it taught the model something)."""
         assert self.online is not None
         source = f"{topic}/{partition}"
-        found = self._decode(value)
+        found = self._decode(topic, value)
         if found is None:
             self.online.advance(source, offset)
             return False
@@ -221,13 +228,17 @@ class Learner:
             self._since_snapshot += 1
         return applied
 
-    def _decode(self, value: bytes | None):
+    def _decode(self, topic: str, value: bytes | None):
         if value is None:
             return None
         try:
+            if topic == self.shadows_topic:
+                compared = ShadowCompared.model_validate_json(value)
+                return (compared.route, compared.tenant_id, compared.event_id,
+                        shadow_labels(compared, self.settings.shadow_weight_cap))
             outcome = QueryOutcome.model_validate_json(value)
         except ValidationError:
-            return None  # not ours to dead-letter: the outcome's producer validated it
+            return None  # not ours to dead-letter: its producer validated it
         said = labels(outcome, self.settings.accepted_weight)
         if said is None or outcome.route is None:
             return None

@@ -31,7 +31,7 @@ def learned_models(settings: RouterSettings, bus: Bus, mongo: AsyncMongoClient, 
     model_view = (CompactedTopicView(settings, topics.name("router_models"), RouterModelPublished, name="router-models",
                                      on_change=models.on_change) if learning.follow_published or learn else None)
     learner = (Learner(learning, bus, models, files, MongoCheckpoints(database[learning.checkpoints_collection]),
-                       [topics.name("outcomes")]) if learn else None)
+                       topics.name("outcomes"), topics.name("shadows")) if learn else None)
     return models, model_view, learner
 
 

@@ -40,7 +40,7 @@ from modelyard_events import (
 )
 
 from .admission import AdmissionStore, PartitionDay, Verdict, utc_day
-from .decision import decide, model_for, next_class_for_escalation
+from .decision import decide, model_for, next_class_for_escalation, shadow_plan
 from .learning_service import learned_models
 from .mongo import MongoAdmissionLog
 from .published import ModelRegistry
@@ -218,6 +218,7 @@ class Router:
             submitted_at=q.time,
             cascade_threshold=tenant.policy.cascade_threshold,
             can_escalate=self._next_class(request, decision, tenant, attempts=1) is not None,
+            shadow=shadow_plan(q.query_id, request, decision, tenant, self.pricing),
         )
         return Outgoing(self.bus.topics.routed(decision.model_class.pool), routed, cause=d)
 
