@@ -17,6 +17,7 @@ import json
 import uuid
 import zlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from modelyard_events import (
@@ -27,12 +28,17 @@ from modelyard_events import (
     QueryOutcome,
     QueryRouted,
     QuerySubmitted,
+    RoutingPolicy,
+    ShadowCompared,
     TenantSnapshot,
     Tier,
+    UsageRecorded,
+    shadow_sampled,
 )
 from modelyard_harness import Stack, TopicReader, build_stack, produce_raw, publish_queries, unique_prefix
 from modelyard_router.learner import labels
 from modelyard_router.settings import LearnedRouting
+from modelyard_usage.read import routing_stats
 from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.system
@@ -63,10 +69,10 @@ def pipeline(kafka: str, mongo_url: str) -> Iterator[Stack]:
         stack.stop()
 
 
-async def tenant_with_agent(stack: Stack, name: str, system_prompt: str) -> tuple[str, str]:
+async def tenant_with_agent(stack: Stack, name: str, system_prompt: str, **policy) -> tuple[str, str]:
     tenant_id, agent_id = f"{name}-{uuid.uuid4().hex[:6]}", f"agent-{name}"
     t = TenantSnapshot(tenant_id=tenant_id, version=1, name=name, tier=Tier.ENTERPRISE, industry=Industry.OTHER,
-                       limits=TIER_LIMITS[Tier.ENTERPRISE])
+                       limits=TIER_LIMITS[Tier.ENTERPRISE], policy=RoutingPolicy(**policy))
     a = AgentSnapshot(tenant_id=tenant_id, agent_id=agent_id, name=name, agent_type="general", system_prompt=system_prompt)
     await produce_raw(stack.kafka, stack.topic("tenants.snapshots"), [(tenant_id.encode(), t.model_dump_json().encode())])
     await produce_raw(stack.kafka, stack.topic("tenants.agents"), [(f"{tenant_id}/{agent_id}".encode(), a.model_dump_json().encode())])
@@ -79,7 +85,8 @@ class Pipeline:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.readers = {t: TopicReader(stack.kafka, stack.topic(t)) for t in ("queries.routed.slm", "queries.routed.llm",
-                                                                               "queries.outcomes")}
+                                                                               "queries.outcomes", "queries.shadows",
+                                                                               "usage.recorded")}
 
     async def __aenter__(self) -> Pipeline:
         for r in self.readers.values():
@@ -99,9 +106,14 @@ class Pipeline:
                   if e.query_id == query_id and not e.cascade]
         return routed[0]
 
-    async def ask(self, asks: list[tuple[str, str, str]], timeout_s: float = 60) -> list[QueryOutcome]:
+    def events(self, topic: str, model):
+        return [model.model_validate_json(r.value) for r in list(self.readers[topic].records)]
+
+    async def ask(self, asks: list[tuple[str, str | None, str]], timeout_s: float = 60,
+                  ids: list[str] | None = None) -> list[QueryOutcome]:
         """(tenant, agent, text) each; their outcomes, once every one has one."""
-        qs = [QuerySubmitted(tenant_id=t, query_id=str(uuid.uuid4()), text=text, agent_id=agent) for t, agent, text in asks]
+        ids = ids or [str(uuid.uuid4()) for _ in asks]
+        qs = [QuerySubmitted(tenant_id=t, query_id=q, text=text, agent_id=agent) for q, (t, agent, text) in zip(ids, asks)]
         await publish_queries(self.stack.kafka, self.stack.topic("queries.submitted"), qs)
         deadline = asyncio.get_running_loop().time() + timeout_s
         while True:
@@ -163,3 +175,48 @@ async def test_a_tenant_whose_small_answers_keep_escalating_is_routed_to_the_llm
         doc = await caught_up()
         assert doc["online"]["applied"] == learnable  # every learnable outcome once: none lost, none twice
         assert doc["online"]["tenant_outcomes"] == {t: sum(o.tenant_id == t for o in taught) for t in (acme[0], globex[0])}
+
+
+async def test_shadow_evaluation_compares_sampled_small_answers_with_the_large_model_and_the_caller_waits_for_none(
+        pipeline: Stack):
+    tenant = await tenant_with_agent(pipeline, "initech", "You are the help desk assistant of Initech.", shadow_share=0.2)
+    candidates = (str(uuid.uuid4()) for _ in range(10_000))
+    sampled = [q for q in candidates if shadow_sampled(q, 0.2)][:6]
+    others = [q for q in (str(uuid.uuid4()) for _ in range(200)) if not shadow_sampled(q, 0.2)][:4]
+    async with Pipeline(pipeline) as p:
+        outcomes = await p.ask([(*tenant, QUESTIONS[i]) for i in range(6)] + [(*tenant, QUESTIONS[i]) for i in range(4)],
+                               ids=sampled + others)
+        # The caller got the small model's answer, once per query; the shadow copies answered nobody.
+        assert all(o.cascade[0].model_class is ModelClass.SLM and o.model_class is ModelClass.SLM for o in outcomes)
+        assert sorted(o.query_id for o in p.events("queries.outcomes", QueryOutcome) if o.tenant_id == tenant[0]) == \
+            sorted(sampled + others)
+        accepted = {o.query_id for o in outcomes[:6] if len(o.cascade) == 1}
+        assert accepted
+
+        deadline = asyncio.get_running_loop().time() + 60
+        while {c.query_id for c in p.events("queries.shadows", ShadowCompared)} < accepted:
+            assert asyncio.get_running_loop().time() < deadline, "no comparison for every sampled, accepted answer"
+            await asyncio.sleep(0.1)
+        compared = [c for c in p.events("queries.shadows", ShadowCompared) if c.tenant_id == tenant[0]]
+        assert {c.query_id for c in compared} == accepted  # none for the queries shadow evaluation did not sample
+        assert all(c.small_model == "gpt-4o-mini" and c.large_model == "gpt-4o" and c.share == 0.2 for c in compared)
+        shadow_usage = [u for u in p.events("usage.recorded", UsageRecorded) if u.tenant_id == tenant[0] and u.shadow]
+        assert sorted(u.query_id for u in shadow_usage) == sorted(accepted)
+        assert [u.shadow_agreed for u in sorted(shadow_usage, key=lambda u: u.query_id)] == \
+            [c.agreed for c in sorted(compared, key=lambda c: c.query_id)]
+
+    # Metering counts them apart; the routing statistics show the estimate with its sample size and interval.
+    mongo = AsyncMongoClient(pipeline.mongo_url)
+    try:
+        today = datetime.now(UTC).date()
+        deadline = asyncio.get_running_loop().time() + 60
+        while (stats := await routing_stats(mongo[pipeline.database], tenant[0], today, today))["shadow"]["compared"] < len(accepted):
+            assert asyncio.get_running_loop().time() < deadline, stats
+            await asyncio.sleep(0.2)
+    finally:
+        await mongo.close()
+    agreed = sum(c.agreed for c in compared)
+    assert (stats["shadow"]["calls"], stats["shadow"]["agreed"]) == (len(accepted), agreed)
+    assert stats["shadow"]["quality_vs_large"] == round(agreed / len(accepted), 4) and len(stats["shadow"]["ci95"]) == 2
+    assert stats["calls"] == len(outcomes) and stats["llm_calls"] == 0  # the tenant's own calls: no shadow among them
+    assert stats["shadow"]["cost_usd"] > 0 and stats["cost_usd"] > 0

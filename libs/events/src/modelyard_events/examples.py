@@ -21,6 +21,7 @@ from .queries import (
     QuerySubmitted,
     RouteContext,
     RoutingDecision,
+    ShadowCompared,
 )
 from .router_models import RouterModelPublished
 from .security import AuditOutcome, AuditRecorded, KeyRevoked, RevocationReason
@@ -65,6 +66,9 @@ def examples() -> list[Model]:
                      cascade=[slm_step.model_copy(update={"escalated": True}), llm_step], input_tokens=84,
                      output_tokens=276, cost_usd=0.0019689, metadata={"ticket": "INC-4521"},
                      route=RouteContext.of(request, decision)),
+        ShadowCompared(event_id="d0e1f2a3-b4c5-4d6e-9f70-8a9b0c1d2e3f", **common, route=RouteContext.of(request, decision),
+                       small_model="gpt-4o-mini", large_model="gpt-4o", agreed=False, method="similarity",
+                       similarity=0.31, share=0.05),
         UsageRecorded(event_id="4d5e6f7a-8b9c-4d3e-8f4a-5b6c7d8e9fa0", **common, model="gpt-4o", model_class=ModelClass.LLM,
                       agent_id="agent-incident-1", input_tokens=42, output_tokens=180, cost_usd=0.001905,
                       llm_cost_usd=0.001905, latency_ms=640.0, cascade_step=True),

@@ -28,10 +28,10 @@ class RoutingPolicy(Model):
                                      description="A learned router model published under this name (`modelyard router "
                                      "publish-model --name`) decides this tenant's queries; unset or not published: "
                                      "the default model.")
-    shadow_share: float = Field(default=0.0, ge=0, le=1, description="Share of this tenant's queries whose accepted "
-                                "small-model answer is also put to the large model, without delaying the caller, to "
-                                "compare the two (shadow evaluation; 0.01-0.05 is typical; 0 turns it off). Shadow calls "
-                                "are metered apart (shadow counters) and not billed to the tenant.")
+    shadow_share: float = Field(default=0.0, ge=0, le=0.2, description="Share of this tenant's accepted small-model "
+                                "answers also sent to the large model, without delaying the caller, to compare the two "
+                                "(shadow evaluation; 0.01-0.05 is typical; 0 turns it off). Shadow calls are metered "
+                                "apart and not billed.")
 
 
 class TenantBudget(Model):

@@ -32,6 +32,8 @@ class InferenceSettings(Settings):
     concurrency: int = Field(default=512, ge=1)
     max_output_tokens: int = Field(default=512, ge=1)
     request_logprobs: bool = True
+    #: Shadow evaluation: two long free-text answers agree when their content words overlap (Jaccard) this much.
+    shadow_similarity: float = Field(default=0.5, ge=0, le=1)
     #: A query names an agent the local view has not seen yet: wait this long for the view to catch up.
     agent_sync_timeout_s: float = Field(default=1.0, ge=0)
 

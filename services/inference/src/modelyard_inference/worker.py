@@ -8,6 +8,10 @@ committed (see ``pipeline``):
 * one decision: a ``QueryEscalated`` (the answer is below the query's threshold, or the backend stayed
   down, and a higher class may still be tried — the router picks it), else a terminal ``QueryOutcome``:
   ``completed`` with the answer (or the best earlier answer when this call failed), or ``failed``.
+
+Shadow evaluation (``shadow``) adds one event when the router sampled the query and the small model's
+answer was accepted: a shadow copy for the large model's pool; that pool answers a copy with a usage
+record marked ``shadow`` and a comparison, and nothing else.
 """
 
 from __future__ import annotations
@@ -28,12 +32,14 @@ from modelyard_events import (
     QueryEscalated,
     QueryOutcome,
     QueryRouted,
+    RouteContext,
+    ShadowCompared,
     UsageRecorded,
     derived_id,
     finished_outcome,
 )
 
-from . import metrics
+from . import metrics, shadow
 from .backend import Backend, BackendUnavailable, Completion
 from .confidence import Confidence, score, should_escalate
 from .settings import InferenceSettings
@@ -103,6 +109,8 @@ class Worker:
                 call = await self._call(r)
             finally:
                 self._leave()
+        if r.shadow_of is not None:
+            return self._shadow_compared(d, call)
         topics = self.bus.topics
         step_number = len(r.cascade) + 1
         model, model_class = r.decision.model, r.decision.model_class
@@ -122,7 +130,7 @@ class Worker:
             input_tokens=c.input_tokens, output_tokens=c.output_tokens, cost_usd=cost, latency_ms=c.latency_ms,
         )
         usage = self._usage(r, step_number, c, None, cost=cost, latency_ms=c.latency_ms)
-        return [Outgoing(topics.name("usage"), usage, cause=d), self._decide(d, step, c, judged)]
+        return [Outgoing(topics.name("usage"), usage, cause=d), *self._decide(d, step, c, judged)]
 
     async def _call(self, r: QueryRouted) -> CallResult:
         loop = asyncio.get_running_loop()
@@ -175,20 +183,47 @@ class Worker:
 
     # -- decisions -------------------------------------------------------------------------------
 
-    def _decide(self, d: Delivery[QueryRouted], step: CascadeStep, c: Completion, judged: Confidence) -> Outgoing:
-        """A confident answer completes; an unsure one escalates if it may, else the best answer so far completes."""
+    def _decide(self, d: Delivery[QueryRouted], step: CascadeStep, c: Completion, judged: Confidence) -> list[Outgoing]:
+        """A confident answer completes (and, when sampled, is also put to the large model: ``shadow``); an unsure
+        one escalates if it may, else the best answer so far completes."""
         r = d.event
         topics = self.bus.topics
         model, model_class = r.decision.model, r.decision.model_class
         answer = Answer(text=c.text, model_class=model_class, model=model, confidence=judged.confidence)
         best = answer if r.best_answer is None or answer.confidence >= r.best_answer.confidence else r.best_answer
         if not should_escalate(judged, r.cascade_threshold):
-            return Outgoing(topics.name("outcomes"), self._completed(r, step, answer), cause=d)
+            done = [Outgoing(topics.name("outcomes"), self._completed(r, step, answer), cause=d)]
+            if r.shadow is not None and not r.cascade:  # after the outcome: the caller waits for nothing more
+                done.append(Outgoing(topics.routed(r.shadow.model_class.pool), shadow.shadow_copy(r, answer), cause=d))
+            return done
+        step = step.model_copy(update={"escalated": True})  # the cascade's verdict, for the router's learner
         if r.can_escalate:
-            return Outgoing(topics.name("escalations"), self._escalation(r, step, best, judged.reasons), cause=d)
+            return [Outgoing(topics.name("escalations"), self._escalation(r, step, best, judged.reasons), cause=d)]
         # Unsure, and no higher class may be tried: the most confident answer of the chain wins.
         reason = None if best is answer else f"{model} answered with lower confidence; earlier answer kept"
-        return Outgoing(topics.name("outcomes"), self._completed(r, step, best, reason), cause=d)
+        return [Outgoing(topics.name("outcomes"), self._completed(r, step, best, reason), cause=d)]
+
+    def _shadow_compared(self, d: Delivery[QueryRouted], call: CallResult) -> list[Outgoing]:
+        """A shadow copy: meter the call as shadow, compare the answers, publish the comparison (no outcome)."""
+        r = d.event
+        assert r.shadow_of is not None
+        topics, c = self.bus.topics, call.completion
+        model = r.decision.model
+        core_metrics.MODEL_CALLS.labels(self.settings.pool, model, "ok" if c else "error").inc()
+        cost = self._cost(model, c.input_tokens, c.output_tokens) if c else 0.0
+        compared = shadow.compare(r.shadow_of.answer, c.text, self.settings.shadow_similarity) if c else None
+        usage = self._usage(r, 1, c, call.error, cost=cost, latency_ms=call.elapsed_ms).model_copy(update={
+            "event_id": shadow.shadow_call_id(r.query_id), "shadow": True,
+            "shadow_agreed": compared.agreed if compared else None})
+        out = [Outgoing(topics.name("usage"), usage, cause=d)]
+        if compared is not None:
+            metrics.SHADOW_COMPARISONS.labels("agreed" if compared.agreed else "disagreed").inc()
+            out.append(Outgoing(topics.name("shadows"), ShadowCompared(
+                event_id=derived_id(r.query_id, "shadow-compared"), tenant_id=r.tenant_id, query_id=r.query_id,
+                route=RouteContext.of(r.request, r.decision), small_model=r.shadow_of.model, large_model=model,
+                agreed=compared.agreed, method=compared.method, similarity=compared.similarity, share=r.shadow_of.share),
+                cause=d))
+        return out
 
     def _after_failure(self, d: Delivery[QueryRouted], step: CascadeStep, error: str) -> Outgoing:
         """The backend stayed down: fall back to the next class up, else finish with the best answer or fail."""

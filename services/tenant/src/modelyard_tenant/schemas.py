@@ -62,7 +62,7 @@ class PolicyPatch(Strict):
     min_class: ModelClass | None = None
     max_class: ModelClass | None = None
     router_model: str | None = Field(default=None, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
-    shadow_share: float = Field(default=None, ge=0, le=1)
+    shadow_share: float = Field(default=None, ge=0, le=0.2)
 
 
 class TenantCreate(Strict):
