@@ -152,3 +152,13 @@ def test_the_shipped_helpdesk_model_is_what_its_recipe_trains_from_the_files_in_
     assert modelfile.data_digest(rows) == doc["training"]["data_digest"]
     model, _ = RECIPES["helpdesk"].fit(rows, seed=doc["training"]["seed"])
     assert modelfile.to_json(model)["heads"] == doc["heads"]
+
+
+def test_eval_router_folds_leave_excluded_groups_untouched(tmp_path):
+    data = mmlu_like(tmp_path / "d", subjects=("algebra", "history", "law", "physics", "chemistry"))
+    result, out = run("eval-router", "--data", str(data), "--folds", "2", "--exclude-groups", "law")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert out["excluded_groups"] == ["law"] and out["rows"] == 480
+    assert "law" not in {g for f in out["learned"]["per_fold"] for g in f["groups"]}
+    result, out = run("eval-router", "--data", str(data), "--exclude-groups", "nope")
+    assert result.exit_code == 2 and "nope" in out["error"]

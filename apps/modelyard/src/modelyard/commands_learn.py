@@ -70,6 +70,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         group_by: GroupBy = None,
         recipe: Recipe = "mmlu",
         folds: Annotated[int, typer.Option(min=2, help="Without --router-model: group k-fold of --recipe.")] = 5,
+        exclude_groups: Annotated[str | None, typer.Option(help="Group k-fold: groups left out entirely (a held-out "
+                                                           "set kept untouched): a,b,c or @file.")] = None,
         reference_only: Annotated[bool, typer.Option(help="Only the keyword router's APGR (the output of earlier "
                                                      "versions; MMLU folder).")] = False,
         strong_share: Annotated[float, typer.Option(min=0.01, max=0.99, help="--online: share sent to the large model.")] = 0.3,
@@ -96,7 +98,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             else:
                 if recipe not in learning.RECIPES:
                     raise ValueError(f"--recipe must be one of {', '.join(learning.RECIPES)}")
-                result = learning.evaluate_by_folds(paths, recipe=recipe, folds=folds, seed=seed, **columns)
+                result = learning.evaluate_by_folds(paths, recipe=recipe, folds=folds, seed=seed,
+                                                    exclude=learning.parse_groups(exclude_groups), **columns)
         except (ValueError, OSError) as exc:
             _fail(str(exc))
         _print_evaluation(result)

@@ -130,12 +130,16 @@ def evaluate_model(data: Sequence[str], model_path: Path, *, small_column: str, 
 
 
 def evaluate_by_folds(data: Sequence[str], *, recipe: str, folds: int, small_column: str, large_column: str,
-                      group_by: str | None, seed: int) -> dict:
-    """Group k-fold of a recipe: every group is scored by a model that never saw it."""
-    rows = read(data, small_column=small_column, large_column=large_column, group_by=group_by)
+                      group_by: str | None, seed: int, exclude: set[str] = frozenset()) -> dict:
+    """Group k-fold of a recipe: every group is scored by a model that never saw it (``exclude``: groups kept out)."""
+    rows, left_out = split_by_group(read(data, small_column=small_column, large_column=large_column, group_by=group_by),
+                                    exclude)
+    if exclude - {e.group for e in left_out}:
+        raise ValueError(f"excluded groups not in the data: {sorted(exclude - {e.group for e in left_out})}")
     return {
         "data": [*map(str, data)],
         "split": f"group {folds}-fold: each fold's groups scored by a model of the {recipe} recipe trained on the others",
+        "excluded_groups": sorted(exclude),
         "rows": len(rows),
         "groups": len({e.group for e in rows}),
         "learned": cross_validate(RECIPES[recipe], rows, folds=folds, seed=seed),
