@@ -54,6 +54,7 @@ def test_train_router_then_eval_router_on_the_groups_the_model_never_saw(tmp_pat
     assert out["learned"]["correctness"]["apgr"] == trained["metrics"]["held_out"]["correctness"]["apgr"]
     assert set(out["learned"]["correctness"]["savings_at_quality"]) == {"0.80", "0.90", "0.95"}
     assert {"keyword_score", "prompt_length", "random"} <= set(out["references"])
+    assert 0.3 < out["references"]["random"]["apgr_mean"] < 0.7 and out["references"]["random"]["apgr_stdev"] > 0
     assert "savings @80%" in result.stderr
 
     only_trained = tmp_path / "d" / "mmlu_algebra.csv"

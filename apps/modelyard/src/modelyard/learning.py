@@ -96,13 +96,17 @@ def references(rows: Sequence[Example], seed: int = 0, random_runs: int = 10) ->
         return {}
     keyword = [float(e.query.factors.get("heuristic_score", 0.0)) for e in labelled]
     length = [float(len(e.query.text)) for e in labelled]
-    randoms = [metrics.apgr([random.Random(seed + r).random() for _ in labelled], small, large) for r in range(random_runs)]
+    randoms = [metrics.apgr(_uniform(random.Random(seed + r), len(labelled)), small, large) for r in range(random_runs)]
     return {
         "keyword_score": metrics.report(keyword, small, large),
         "prompt_length": metrics.report(length, small, large),
         "random": {"apgr_mean": round(statistics.fmean(randoms), 4), "runs": random_runs,
                    "apgr_stdev": round(statistics.stdev(randoms), 4) if random_runs > 1 else 0.0},
     }
+
+
+def _uniform(rng: random.Random, n: int) -> list[float]:
+    return [rng.random() for _ in range(n)]
 
 
 def evaluate_model(data: Sequence[str], model_path: Path, *, small_column: str, large_column: str,
