@@ -98,7 +98,7 @@ def held_out_figures(model: RouterModel, rows: Sequence[Example], thresholds: di
     """What a model does on rows it was not trained on: APGR and savings where both models are labelled,
     the level report per preference (and per group at the balanced threshold) where levels are."""
     out: dict = {"rows": len(rows), "groups": sorted({e.group for e in rows})}
-    ranked = measure(model, [e for e in rows if e.level is None])
+    ranked = measure(model, rows)  # level-labelled rows rank too: complex/critical first is the small model failing
     if ranked:
         out["correctness"] = ranked
     levelled = [e for e in rows if e.level is not None]
