@@ -75,12 +75,13 @@ class Scorer:
         elif len(words) > max_words:
             words = words[:max_words]
         cache, get, mask = self._words, self.weights.get, self.mask
+        scale = 1.0 / math.sqrt(len(words)) if words else 0.0
         s = g = 0.0
-        # The k features that moved the small_ok margin most, kept as we go: a feature is compared with the
-        # smallest of them (``floor``) and only one that beats it is inserted. Words by their text (a word
-        # repeated counts once per occurrence), bigrams as "a b"; scaled by the length at the end.
+        # The k features that moved P(small fails) most, kept as we go: (|effect|, effect, name, quoted). A feature
+        # is compared with the smallest of them (``floor``) and only one that beats it is inserted; effects are on
+        # the logit of P(small fails) (minus the small_ok weight), words and bigrams scaled by the length.
         k = self._movers
-        top: list[tuple[float, float, str]] = []  # (|effect|, effect, word or bigram), largest first
+        top: list[tuple[float, float, str, bool]] = []
         floor = 0.0 if k else float("inf")
         prev = -1
         prev_word = ""
@@ -90,9 +91,9 @@ class Scorer:
             e = entry[0]
             s += e
             g += entry[1]
-            m = e if e > 0 else -e
+            m = (e if e > 0 else -e) * scale
             if m > floor:
-                top.append((m, e, word))
+                top.append((m, -e * scale, word, True))
                 if len(top) > k:
                     top.sort(reverse=True)
                     del top[k:]
@@ -104,39 +105,38 @@ class Scorer:
                         e = w[0]
                         s += e
                         g += w[1]
-                        m = e if e > 0 else -e
+                        m = (e if e > 0 else -e) * scale
                         if m > floor:
-                            top.append((m, e, prev_word + " " + word))
+                            top.append((m, -e * scale, prev_word + " " + word, True))
                             if len(top) > k:
                                 top.sort(reverse=True)
                                 del top[k:]
                                 floor = top[-1][0]
                 prev = entry[2]
                 prev_word = word
-        scale = 1.0 / math.sqrt(len(words)) if words else 0.0
         s *= scale
         g *= scale
-        top.sort(reverse=True)
-        movers = [(f"'{name}'", -e * scale) for _, e, name in top]
         tenant_shift = 0.0
-        named: list[tuple[float, str]] = []
+        tenant_name = "tenant " + query.tenant if query.tenant else None
+        names = self._names
         for name, v in self.featurizer.named(query).items():
-            index, readable = self._named(name)
-            w = get(index)
+            found = names.get(name) or self._named(name)
+            w = get(found[0])
             if w is not None:
-                s += w[0] * v
+                e = w[0] * v
+                s += e
                 g += w[1] * v
-                if w[0]:
-                    named.append((-w[0] * v, readable))
-                    if name.startswith("tenant "):
-                        tenant_shift = -w[0] * v
-        if named:
-            movers += [(readable, effect) for effect, readable in named]
-            movers.sort(key=_magnitude, reverse=True)
-            del movers[k:]
+                if e:
+                    if name == tenant_name:
+                        tenant_shift = -e
+                    m = e if e > 0 else -e
+                    if m > floor:
+                        top.append((m, -e, found[1], False))
+                        if len(top) > k:
+                            top.sort(reverse=True)
+                            del top[k:]
+                            floor = top[-1][0]
+        top.sort(reverse=True)
+        movers = [(f"'{name}'" if quoted else name, effect) for _, effect, name, quoted in top]
         b = self._bias
         return Scored(Estimate(sigmoid(s + b[0]), sigmoid(g + b[1])), movers, tenant_shift)
-
-
-def _magnitude(item: tuple[str, float]) -> float:
-    return abs(item[1])
