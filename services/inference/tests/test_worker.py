@@ -107,7 +107,7 @@ async def test_an_unsure_small_model_answer_escalates_with_its_answer_and_reason
     assert len(usage) == 1 and usage[0].error is None
     esc = decided[0].event
     assert isinstance(esc, QueryEscalated) and decided[0].topic == "queries.escalations"
-    assert esc.cascade[0].confidence < 0.6 and any("uncertainty" in r for r in esc.reasons)
+    assert esc.cascade[0].confidence < 0.6 and any(r.startswith("hedging:") for r in esc.reasons)
     assert esc.best_answer is not None and esc.best_answer.model == "gpt-4o-mini"
 
 
