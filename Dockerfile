@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # One image for every modelyard process; the first argument picks the role:
-#   docker run modelyard tenant | router | metering | inference --pool slm|llm | simulator
+#   docker run modelyard tenant | router | metering | inference --pool slm|llm | ingress | dashboard | simulator
 # Build stage: uv installs the locked workspace (no dev group) into /app/.venv as regular wheels,
 # so the runtime stage needs the virtual environment only, not the sources or uv.
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -33,7 +33,7 @@ ENV PATH=/app/.venv/bin:$PATH \
     MODELYARD_LOG_FORMAT=json
 WORKDIR /app
 USER 10001:10001
-# tenant API, ingress (planned), simulator, and /healthz /readyz /metrics of the consumers.
-EXPOSE 8080 8081 8090 9100
+# tenant API, ingress, dashboard, simulator, and /healthz /readyz /metrics of the consumers.
+EXPOSE 8080 8081 8082 8090 9100
 ENTRYPOINT ["modelyard"]
 CMD ["--help"]

@@ -12,8 +12,8 @@ VENV := $(CURDIR)/.venv
 MODELYARD := $(VENV)/bin/modelyard
 LOCAL := $(CURDIR)/deploy/local
 
-# `make up` / `make demo` stack: default ports, data in .run/dev.
-DEV_ENV := MODELYARD_RUN_DIR=$(CURDIR)/.run/dev
+# `make up` / `make demo` stack: default ports (each one a MODELYARD_*_PORT variable), data in .run/dev.
+DEV_ENV := MODELYARD_RUN_DIR=$${MODELYARD_RUN_DIR:-$(CURDIR)/.run/dev}
 # What a client on this machine (the demo, the benchmarks) needs to reach that stack.
 CLIENT_ENV := MODELYARD_KAFKA__BOOTSTRAP_SERVERS=$${MODELYARD_KAFKA__BOOTSTRAP_SERVERS:-127.0.0.1:$${MODELYARD_KAFKA_PORT:-9092}} \
 	MODELYARD_MONGO__URL=$${MODELYARD_MONGO__URL:-mongodb://127.0.0.1:$${MODELYARD_MONGO_PORT:-27017}} \
@@ -32,7 +32,7 @@ PYTEST_ARGS ?=
 CACHE_DIR := $(or $(MODELYARD_CACHE_DIR),$(CURDIR)/.cache)
 KUSTOMIZE_MODULE := sigs.k8s.io/kustomize/kustomize/v5@v5.5.0
 
-.PHONY: help install infra-up infra-down up down status demo test test-unit bench schemas schemas-check k8s-check k8s-renderer clean
+.PHONY: help install infra-up infra-down up down status demo test test-unit bench screenshots schemas schemas-check k8s-check k8s-renderer clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -62,13 +62,14 @@ else
 endif
 	@echo
 	@echo "modelyard is up:"
+	@echo "  dashboard       http://127.0.0.1:$${MODELYARD_DASHBOARD_PORT:-8082}  (sign in with the admin token: $${MODELYARD_ADMIN_TOKEN:-dev-admin-token})"
 	@echo "  tenant API      http://127.0.0.1:$${MODELYARD_API_PORT:-8080}  (docs: /docs; admin token: \$$MODELYARD_ADMIN_TOKEN, dev default 'dev-admin-token')"
 	@echo "  OpenAI-compatible endpoint http://127.0.0.1:$${MODELYARD_INGRESS_PORT:-8081}/v1  (api_key: a tenant API key)"
 	@echo "  model simulator http://127.0.0.1:$${MODELYARD_SIMULATOR_PORT:-8090}/v1"
 	@echo "  Kafka           127.0.0.1:$${MODELYARD_KAFKA_PORT:-9092}"
 	@echo "  MongoDB (FerretDB) mongodb://127.0.0.1:$${MODELYARD_MONGO_PORT:-27017}"
-	@echo "  ops endpoints   router :9101, inference-slm :9102, inference-llm :9103, metering :9104 (/healthz /readyz /metrics)"
-	@echo "  logs            .run/dev/logs/;  stop with: make down"
+	@o=$${MODELYARD_OPS_PORT_BASE:-9101}; echo "  ops endpoints   router :$$o, inference-slm :$$((o+1)), inference-llm :$$((o+2)), metering :$$((o+3)) (/healthz /readyz /metrics)"
+	@echo "  logs            $${MODELYARD_RUN_DIR:-.run/dev}/logs/;  stop with: make down"
 
 down: ## Stop everything `make up` started
 ifeq ($(STACK),docker)
@@ -87,6 +88,7 @@ demo: ## Start the stack, run the helpdesk demo stream, print the savings table,
 	$(MAKE) --no-print-directory down >/dev/null 2>&1 || true; exit $$rc
 
 test: install k8s-renderer ## Start Kafka and FerretDB on test ports, run the whole test suite, stop them
+	@$(LOCAL)/chromium.sh ensure >/dev/null || echo "no Chromium: the dashboard's browser test will be skipped"
 	@rc=0; { $(TEST_ENV) $(LOCAL)/kafka.sh start && $(TEST_ENV) $(LOCAL)/ferretdb.sh start; } || rc=$$?; \
 	if [ $$rc -eq 0 ]; then MODELYARD_TEST_KAFKA=127.0.0.1:$(TEST_KAFKA_PORT) MODELYARD_TEST_MONGO_URL=mongodb://127.0.0.1:$(TEST_MONGO_PORT) \
 		MODELYARD_TEST_KAFKA_RESTART="$(TEST_ENV) $(LOCAL)/kafka.sh stop && $(TEST_ENV) $(LOCAL)/kafka.sh start" \
@@ -99,6 +101,13 @@ test-unit: install k8s-renderer ## Only the tests that need no servers (a test t
 
 bench: install ## Run the benchmarks against a running stack (`make up` first)
 	$(CLIENT_ENV) $(MODELYARD) bench all
+
+# 2,700 demo queries give the basic-tier tenant 900 of its 1,000 API calls a day: a quota warning to show.
+screenshots: install ## Run the demo against `make up`, then screenshot the dashboard into docs/
+	@$(LOCAL)/chromium.sh ensure >/dev/null
+	$(CLIENT_ENV) $(MODELYARD) demo --queries 2700
+	$(MODELYARD) screenshots --url http://127.0.0.1:$${MODELYARD_DASHBOARD_PORT:-8082} \
+		--token "$${MODELYARD_ADMIN_TOKEN:-dev-admin-token}" --out docs
 
 schemas: install ## Regenerate JSON Schemas, AsyncAPI documents and examples in schemas/
 	$(MODELYARD) schemas generate

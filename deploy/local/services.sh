@@ -2,8 +2,9 @@
 # Start or stop every modelyard service as a background process (the `make up` stack without Docker).
 #   services.sh start | stop | status
 # Ports: tenant API $MODELYARD_API_PORT (8080), OpenAI-compatible ingress $MODELYARD_INGRESS_PORT (8081),
-# simulator $MODELYARD_SIMULATOR_PORT (8090),
-# ops endpoints (/healthz /readyz /metrics) of router 9101, inference-slm 9102, inference-llm 9103, metering 9104.
+# dashboard $MODELYARD_DASHBOARD_PORT (8082), simulator $MODELYARD_SIMULATOR_PORT (8090),
+# ops endpoints (/healthz /readyz /metrics) of router, inference-slm, inference-llm and metering on
+# $MODELYARD_OPS_PORT_BASE (9101) and the three ports after it.
 source "$(dirname "$0")/common.sh"
 
 MODELYARD=$REPO_ROOT/.venv/bin/modelyard
@@ -12,6 +13,8 @@ PIDS=$RUN_DIR/pids
 API_PORT=${MODELYARD_API_PORT:-8080}
 SIM_PORT=${MODELYARD_SIMULATOR_PORT:-8090}
 INGRESS_PORT=${MODELYARD_INGRESS_PORT:-8081}
+DASHBOARD_PORT=${MODELYARD_DASHBOARD_PORT:-8082}
+OPS=${MODELYARD_OPS_PORT_BASE:-9101}
 export MODELYARD_KAFKA__BOOTSTRAP_SERVERS=${MODELYARD_KAFKA__BOOTSTRAP_SERVERS:-127.0.0.1:${MODELYARD_KAFKA_PORT:-9092}}
 export MODELYARD_MONGO__URL=${MODELYARD_MONGO__URL:-mongodb://127.0.0.1:${MODELYARD_MONGO_PORT:-27017}}
 export MODELYARD_BACKEND_BASE_URL=${MODELYARD_BACKEND_BASE_URL:-http://127.0.0.1:$SIM_PORT/v1}
@@ -20,19 +23,31 @@ export MODELYARD_LOG_FORMAT=${MODELYARD_LOG_FORMAT:-json}
 # name | command | readiness URL | extra environment
 SERVICES=(
   "simulator|simulator|http://127.0.0.1:$SIM_PORT/v1/models|MODELYARD_SIMULATOR_PORT=$SIM_PORT"
-  "router|router|http://127.0.0.1:9101/readyz|MODELYARD_OPS_PORT=9101"
-  "inference-slm|inference --pool slm|http://127.0.0.1:9102/readyz|MODELYARD_OPS_PORT=9102"
-  "inference-llm|inference --pool llm|http://127.0.0.1:9103/readyz|MODELYARD_OPS_PORT=9103"
-  "metering|metering|http://127.0.0.1:9104/readyz|MODELYARD_OPS_PORT=9104"
+  "router|router|http://127.0.0.1:$OPS/readyz|MODELYARD_OPS_PORT=$OPS"
+  "inference-slm|inference --pool slm|http://127.0.0.1:$((OPS + 1))/readyz|MODELYARD_OPS_PORT=$((OPS + 1))"
+  "inference-llm|inference --pool llm|http://127.0.0.1:$((OPS + 2))/readyz|MODELYARD_OPS_PORT=$((OPS + 2))"
+  "metering|metering|http://127.0.0.1:$((OPS + 3))/readyz|MODELYARD_OPS_PORT=$((OPS + 3))"
   "tenant|tenant|http://127.0.0.1:$API_PORT/readyz|MODELYARD_API_PORT=$API_PORT"
   "ingress|ingress|http://127.0.0.1:$INGRESS_PORT/readyz|MODELYARD_INGRESS_PORT=$INGRESS_PORT"
+  "dashboard|dashboard|http://127.0.0.1:$DASHBOARD_PORT/readyz|MODELYARD_DASHBOARD_PORT=$DASHBOARD_PORT MODELYARD_DASHBOARD_API_URL=http://127.0.0.1:$API_PORT"
 )
 
 ready() { curl -fsS -m 2 "$1" >/dev/null 2>&1; }
 
+# The dashboard's session key: one per run folder, so sign-ins survive a restart of the dashboard.
+dashboard_session_key() {
+  local file=$RUN_DIR/dashboard-session.key
+  if [[ ! -s $file ]]; then
+    (umask 077; "$REPO_ROOT/.venv/bin/python" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())' > "$file")
+  fi
+  cat "$file"
+}
+
 start() {
   [[ -x $MODELYARD ]] || die "$MODELYARD is missing: run 'make install' first"
   mkdir -p "$LOGS" "$PIDS"
+  MODELYARD_DASHBOARD_SESSION_KEY=${MODELYARD_DASHBOARD_SESSION_KEY:-$(dashboard_session_key)}
+  export MODELYARD_DASHBOARD_SESSION_KEY
   local entry name cmd url envs
   for entry in "${SERVICES[@]}"; do
     IFS='|' read -r name cmd url envs <<<"$entry"

@@ -68,7 +68,7 @@ async def test_export_delete_import_round_trip(new_tenant, client, admin, mongo_
     assert (await client.get(t.path("/routing-stats"), headers=new_headers)).json() == stats_before
     # The re-imported tenant works as before: quotas see the imported documents.
     quotas = {q["limit"]: q["current"] for q in (await client.get(t.path("/quotas"), headers=new_headers)).json()["quotas"]}
-    assert quotas == {"agents": 1, "tickets_per_month": 1, "storage_mb": 5000 + len("restart")}
+    assert quotas == {"agents": 1, "tickets_per_month": 1, "storage_mb": 5000 + len("restart"), "api_calls_per_day": 7}
 
 
 async def test_import_refuses_an_existing_tenant_and_non_admins(new_tenant, client, admin):

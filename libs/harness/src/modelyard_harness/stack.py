@@ -26,6 +26,15 @@ from .processes import Process, free_port
 ADMIN = {"Authorization": "Bearer dev-admin-token"}
 
 
+#: The variable that sets a command's HTTP port; every other command serves its ops endpoints on MODELYARD_OPS_PORT.
+PORT_VARIABLES = {
+    "tenant": "MODELYARD_API_PORT",
+    "simulator": "MODELYARD_SIMULATOR_PORT",
+    "ingress": "MODELYARD_INGRESS_PORT",
+    "dashboard": "MODELYARD_DASHBOARD_PORT",
+}
+
+
 def unique_prefix(name: str) -> str:
     """A topic prefix no other run uses: ``t<8 hex>-<name>.``."""
     return f"t{uuid.uuid4().hex[:8]}-{name}."
@@ -67,14 +76,7 @@ class Stack:
 
     def add(self, name: str, args: list[str], ready_path: str, **env: str) -> Process:
         port = free_port()
-        if args[0] == "tenant":
-            env.setdefault("MODELYARD_API_PORT", str(port))
-        elif args[0] == "simulator":
-            env.setdefault("MODELYARD_SIMULATOR_PORT", str(port))
-        elif args[0] == "ingress":
-            env.setdefault("MODELYARD_INGRESS_PORT", str(port))
-        else:
-            env.setdefault("MODELYARD_OPS_PORT", str(port))
+        env.setdefault(PORT_VARIABLES.get(args[0], "MODELYARD_OPS_PORT"), str(port))
         proc = Process(name, args, self.env(**env), f"http://127.0.0.1:{port}{ready_path}", self.log_dir / f"{name}.log")
         self.processes[name] = proc
         return proc

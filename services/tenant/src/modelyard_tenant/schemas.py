@@ -144,6 +144,8 @@ class QuotaLine(BaseModel):
     current: int
     allowed: int
     unit: str
+    period: str | None = Field(default=None, description="What a counted limit counts over: the UTC day (YYYY-MM-DD) "
+                               "or month (YYYY-MM); none for a level (agents, storage).")
 
 
 class QuotasOut(BaseModel):
@@ -302,6 +304,12 @@ class TokenOut(BaseModel):
     expires_in: int
     tenant_id: str
     role: str
+
+
+class WhoAmI(BaseModel):
+    role: str
+    tenant_id: str | None = Field(description="None for the platform administrator.")
+    via: Literal["admin_token", "api_key", "jwt"]
 
 
 # --------------------------------------------------------------------------------------------------

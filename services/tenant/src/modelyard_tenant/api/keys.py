@@ -7,7 +7,7 @@ from modelyard_tenancy import Role, issue_jwt
 
 from ..errors import Forbidden
 from ..permissions import Action
-from ..schemas import KeyCreate, KeyCreated, KeyOut, Page, TokenOut
+from ..schemas import KeyCreate, KeyCreated, KeyOut, Page, TokenOut, WhoAmI
 from .deps import Caller, Paging, ResourceId, Service, TenantAccess, paging, tenant_access
 from .views import key_view
 
@@ -42,3 +42,9 @@ async def token(principal: Caller, request: Request) -> TokenOut:
     settings = request.app.state.settings
     jwt_token = issue_jwt(principal, secret=settings.jwt_secret, ttl_s=settings.jwt_ttl_s)
     return TokenOut(access_token=jwt_token, expires_in=settings.jwt_ttl_s, tenant_id=principal.tenant_id or "", role=principal.role.value)
+
+
+@router.get("/v1/auth/whoami")
+async def whoami(principal: Caller) -> WhoAmI:
+    """The caller's role and tenant (none for the platform administrator): what a token may see."""
+    return WhoAmI(role=principal.role.value, tenant_id=principal.tenant_id, via=principal.via)

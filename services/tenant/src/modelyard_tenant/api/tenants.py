@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 from modelyard_events import TenantStatus, Tier
+from modelyard_usage import read
 
 from ..errors import Forbidden, NotFound
 from ..permissions import Action
@@ -71,14 +72,22 @@ async def delete_tenant(tenant_id: TenantId, principal: Caller, service: Service
 
 @router.get("/{tenant_id}/quotas")
 async def get_quotas(access: Annotated[TenantAccess, Depends(tenant_access(Action.READ))], service: Service) -> QuotasOut:
-    """Current use of every limit the tenant service enforces."""
-    usage = await service.resource_usage(service.data(access.tenant_id))
+    """Current use of every limit of the tier: the three the tenant service enforces, and today's API
+    calls as metered (the router admits against the same limit; metering alerts at 80% and 100%)."""
+    now = utcnow()
+    usage = await service.resource_usage(service.data(access.tenant_id), now)
     tier = Tier(access.tenant["subscription_tier"])
+    month = month_start(now).strftime("%Y-%m")
     lines = [
-        QuotaLine(limit=limit, current=usage.amount(limit), allowed=capacity(tier, limit), unit="bytes" if limit == "storage_mb" else "count")
+        QuotaLine(limit=limit, current=usage.amount(limit), allowed=capacity(tier, limit), unit="bytes" if limit == "storage_mb" else "count",
+                  period=month if limit == "tickets_per_month" else None)
         for limit in ENFORCED
     ]
-    return QuotasOut(tenant_id=access.tenant_id, subscription_tier=tier, period=month_start(utcnow()).strftime("%Y-%m"), quotas=lines)
+    today = now.date()
+    metered = await read.routing_stats(service.db, access.tenant_id, today, today)
+    lines.append(QuotaLine(limit="api_calls_per_day", current=metered["queries"], allowed=capacity(tier, "api_calls_per_day"),
+                           unit="count", period=today.isoformat()))
+    return QuotasOut(tenant_id=access.tenant_id, subscription_tier=tier, period=month, quotas=lines)
 
 
 @router.get("/{tenant_id}/export")
