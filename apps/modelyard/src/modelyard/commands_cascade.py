@@ -27,12 +27,23 @@ SmallModel = Annotated[str, typer.Option(help="CSV: the model whose answers are 
 LargeModel = Annotated[str, typer.Option(help="CSV: the model an escalation calls; '' for none (no cost figures).")]
 CorrectColumn = Annotated[str | None, typer.Option(help="CSV: the true/false column; default: the small model's.")]
 ResponseColumn = Annotated[str | None, typer.Option(help="CSV: the answer column; default: '<small model>_response'.")]
+LargeResponseColumn = Annotated[str | None, typer.Option(help="CSV: the large model's answers; default: '<large model>_response'.")]
 
 
 def _csv(prompt_column: str, small_model: str, large_model: str, correct_column: str | None,
-         response_column: str | None) -> dict[str, Any]:
+         response_column: str | None, large_response_column: str | None) -> dict[str, Any]:
     return {"prompt_column": prompt_column, "small_model": small_model, "large_model": large_model or None,
-            "correct_column": correct_column, "response_column": response_column}
+            "correct_column": correct_column, "response_column": response_column,
+            "large_response_column": large_response_column}
+
+
+def _command_line(name: str, files: list[Path], **options: Any) -> str:
+    """How the command was called (for a model file's provenance), its options in a fixed order."""
+    words = ["modelyard", name, "--data", *(str(f) for f in files)]
+    for key, value in options.items():
+        if value is not None:
+            words += [f"--{key.replace('_', '-')}", str(value)]
+    return shlex.join(words)
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -75,16 +86,20 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                                                 "cross-validated cost stays within this share of large-only (0: don't).")] = 0.50,
         prompt_column: PromptColumn = "prompt", small_model: SmallModel = SMALL_MODEL, large_model: LargeModel = LARGE_MODEL,
         correct_column: CorrectColumn = None, response_column: ResponseColumn = None,
+        large_response_column: LargeResponseColumn = None,
     ) -> None:
         """Learn the answer scorer (P(answer wrong)) from labelled answers; print a JSON summary (CV AUROC, calibration)."""
         from .cascade.data import load_examples
         from .cascade.train import train_model
 
-        options = _csv(prompt_column, small_model, large_model, correct_column, response_column)
+        options = _csv(prompt_column, small_model, large_model, correct_column, response_column, large_response_column)
+        files = [*data, *(more or [])]
+        command = _command_line("train-scorer", files, out=out, split=split, part=part if split else None, c=c,
+                                max_cost=max_cost, **options)
         try:
-            examples, folds, provenance = load_examples([*data, *(more or [])], split=split, part=part, **options)
+            examples, folds, provenance = load_examples(files, split=split, part=part, **options)
             model, summary = train_model(examples, folds=folds, c=c, max_cost=max_cost or None, provenance=provenance,
-                                         command=shlex.join(["modelyard", *sys.argv[1:]]))
+                                         command=command)
         except ValueError as exc:
             raise _fail(exc) from None
         out.write_text(json.dumps(model, indent=1) + "\n", encoding="utf-8")
@@ -102,13 +117,14 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         timeout_s: Annotated[float, typer.Option(help="Pipeline mode: how long to wait for every outcome.")] = 300.0,
         prompt_column: PromptColumn = "prompt", small_model: SmallModel = SMALL_MODEL, large_model: LargeModel = LARGE_MODEL,
         correct_column: CorrectColumn = None, response_column: ResponseColumn = None,
+        large_response_column: LargeResponseColumn = None,
     ) -> None:
         """Quality and cost per tenant policy (cost, balanced, quality) on labelled answers, against the large model
         alone: through the running pipeline (the simulator replaying the recorded answers), or --offline."""
         from .cascade.data import load_examples
         from .cascade.report import every_nth, print_table
 
-        options = _csv(prompt_column, small_model, large_model, correct_column, response_column)
+        options = _csv(prompt_column, small_model, large_model, correct_column, response_column, large_response_column)
         try:
             examples, _, provenance = load_examples([data], split=split, part=part, **options)
         except ValueError as exc:

@@ -65,16 +65,18 @@ def read_csv(
     large_model: str | None = LARGE_MODEL,
     correct_column: str | None = None,
     response_column: str | None = None,
+    large_response_column: str | None = None,
 ) -> list[Example]:
     """Rows of a recorded-answer CSV; the correctness and response columns default to the model's."""
     correct_column = correct_column or small_model
     response_column = response_column or f"{small_model}_response"
+    large_response_column = large_response_column or f"{large_model}_response"
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         columns = reader.fieldnames or []
         needed = [prompt_column, correct_column, response_column]
         if large_model:
-            needed += [large_model, f"{large_model}_response"]
+            needed += [large_model, large_response_column]
         if missing := [c for c in needed if c not in columns]:
             raise ValueError(f"{path}: no column {missing[0]!r} (columns: {', '.join(columns)})")
         examples = []
@@ -88,7 +90,7 @@ def read_csv(
                     source=Path(path).name,
                     row=row,
                     large_correct=_flag(record[large_model], f"{where}, column {large_model!r}") if large_model else None,
-                    large_response=record[f"{large_model}_response"] if large_model else None,
+                    large_response=record[large_response_column] if large_model else None,
                 )
             )
     return examples

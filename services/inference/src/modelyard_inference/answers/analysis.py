@@ -27,6 +27,8 @@ _MATH_ASK = re.compile(
     r"|\bcalculate\b|\bcompute\b|\bhow much\b|\bfind the (?:total|sum|number|value|cost)\b",
     re.IGNORECASE,
 )
+#: "What was the original price ...?", "What's the distance ...?": a what/how question
+_QUANTITY_QUESTION = re.compile(r"\b(?:what|how)(?:'s)?\b[^.?!]*\?", re.IGNORECASE)
 _COUNT_ASK = re.compile(r"\bhow many (?:more |fewer |less |total |in total |)?(?P<noun>[a-z]+)", re.IGNORECASE)
 #: "how many hours/dollars/..." may be fractional; other nouns after "how many" are counted things
 _MEASURE_NOUNS = frozenset(
@@ -170,7 +172,8 @@ def reasoning_question(query: str) -> bool:
     multiple choice, or a word problem (two quantities or more and a quantity asked for)."""
     if len(_CHOICE_LINE.findall(query)) >= 2:
         return True
-    return _stated_quantities(query, numbers.numbers(query)) >= 2 and bool(_MATH_ASK.search(query))
+    asks = _MATH_ASK.search(query) or _QUANTITY_QUESTION.search(query)
+    return bool(asks) and _stated_quantities(query, numbers.numbers(query)) >= 2
 
 
 def _derived(value: float, known: set[float]) -> bool:
