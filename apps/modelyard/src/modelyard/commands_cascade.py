@@ -51,6 +51,13 @@ def _fail(exc: Exception) -> typer.Exit:
     return typer.Exit(2)
 
 
+def trained_on(scorer: Path | None, sha256: str) -> bool:
+    """Whether the scorer's model file says it was trained on a file with this digest (figures are then in-sample)."""
+    from modelyard_inference.answers import load_model
+
+    return any(d.get("sha256") == sha256 for d in load_model(scorer).data.get("training", {}).get("data", []))
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     @app.command("cascade-score")
     def cascade_score(
@@ -132,7 +139,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         if any(e.large_response is None for e in examples):
             raise _fail(ValueError("eval-cascade needs the large model's answers (--large-model) to price an escalation"))
         examples = every_nth(examples, sample)
-        source = {"data": provenance, "questions": len(examples), "of": provenance[0]["rows"]}
+        source = {"data": provenance, "questions": len(examples), "of": provenance[0]["rows"],
+                  "scorer_trained_on_this_file": trained_on(scorer, provenance[0]["sha256"])}
         if offline:
             from modelyard_inference.answers import load_model
 

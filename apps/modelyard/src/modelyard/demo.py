@@ -14,6 +14,7 @@ import random
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -117,7 +118,6 @@ async def create_tenants(api_url: str, admin_token: str, run: str) -> list[DemoT
 async def run_demo(*, api_url: str, queries: int, timeout_s: float) -> int:
     console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 130)
     settings = Settings()
-    topics = settings.topics
     run = datetime.now(UTC).strftime("%H%M%S")
     admin_token = os.environ.get("MODELYARD_ADMIN_TOKEN", "dev-admin-token")
     rng = random.Random(42)
@@ -126,6 +126,20 @@ async def run_demo(*, api_url: str, queries: int, timeout_s: float) -> int:
     console.print(f"created {len(tenants)} tenants: " + ", ".join(f"{t.name} ({t.industry}, {t.tier})" for t in tenants))
     stream = make_queries(tenants, queries, rng)
 
+    outcomes, elapsed = await publish_and_collect(settings, stream, timeout_s, console)
+    missing = len(stream) - len(outcomes)
+    if missing:
+        console.print(f"[red]{missing} queries got no outcome within {timeout_s:.0f}s[/red]")
+
+    usage = await wait_for_metering(settings, tenants, outcomes, console)
+    return report(console, tenants, stream, outcomes, usage, elapsed, missing)
+
+
+async def publish_and_collect(settings: Settings, stream: list[QuerySubmitted], timeout_s: float,
+                              console: Console) -> tuple[dict[str, QueryOutcome], float]:
+    """Publish ``stream`` to ``queries.submitted`` as an upstream system would and collect each query's outcome
+    (listening from before the first query is sent); the outcomes by query id and the seconds it took."""
+    topics = settings.topics
     outcomes: dict[str, QueryOutcome] = {}
     consumer = make_consumer(settings.kafka, group_id=None, enable_auto_commit=False, auto_offset_reset="latest")
     producer = make_producer(settings.kafka, enable_idempotence=True, linger_ms=5)
@@ -161,20 +175,13 @@ async def run_demo(*, api_url: str, queries: int, timeout_s: float) -> int:
                         if o.query_id in wanted:
                             outcomes[o.query_id] = o
                 progress.update(bar, completed=len(outcomes))
-        elapsed = time.monotonic() - started
+        return outcomes, time.monotonic() - started
     finally:
         await producer.stop()
         await consumer.stop()
 
-    missing = len(stream) - len(outcomes)
-    if missing:
-        console.print(f"[red]{missing} queries got no outcome within {timeout_s:.0f}s[/red]")
 
-    usage = await wait_for_metering(settings, tenants, outcomes, console)
-    return report(console, tenants, stream, outcomes, usage, elapsed, missing)
-
-
-async def wait_for_metering(settings: Settings, tenants: list[DemoTenant], outcomes: dict[str, QueryOutcome],
+async def wait_for_metering(settings: Settings, tenants: Sequence[DemoTenant], outcomes: dict[str, QueryOutcome],
                             console: Console, timeout_s: float = 60.0) -> dict[str, dict]:
     """Wait until metering has folded every model call the outcomes report, then read its figures."""
     from modelyard_usage.read import routing_stats

@@ -45,6 +45,18 @@ from .settings import InferenceSettings
 log = logging.getLogger(__name__)
 
 
+def preferred(answer: Answer, hard: bool, earlier: Answer | None) -> Answer:
+    """The answer a query keeps if nothing better comes: a larger model's answer replaces a smaller one's unsure
+    answer, unless it failed a hard verifier (empty, refused, cut off, wrong arithmetic ...); then the surer of the
+    two. Confidences are not compared otherwise: the scorer is trained on small-model answers, so its confidence
+    in a larger model's answer is not on the same scale (on the recorded GSM8K answers, keeping the more
+    confident answer kept the small one on a quarter of the escalated questions at the neutral threshold and
+    cost 0.016 of quality; docs/benchmarks.md)."""
+    if earlier is None or (not hard and answer.model_class != earlier.model_class):
+        return answer
+    return answer if answer.confidence >= earlier.confidence else earlier
+
+
 def call_event_id(query_id: str, step: int) -> str:
     # One id per (query, cascade step): a redelivered step is metered once, however often it runs.
     return derived_id(query_id, "call", str(step))
@@ -204,13 +216,13 @@ class Worker:
         model, model_class = r.decision.model, r.decision.model_class
         text = c.samples[judged.chosen].text
         answer = Answer(text=text, model_class=model_class, model=model, confidence=judged.score.confidence)
-        best = answer if r.best_answer is None or answer.confidence >= r.best_answer.confidence else r.best_answer
+        best = preferred(answer, judged.score.hard, r.best_answer)
         if not judged.score.escalate(r.cascade_threshold):
             return Outgoing(topics.name("outcomes"), self._completed(r, step, answer), cause=d)
         if r.can_escalate:
             return Outgoing(topics.name("escalations"), self._escalation(r, step, best, judged.score.reasons), cause=d)
-        # Unsure, and no higher class may be tried: the most confident answer of the chain wins.
-        reason = None if best is answer else f"{model} answered with lower confidence; earlier answer kept"
+        # Unsure, and no higher class may be tried: this answer, unless it failed a verifier and an earlier one is surer.
+        reason = None if best is answer else f"{model}'s answer failed a verifier; earlier answer kept"
         return Outgoing(topics.name("outcomes"), self._completed(r, step, best, reason), cause=d)
 
     def _after_failure(self, d: Delivery[QueryRouted], step: CascadeStep, error: str) -> Outgoing:

@@ -6,9 +6,9 @@
 1. the router's ``decide`` for a basic-tier tenant with that preference: a question routed to the LLM pays
    only the large call and gets the large answer;
 2. otherwise the small answer is judged; kept when it passes the policy's threshold;
-3. an escalated question pays both calls; the large answer is judged too and, as the worker does at the
-   top of a chain, the more confident of the two answers is kept when the large one is below the threshold
-   as well (a basic-tier tenant may not go above the LLM).
+3. an escalated question pays both calls and keeps the large answer, unless (as the worker decides at the top
+   of a chain: a basic-tier tenant may not go above the LLM) the large answer failed a hard verifier and the
+   small one is surer.
 
 Cost follows the data README's rule (``evaluate.cascade``); quality is accuracy over large-only accuracy.
 """
@@ -146,15 +146,34 @@ def routed_to_large(examples: Sequence[Example], tenant: TenantSnapshot) -> list
     return [decide(QueryRequest(text=e.query), tenant, pricing).model_class is not ModelClass.SLM for e in examples]
 
 
-def policy_outcome(examples: Sequence[Example], verdicts: Verdicts, direct: Sequence[bool], threshold: float) -> Outcome:
-    escalate = [v.score.escalate(threshold) for v in verdicts.small]
-    # at the top of the chain the worker keeps the more confident answer when the large one is unsure too
+@dataclass(frozen=True, slots=True)
+class Decisions:
+    """What the pipeline does with each question for one tenant: straight to the LLM, escalated, and (when
+    escalated) whether the small answer was kept at the top of the chain."""
+
+    threshold: float
+    direct: list[bool]
+    escalate: list[bool]
+    kept_small: list[bool]
+
+    def per_question(self) -> list[tuple[bool, bool, bool]]:
+        return list(zip(self.direct, self.escalate, self.kept_small, strict=True))
+
+    def outcome(self, examples: Sequence[Example]) -> Outcome:
+        return cascade(examples, self.escalate, self.direct, self.kept_small)
+
+
+def decisions(examples: Sequence[Example], verdicts: Verdicts, preference: RoutingPreference) -> Decisions:
+    tenant = policy_tenant(preference)
+    threshold = tenant.policy.cascade_threshold
+    direct = routed_to_large(examples, tenant)
+    escalate = [not d and v.score.escalate(threshold) for d, v in zip(direct, verdicts.small, strict=True)]
+    # at the top of the chain the worker keeps the large answer unless it failed a verifier and the small one is surer
     kept_small = [
-        up and verdicts.large[i].score.escalate(threshold)
-        and verdicts.small[i].score.confidence > verdicts.large[i].score.confidence
+        up and verdicts.large[i].score.hard and verdicts.small[i].score.confidence > verdicts.large[i].score.confidence
         for i, up in enumerate(escalate)
     ]
-    return cascade(examples, escalate, direct, kept_small)
+    return Decisions(threshold, direct, escalate, kept_small)
 
 
 def evaluate(examples: Sequence[Example], model: Model,
@@ -164,10 +183,8 @@ def evaluate(examples: Sequence[Example], model: Model,
     wrong = [not e.correct for e in examples]
     rows = {}
     for preference in policies:
-        tenant = policy_tenant(preference)
-        threshold = tenant.policy.cascade_threshold
-        rows[preference.value] = {"threshold": threshold,
-                                  **policy_outcome(examples, verdicts, routed_to_large(examples, tenant), threshold).as_dict()}
+        decided = decisions(examples, verdicts, preference)
+        rows[preference.value] = {"threshold": decided.threshold, **decided.outcome(examples).as_dict()}
     return {
         "questions": len(examples),
         "policies": rows,

@@ -41,5 +41,8 @@ def print_table(result: dict[str, Any]) -> None:
     if pipeline:
         print("metered cost: the tenant's metered USD over metering's all-LLM counterfactual (the same calls' tokens at "
               "the standard LLM's price)")
+    if result.get("scorer_trained_on_this_file"):
+        print("in-sample: the scorer was trained on this file; the held-out estimate is in docs/benchmarks.md "
+              "(issue 17)")
     if not result.get("ok", True):
         print(f"INCOMPLETE: {result.get('problem')}")
