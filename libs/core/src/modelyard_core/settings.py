@@ -27,6 +27,8 @@ class Topics(BaseModel):
     tenant_snapshots: str = "tenants.snapshots"
     tenant_agents: str = "tenants.agents"
     tenant_alerts: str = "tenants.alerts"
+    revocations: str = "tenants.revocations"
+    audit: str = "audit.events"
     deadletter_prefix: str = "deadletter."
 
     def name(self, topic: str) -> str:
@@ -39,7 +41,7 @@ class Topics(BaseModel):
         return f"{self.prefix}{self.deadletter_prefix}{service}"
 
     def compacted(self) -> set[str]:
-        return {self.name("tenant_snapshots"), self.name("tenant_agents")}
+        return {self.name("tenant_snapshots"), self.name("tenant_agents"), self.name("revocations")}
 
     def all_topics(self, services: tuple[str, ...] = ("router", "inference", "metering", "tenant", "ingress")) -> list[str]:
         names = [self.name(f) for f in type(self).model_fields if f not in ("prefix", "deadletter_prefix")]

@@ -32,6 +32,7 @@ from .queries import (
     finished_outcome,
     outcome_id,
 )
+from .security import PLATFORM_TENANT, AuditOutcome, AuditRecorded, KeyRevoked, RevocationReason
 from .tenants import AgentSnapshot, AlertMetric, RoutingPolicy, TenantAlert, TenantBudget, TenantSnapshot, TenantStatus
 from .usage import MeteringUsage, UsageCounters, UsageRecorded
 
@@ -49,6 +50,8 @@ EVENT_TYPES: dict[str, type[Model]] = {
         AgentSnapshot,
         TenantAlert,
         DeadLetter,
+        KeyRevoked,
+        AuditRecorded,
     )
 }
 
@@ -59,6 +62,8 @@ __all__ = [
     "TIER_LIMITS",
     "AgentSnapshot",
     "AlertMetric",
+    "AuditOutcome",
+    "AuditRecorded",
     "Answer",
     "CascadeStep",
     "ChatMessage",
@@ -66,10 +71,12 @@ __all__ = [
     "DeadLetter",
     "Event",
     "Industry",
+    "KeyRevoked",
     "MeteringUsage",
     "Model",
     "ModelClass",
     "OutcomeStatus",
+    "PLATFORM_TENANT",
     "QueryEscalated",
     "QueryEvent",
     "QueryOutcome",
@@ -77,6 +84,7 @@ __all__ = [
     "QueryRouted",
     "QuerySubmitted",
     "RejectCode",
+    "RevocationReason",
     "RoutingDecision",
     "RoutingPolicy",
     "RoutingPreference",
