@@ -24,6 +24,8 @@ export MODELYARD_LOG_FORMAT=${MODELYARD_LOG_FORMAT:-json}
 # gets a generated answer.
 export MODELYARD_SIMULATOR_REPLAY_FILE=${MODELYARD_SIMULATOR_REPLAY_FILE:-$REPO_ROOT/apps/modelyard/src/modelyard/data/gsm8k/gsm8k_dev.csv}
 export MODELYARD_SIMULATOR_REPLAY_MODELS=${MODELYARD_SIMULATOR_REPLAY_MODELS:-'{"mistralai/Mixtral-8x7B-Instruct-v0.1": "gpt-4o-mini", "gpt-4-1106-preview": "gpt-4o"}'}
+# ... as recorded: without log-probabilities (the file has none), so the workers judge exactly what was recorded
+export MODELYARD_SIMULATOR_REPLAY_LOGPROBS=${MODELYARD_SIMULATOR_REPLAY_LOGPROBS:-false}
 
 # name | command | readiness URL | extra environment
 SERVICES=(
