@@ -80,10 +80,13 @@ def policy_result(examples: Sequence[Example], outcomes: Sequence[QueryOutcome |
     expected = offline.per_question()
     same = sum(decisions[j] == expected[by_row[e.row]] for j, e in enumerate(rows))
     llm_only = usage.get("llm_only_cost_usd") or 0.0
+    errors = [step.error for _, o in done for step in o.cascade if step.error]
     return {
         **result,
         "answered": len(rows),
         "not_replayed": sum(not _recorded(e, o) for e, o in done),
+        "failed_calls": len(errors),
+        "first_error": errors[0] if errors else None,
         "agrees_with_offline": same,
         "metered_cost_usd": usage.get("cost_usd"),
         "metered_llm_only_cost_usd": llm_only,
@@ -113,11 +116,17 @@ async def run_pipeline_eval(examples: Sequence[Example], *, api_url: str, timeou
         offline = decisions(examples, verdicts, p)
         rows[p.value] = {"threshold": offline.threshold, **policy_result(
             examples, [outcomes.get(ids[p, e.row]) for e in examples], offline, usage[t.tenant_id])}
-    missing = len(stream) - len(outcomes)
-    failed = sum(1 for o in outcomes.values() if o.status is not OutcomeStatus.COMPLETED)
-    not_replayed = sum(r["not_replayed"] for r in rows.values())
-    problems = [f"{missing} queries without an outcome"] * bool(missing) + [f"{failed} not completed"] * bool(failed) + \
-        [f"{not_replayed} kept answers are not the recorded ones (is the simulator replaying this file?)"] * bool(not_replayed)
+    problems = []
+    if missing := len(stream) - len(outcomes):
+        problems.append(f"{missing} queries without an outcome")
+    if failed := sum(1 for o in outcomes.values() if o.status is not OutcomeStatus.COMPLETED):
+        problems.append(f"{failed} not completed")
+    if not_replayed := sum(r["not_replayed"] for r in rows.values()):
+        problems.append(f"{not_replayed} kept answers are not the recorded ones (is the simulator replaying this file?)")
+    if failed_calls := sum(r["failed_calls"] for r in rows.values()):
+        first = next(r["first_error"] for r in rows.values() if r["first_error"])
+        problems.append(f"{failed_calls} model calls failed, so their questions took the fallback path, not the "
+                        f"scorer's decision (first: {first})")
     result = {"policies": rows, "references": references(examples), "seconds": round(elapsed, 1),
               "ok": not problems, "problem": "; ".join(problems) or None}
     return result, 0 if not problems else 1
