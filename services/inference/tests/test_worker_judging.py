@@ -14,16 +14,8 @@ from modelyard_inference.backend import Choice, Completion
 from modelyard_inference.worker import Worker
 
 from .conftest import fast_settings
+from .test_answers_consistency import DUCKS, worked
 from .test_worker import PRICING, delivery, routed, split
-
-DUCKS = ("Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her "
-         "friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh duck "
-         "egg. How much in dollars does she make every day at the farmers' market?")
-
-
-def worked(used: int = 7) -> str:
-    left = 16 - used
-    return f"She uses {used} eggs, so 16 - {used} = {left} are left.\nShe sells them for {left} * $2 = ${left * 2}.\n#### {left * 2}"
 
 
 class FakeBackend:
