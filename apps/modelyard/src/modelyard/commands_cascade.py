@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from .cascade import DEFAULT_C, DEFAULT_MAX_COST
 from .cascade.data import GSM8K_DEV, GSM8K_SPLIT, LARGE_MODEL, SMALL_MODEL
 
 DataFile = Annotated[Path, typer.Option("--data", exists=True, dir_okay=False, help="CSV (RouteLLM's layout) or JSON lines.")]
@@ -88,9 +89,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                                                           help="More data files.")] = None,
         split: Split = None,
         part: Part = "dev",
-        c: Annotated[float, typer.Option(min=1e-6, help="Inverse L2 strength of the logistic regression.")] = 0.1,
+        c: Annotated[float, typer.Option(min=1e-6, help="Inverse L2 strength of the logistic regression.")] = DEFAULT_C,
         max_cost: Annotated[float, typer.Option(min=0, help="Put the neutral threshold 0.6 on the most escalation whose "
-                                                "cross-validated cost stays within this share of large-only (0: don't).")] = 0.50,
+                                                "cross-validated cost stays within this share of large-only (0: don't).")] = DEFAULT_MAX_COST,
         prompt_column: PromptColumn = "prompt", small_model: SmallModel = SMALL_MODEL, large_model: LargeModel = LARGE_MODEL,
         correct_column: CorrectColumn = None, response_column: ResponseColumn = None,
         large_response_column: LargeResponseColumn = None,

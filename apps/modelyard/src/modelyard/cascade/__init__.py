@@ -1,0 +1,6 @@
+"""The cascade's offline side: readers of labelled answers, training, evaluation, benchmarks (the judging code
+itself is the inference service's ``modelyard_inference.answers``)."""
+
+#: Training defaults, here so that the CLI can show them without importing the training code.
+DEFAULT_C = 0.1  # inverse L2 strength of the logistic regression
+DEFAULT_MAX_COST = 0.50  # calibration budget, chosen by bootstrap over out-of-sample predictions: docs/benchmarks.md (issue 17)

@@ -19,12 +19,11 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 #: The GSM8K development file shipped with the app (licence and source in its README) and its fixed split.
-GSM8K_DEV = Path(str(resources.files("modelyard").joinpath("data/gsm8k/gsm8k_dev.csv")))
+GSM8K_DEV = Path(__file__).resolve().parents[1] / "data" / "gsm8k" / "gsm8k_dev.csv"
 GSM8K_SPLIT = GSM8K_DEV.with_name("gsm8k_dev.split.json")
 SMALL_MODEL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 LARGE_MODEL = "gpt-4-1106-preview"

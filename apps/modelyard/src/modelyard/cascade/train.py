@@ -28,6 +28,7 @@ from modelyard_inference.answers.analysis import Analysis
 from modelyard_inference.answers.scorer import DEFAULT_THRESHOLD, FORMAT, FORMAT_VERSION, HARD_FACTOR, Model
 from modelyard_inference.answers.verifiers import HARD, Call, phrases, run
 
+from . import DEFAULT_C, DEFAULT_MAX_COST
 from .evaluate import Outcome, auroc, cascade
 
 GENERAL_INTERCEPT = math.log(0.15 / 0.85)
@@ -47,8 +48,6 @@ PRIORS = {
 #: what a reason compares a general feature with: a fluent confident answer still has some token surprise
 #: (geometric-mean token probability ~0.9, the seed scorer's upper knee), which is not a reason against it
 PRIOR_REFERENCE = {"lp_neg_mean": 0.1}
-DEFAULT_C = 0.1
-DEFAULT_MAX_COST = 0.50  # chosen by bootstrap over out-of-sample predictions: docs/benchmarks.md (issue 17)
 MIN_SUPPORT = 8  # a feature seen (non-zero) in fewer fitted rows keeps its prior: a weight from 3 rows is noise
 MIN_GENERAL_ROWS = 50  # fewer non-math rows than this: the non-math intercept stays the prior, they are not fitted
 
