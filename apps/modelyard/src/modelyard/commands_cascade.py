@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .cascade import DEFAULT_C, DEFAULT_MAX_COST
+from .cascade import DEFAULT_C, DEFAULT_MAX_COST, PIPELINE_WINDOW
 from .cascade.data import GSM8K_DEV, GSM8K_SPLIT, LARGE_MODEL, SMALL_MODEL
 
 DataFile = Annotated[Path, typer.Option("--data", exists=True, dir_okay=False, help="CSV (RouteLLM's layout) or JSON lines.")]
@@ -123,6 +123,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         sample: Annotated[int, typer.Option(min=0, help="Use every n-th question so that about this many remain (0: all).")] = 0,
         api_url: Annotated[str, typer.Option(envvar="MODELYARD_DEMO_API_URL")] = "http://127.0.0.1:8080",
         timeout_s: Annotated[float, typer.Option(help="Pipeline mode: how long to wait for every outcome.")] = 300.0,
+        window: Annotated[int, typer.Option(min=1, help="Pipeline mode: queries without an outcome at a time.")] = PIPELINE_WINDOW,
         prompt_column: PromptColumn = "prompt", small_model: SmallModel = SMALL_MODEL, large_model: LargeModel = LARGE_MODEL,
         correct_column: CorrectColumn = None, response_column: ResponseColumn = None,
         large_response_column: LargeResponseColumn = None,
@@ -155,7 +156,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             from .cascade.pipeline import run_pipeline_eval
             from .loop import run
 
-            result, code = run(run_pipeline_eval(examples, api_url=api_url, timeout_s=timeout_s))
+            result, code = run(run_pipeline_eval(examples, api_url=api_url, timeout_s=timeout_s, window=window))
             result = {"mode": "pipeline", **source, **result}
         print_table(result)
         typer.echo(json.dumps(result))

@@ -136,9 +136,14 @@ async def run_demo(*, api_url: str, queries: int, timeout_s: float) -> int:
 
 
 async def publish_and_collect(settings: Settings, stream: list[QuerySubmitted], timeout_s: float,
-                              console: Console) -> tuple[dict[str, QueryOutcome], float]:
+                              console: Console, *, window: int | None = None) -> tuple[dict[str, QueryOutcome], float]:
     """Publish ``stream`` to ``queries.submitted`` as an upstream system would and collect each query's outcome
-    (listening from before the first query is sent); the outcomes by query id and the seconds it took."""
+    (listening from before the first query is sent); the outcomes by query id and the seconds it took.
+
+    ``window``: at most this many queries without an outcome at a time (None: publish the whole stream at
+    once). A steady stream, not one burst: on a small shared machine a burst of thousands of queries can
+    keep the model backend busy past the workers' call deadline.
+    """
     topics = settings.topics
     outcomes: dict[str, QueryOutcome] = {}
     consumer = make_consumer(settings.kafka, group_id=None, enable_auto_commit=False, auto_offset_reset="latest")
@@ -157,13 +162,19 @@ async def publish_and_collect(settings: Settings, stream: list[QuerySubmitted], 
 
         wanted = {q.query_id for q in stream}
         started = time.monotonic()
-        sends = []
-        for q in stream:
-            body, headers = encode(q, "demo")
-            sends.append(await producer.send(topics.name("submitted"), body, key=q.tenant_id.encode(),
-                                             headers=[(k, v.encode()) for k, v in headers.items()]))
-        await asyncio.gather(*sends)
+        sent = 0
 
+        async def publish_up_to(limit: int) -> None:
+            nonlocal sent
+            sends = []
+            for q in stream[sent:limit]:
+                body, headers = encode(q, "demo")
+                sends.append(await producer.send(topics.name("submitted"), body, key=q.tenant_id.encode(),
+                                                 headers=[(k, v.encode()) for k, v in headers.items()]))
+            sent = max(sent, min(limit, len(stream)))
+            await asyncio.gather(*sends)
+
+        await publish_up_to(window or len(stream))
         with Progress(TextColumn("[bold]outcomes"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console) as progress:
             bar = progress.add_task("outcomes", total=len(stream))
@@ -174,6 +185,8 @@ async def publish_and_collect(settings: Settings, stream: list[QuerySubmitted], 
                         o = QueryOutcome.model_validate_json(r.value)
                         if o.query_id in wanted:
                             outcomes[o.query_id] = o
+                if window and sent < len(stream):
+                    await publish_up_to(len(outcomes) + window)
                 progress.update(bar, completed=len(outcomes))
         return outcomes, time.monotonic() - started
     finally:

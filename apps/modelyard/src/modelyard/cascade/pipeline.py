@@ -30,6 +30,7 @@ from modelyard_events import ModelClass, OutcomeStatus, QueryOutcome, QuerySubmi
 from modelyard_inference.answers import default_model
 
 from ..demo import DemoTenant, publish_and_collect, wait_for_metering
+from . import PIPELINE_WINDOW
 from .data import Example
 from .evaluate import cascade, references
 from .offline import POLICIES, Decisions, decisions, judge_all, policy_tenant
@@ -97,7 +98,7 @@ def policy_result(examples: Sequence[Example], outcomes: Sequence[QueryOutcome |
     }
 
 
-async def run_pipeline_eval(examples: Sequence[Example], *, api_url: str, timeout_s: float,
+async def run_pipeline_eval(examples: Sequence[Example], *, api_url: str, timeout_s: float, window: int = PIPELINE_WINDOW,
                             policies: Sequence[RoutingPreference] = POLICIES) -> tuple[dict[str, Any], int]:
     console = Console(stderr=True)
     settings = Settings()
@@ -109,7 +110,7 @@ async def run_pipeline_eval(examples: Sequence[Example], *, api_url: str, timeou
     stream = [QuerySubmitted(tenant_id=t.tenant_id, query_id=ids[p, e.row], text=e.query,
                              metadata={"row": str(e.row), "policy": p.value}) for p, t in tenants.items() for e in examples]
     verdicts = await asyncio.to_thread(judge_all, examples, default_model())
-    outcomes, elapsed = await publish_and_collect(settings, stream, timeout_s, console)
+    outcomes, elapsed = await publish_and_collect(settings, stream, timeout_s, console, window=window)
     usage = await wait_for_metering(settings, list(tenants.values()), outcomes, console)
     rows = {}
     for p, t in tenants.items():
