@@ -5,7 +5,14 @@ from __future__ import annotations
 import httpx2
 import openai
 import pytest
-from modelyard_inference.backend import BackendUnavailable, MalformedResponse, _retry_after, classify, parse_completion
+from modelyard_inference.backend import (
+    BackendUnavailable,
+    Choice,
+    MalformedResponse,
+    _retry_after,
+    classify,
+    parse_completion,
+)
 
 from .conftest import fast_settings
 
@@ -49,8 +56,11 @@ def test_parse_completion_reads_text_usage_and_logprobs_and_rejects_garbage() ->
     raw = (b'{"choices": [{"message": {"content": "Hi"}, "finish_reason": "stop", '
            b'"logprobs": {"content": [{"token": "Hi", "logprob": -0.1}]}}], '
            b'"usage": {"prompt_tokens": 7, "completion_tokens": 1}}')
-    assert parse_completion(raw) == ("Hi", "stop", 7, 1, [-0.1])
-    assert parse_completion(b'{"choices": [{"message": {"content": null}}]}') == ("", None, 0, 0, None)
+    assert parse_completion(raw) == ((Choice("Hi", "stop", [-0.1]),), 7, 1)
+    assert parse_completion(b'{"choices": [{"message": {"content": null}}]}') == ((Choice("", None, None),), 0, 0)
+    several = (b'{"choices": [{"index": 1, "message": {"content": "B"}, "finish_reason": "length"}, '
+               b'{"index": 0, "message": {"content": "A"}, "finish_reason": "stop"}], "usage": {"completion_tokens": 9}}')
+    assert parse_completion(several) == ((Choice("A", "stop", None), Choice("B", "length", None)), 0, 9)
     for garbage in (b"<html>", b"{}", b'{"choices": []}', b'{"choices": [{"logprobs": {"content": [{}]}}]}'):
         with pytest.raises(MalformedResponse):
             parse_completion(garbage)

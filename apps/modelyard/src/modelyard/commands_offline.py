@@ -1,5 +1,5 @@
-"""Offline tools that run exactly the services' decision code on files: classify, cascade-score (eval-router and
-train-router are in ``commands_learn``)."""
+"""Offline tools that run exactly the router's decision code on files: classify (train-router and eval-router are in
+``commands_learn``, the cascade's tools in ``commands_cascade``)."""
 
 from __future__ import annotations
 
@@ -31,13 +31,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         for line in classify_lines(sys.stdin, load_pricing(), learned=learned):
             sys.stdout.write(line + "\n")
 
-    @app.command("cascade-score")
-    def cascade_score(threshold: Annotated[float, typer.Option(min=0, max=1)] = 0.6) -> None:
-        """Read JSON lines {"query", "response", "logprobs"?} on stdin; write {"confidence", "escalate", "reasons"}."""
-        from modelyard_inference.confidence import score_lines
-
-        for line in score_lines(sys.stdin, threshold=threshold):
-            sys.stdout.write(line + "\n")
 
     @bench_app.command("classifier")
     def bench_classifier(

@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from .base import ID_MAX, Model, QueryEvent, derived_id
-from .domain import ChatMessage, ComplexityLevel, ModelClass
+from .domain import ChatMessage, ComplexityLevel, ModelClass, SelfConsistency
 
 TEXT_MAX = 32_000
 
@@ -114,6 +114,8 @@ class QueryRouted(QueryEvent):
     shadow: ShadowPlan | None = Field(default=None, description="Set when shadow evaluation sampled this query: an "
                                       "accepted small-model answer is also put to the large model.")
     shadow_of: ShadowOf | None = Field(default=None, description="Set on a shadow copy: compare, do not answer.")
+    self_consistency: SelfConsistency | None = Field(default=None, description="The tenant's self-consistency policy, on "
+                                                     "routes to the small model when it asks for more than one sample.")
 
 
 class QueryEscalated(QueryEvent):

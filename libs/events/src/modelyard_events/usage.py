@@ -34,6 +34,8 @@ class UsageRecorded(QueryEvent):
                          "small answer): metered in the shadow counters, not in the tenant's calls, tokens and cost.")
     shadow_agreed: bool | None = Field(default=None, description="For a shadow call that answered: whether its answer "
                                        "agreed with the small model's.")
+    completions: int = Field(default=1, ge=1, description="Completions the call returned (OpenAI n, e.g. self-consistency "
+                             "samples); the tokens and the cost cover all of them.")
 
 
 class UsageCounters(Model):
@@ -43,6 +45,8 @@ class UsageCounters(Model):
     queries: int = 0
     errors: int = 0
     cascade_steps: int = 0
+    #: completions the calls returned: more than ``calls`` when calls asked for several (self-consistency)
+    completions: int = 0
     slm_calls: int = 0
     llm_calls: int = 0
     input_tokens: int = 0

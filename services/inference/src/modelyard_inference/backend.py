@@ -55,7 +55,19 @@ class MalformedResponse(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Choice:
+    """One completion of a call (a call asking for ``n`` of them returns n)."""
+
+    text: str
+    finish_reason: str | None
+    logprobs: list[float] | None
+
+
+@dataclass(frozen=True, slots=True)
 class Completion:
+    """A call's answer. ``text``, ``finish_reason`` and ``logprobs`` are its first choice's; the tokens count
+    every choice (the prompt once, as OpenAI bills it)."""
+
     text: str
     finish_reason: str | None
     input_tokens: int
@@ -64,6 +76,12 @@ class Completion:
     #: the successful attempt only
     latency_ms: float
     attempts: int = 1
+    #: every choice, in index order (one unless the call asked for several)
+    choices: tuple[Choice, ...] = ()
+
+    @property
+    def samples(self) -> tuple[Choice, ...]:
+        return self.choices or (Choice(self.text, self.finish_reason, self.logprobs),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,18 +256,24 @@ def make_client(settings: InferenceSettings, *, default_headers: dict[str, str] 
 _JSON = {"headers": {"Content-Type": "application/json"}}
 
 
-def parse_completion(raw: bytes) -> tuple[str, str | None, int, int, list[float] | None]:
-    """Text, finish reason, prompt and completion tokens, token log-probabilities of a chat completion."""
+def _choice(choice: dict) -> Choice:
+    text = (choice.get("message") or {}).get("content") or ""
+    logprobs = None
+    if (lp := choice.get("logprobs")) and (entries := lp.get("content")):
+        logprobs = [float(e["logprob"]) for e in entries]
+    return Choice(text, choice.get("finish_reason"), logprobs)
+
+
+def parse_completion(raw: bytes) -> tuple[tuple[Choice, ...], int, int]:
+    """The choices (in index order), prompt tokens and completion tokens of a chat completion."""
     try:
         doc = orjson.loads(raw)
-        choice = doc["choices"][0]
-        text = (choice.get("message") or {}).get("content") or ""
-        finish = choice.get("finish_reason")
-        logprobs = None
-        if (lp := choice.get("logprobs")) and (entries := lp.get("content")):
-            logprobs = [float(e["logprob"]) for e in entries]
+        listed = doc["choices"]
+        choices = tuple(_choice(c) for c in sorted(listed, key=lambda c: c.get("index", 0)))
+        if not choices:
+            raise IndexError("no choices")
         usage = doc.get("usage") or {}
-        return text, finish, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0), logprobs
+        return choices, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
         raise MalformedResponse(f"{type(exc).__name__}: {exc}"[:200]) from None
 
@@ -268,11 +292,17 @@ class Backend:
             b = self.breakers[model] = CircuitBreaker(model, s.breaker_failures, s.breaker_reset_s)
         return b
 
-    async def complete(self, model: str, messages: list[dict[str, str]]) -> Completion:
-        """Answer ``messages`` with ``model``; BackendUnavailable when the model cannot."""
+    async def complete(self, model: str, messages: list[dict[str, str]], *, samples: int = 1,
+                       temperature: float | None = None) -> Completion:
+        """Answer ``messages`` with ``model`` (``samples`` completions: OpenAI ``n``); BackendUnavailable when
+        the model cannot."""
         s = self.settings
         breaker = self.breaker(model)
-        body = {"model": s.backend_models.get(model, model), "messages": messages, "max_tokens": s.max_output_tokens}
+        body: dict = {"model": s.backend_models.get(model, model), "messages": messages, "max_tokens": s.max_output_tokens}
+        if samples > 1:
+            body["n"] = samples
+        if temperature is not None:
+            body["temperature"] = temperature
         if s.request_logprobs:
             body["logprobs"] = True
         content = orjson.dumps(body)
@@ -292,7 +322,7 @@ class Backend:
                     response = await self.client.post(
                         "/chat/completions", cast_to=httpx2.Response, content=content, options=_JSON,
                     )
-                text, finish, tin, tout, logprobs = parse_completion(response.content)
+                choices, tin, tout = parse_completion(response.content)
             except asyncio.CancelledError:
                 breaker.record(permit, Result.ABANDONED)
                 raise
@@ -314,7 +344,9 @@ class Backend:
                     delay *= 2
                 continue
             breaker.record(permit, Result.OK)
-            return Completion(text, finish, tin, tout, logprobs, _ms_since(attempt_started), attempt)
+            first = choices[0]
+            return Completion(first.text, first.finish_reason, tin, tout, first.logprobs, _ms_since(attempt_started),
+                              attempt, choices if len(choices) > 1 else ())
         raise BackendUnavailable(
             f"{model}: failed after {s.backend_attempts} attempts (last: {last})",
             attempts=s.backend_attempts, elapsed_ms=_ms_since(started),

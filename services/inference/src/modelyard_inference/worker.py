@@ -1,5 +1,9 @@
 """The inference worker: answer routed queries, judge the answer, meter the call, finish or escalate.
 
+Every answer is judged by ``answers.judge`` (verifiers, the trained scorer, and with a tenant's
+self-consistency policy the k samples of a reasoning question compared by their final answers); a hard
+verifier finding escalates whatever the threshold.
+
 Per routed query exactly two events leave the worker, published before the query's offset can be
 committed (see ``pipeline``):
 
@@ -40,11 +44,23 @@ from modelyard_events import (
 )
 
 from . import metrics, shadow
+from .answers import Judgement, Model, judge, load_model, reasoning_question
 from .backend import Backend, BackendUnavailable, Completion
-from .confidence import Confidence, score, should_escalate
 from .settings import InferenceSettings
 
 log = logging.getLogger(__name__)
+
+
+def preferred(answer: Answer, hard: bool, earlier: Answer | None) -> Answer:
+    """The answer a query keeps if nothing better comes: a larger model's answer replaces a smaller one's unsure
+    answer, unless it failed a hard verifier (empty, refused, cut off, wrong arithmetic ...); then the surer of the
+    two. Confidences are not compared otherwise: the scorer is trained on small-model answers, so its confidence
+    in a larger model's answer is not on the same scale (on the recorded GSM8K answers, keeping the more
+    confident answer kept the small one on a quarter of the escalated questions at the neutral threshold and
+    cost 0.016 of quality; docs/benchmarks.md)."""
+    if earlier is None or (not hard and answer.model_class != earlier.model_class):
+        return answer
+    return answer if answer.confidence >= earlier.confidence else earlier
 
 
 def call_event_id(query_id: str, step: int) -> str:
@@ -79,9 +95,11 @@ class Worker:
     _unpriced: set[str] = field(default_factory=set, init=False, repr=False)
     _agent_sync: asyncio.Future | None = field(default=None, init=False, repr=False)
     _agents_synced_at: datetime = field(default=datetime.min.replace(tzinfo=UTC), init=False, repr=False)
+    scorer: Model = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self.scorer = load_model(self.settings.cascade.scorer)
 
     # -- the handler -----------------------------------------------------------------------------
 
@@ -122,21 +140,37 @@ class Worker:
 
         c = call.completion
         core_metrics.MODEL_CALLS.labels(self.settings.pool, model, "ok").inc()
-        judged = score(r.request.text, c.text, logprobs=c.logprobs, finish_reason=c.finish_reason)
+        judged = self.judge(r, c)
         cost = self._cost(model, c.input_tokens, c.output_tokens)
         core_metrics.COST_USD.labels(model_class.value).inc(cost)
         step = CascadeStep(
-            model_class=model_class, model=model, confidence=judged.confidence, reasons=judged.reasons,
+            model_class=model_class, model=model, confidence=judged.score.confidence, reasons=judged.score.reasons,
             input_tokens=c.input_tokens, output_tokens=c.output_tokens, cost_usd=cost, latency_ms=c.latency_ms,
         )
         usage = self._usage(r, step_number, c, None, cost=cost, latency_ms=c.latency_ms)
         return [Outgoing(topics.name("usage"), usage, cause=d), *self._decide(d, step, c, judged)]
 
+    def judge(self, r: QueryRouted, c: Completion) -> Judgement:
+        """The verdict on a call's answer (or its k samples): the code ``modelyard cascade-score`` runs."""
+        # The request carries no response_format yet: issue 19 puts generation parameters on the event.
+        min_agreement = r.self_consistency.min_agreement if r.self_consistency else 0.5
+        return judge(r.request.text, c.samples, model=self.scorer, response_format=None, min_agreement=min_agreement)
+
+    def sampling(self, r: QueryRouted) -> tuple[int, float | None]:
+        """(completions, temperature) to ask for: k samples for a reasoning question under a self-consistency
+        policy on the small model, else one answer at the backend's default temperature."""
+        policy = r.self_consistency
+        if policy is None or policy.samples < 2 or self.settings.pool != "slm" or not reasoning_question(r.request.text):
+            return 1, None
+        return policy.samples, policy.temperature
+
     async def _call(self, r: QueryRouted) -> CallResult:
         loop = asyncio.get_running_loop()
         started = loop.time()
+        samples, temperature = self.sampling(r)
         try:
-            completion = await self.backend.complete(r.decision.model, self.messages(r))
+            completion = await self.backend.complete(r.decision.model, self.messages(r), samples=samples,
+                                                     temperature=temperature)
             return CallResult(completion, None, completion.latency_ms)
         except BackendUnavailable as exc:
             return CallResult(None, str(exc), exc.elapsed_ms)
@@ -183,24 +217,25 @@ class Worker:
 
     # -- decisions -------------------------------------------------------------------------------
 
-    def _decide(self, d: Delivery[QueryRouted], step: CascadeStep, c: Completion, judged: Confidence) -> list[Outgoing]:
+    def _decide(self, d: Delivery[QueryRouted], step: CascadeStep, c: Completion, judged: Judgement) -> list[Outgoing]:
         """A confident answer completes (and, when sampled, is also put to the large model: ``shadow``); an unsure
         one escalates if it may, else the best answer so far completes."""
         r = d.event
         topics = self.bus.topics
         model, model_class = r.decision.model, r.decision.model_class
-        answer = Answer(text=c.text, model_class=model_class, model=model, confidence=judged.confidence)
-        best = answer if r.best_answer is None or answer.confidence >= r.best_answer.confidence else r.best_answer
-        if not should_escalate(judged, r.cascade_threshold):
+        text = c.samples[judged.chosen].text
+        answer = Answer(text=text, model_class=model_class, model=model, confidence=judged.score.confidence)
+        best = preferred(answer, judged.score.hard, r.best_answer)
+        if not judged.score.escalate(r.cascade_threshold):
             done = [Outgoing(topics.name("outcomes"), self._completed(r, step, answer), cause=d)]
             if r.shadow is not None and not r.cascade:  # after the outcome: the caller waits for nothing more
                 done.append(Outgoing(topics.routed(r.shadow.model_class.pool), shadow.shadow_copy(r, answer), cause=d))
             return done
         step = step.model_copy(update={"escalated": True})  # the cascade's verdict, for the router's learner
         if r.can_escalate:
-            return [Outgoing(topics.name("escalations"), self._escalation(r, step, best, judged.reasons), cause=d)]
-        # Unsure, and no higher class may be tried: the most confident answer of the chain wins.
-        reason = None if best is answer else f"{model} answered with lower confidence; earlier answer kept"
+            return [Outgoing(topics.name("escalations"), self._escalation(r, step, best, judged.score.reasons), cause=d)]
+        # Unsure, and no higher class may be tried: this answer, unless it failed a verifier and an earlier one is surer.
+        reason = None if best is answer else f"{model}'s answer failed a verifier; earlier answer kept"
         return [Outgoing(topics.name("outcomes"), self._completed(r, step, best, reason), cause=d)]
 
     def _shadow_compared(self, d: Delivery[QueryRouted], call: CallResult) -> list[Outgoing]:
@@ -253,6 +288,7 @@ class Worker:
     def _usage(self, r: QueryRouted, step: int, c: Completion | None, error: str | None, *,
                cost: float = 0.0, latency_ms: float = 0.0) -> UsageRecorded:
         tin, tout = (c.input_tokens, c.output_tokens) if c else (0, 0)
+        completions = len(c.samples) if c else 1
         return UsageRecorded(
             event_id=call_event_id(r.query_id, step),
             tenant_id=r.tenant_id,
@@ -263,10 +299,12 @@ class Worker:
             input_tokens=tin,
             output_tokens=tout,
             cost_usd=cost,
-            llm_cost_usd=self.pricing.baseline_cost(tin, tout),
+            # the all-LLM counterfactual asks for one answer: a sample's mean length, not all k of them
+            llm_cost_usd=self.pricing.baseline_cost(tin, round(tout / completions)),
             latency_ms=max(latency_ms, 0.0),
             cascade_step=step > 1,
             error=error,
+            completions=completions,
         )
 
     def _escalation(self, r: QueryRouted, step: CascadeStep, best: Answer | None, reasons: list[str]) -> QueryEscalated:
