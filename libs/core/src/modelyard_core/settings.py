@@ -29,6 +29,8 @@ class Topics(BaseModel):
     tenant_snapshots: str = "tenants.snapshots"
     tenant_agents: str = "tenants.agents"
     tenant_alerts: str = "tenants.alerts"
+    revocations: str = "tenants.revocations"
+    audit: str = "audit.events"
     deadletter_prefix: str = "deadletter."
     streams_retention_ms: int = Field(default=3_600_000, ge=60_000, description="Retention of the streams topic.")
 
@@ -42,7 +44,7 @@ class Topics(BaseModel):
         return f"{self.prefix}{self.deadletter_prefix}{service}"
 
     def compacted(self) -> set[str]:
-        return {self.name("tenant_snapshots"), self.name("tenant_agents")}
+        return {self.name("tenant_snapshots"), self.name("tenant_agents"), self.name("revocations")}
 
     def configs(self, name: str) -> dict[str, str]:
         """Topic configuration to create ``name`` with: compacted, short-lived, or the broker's defaults."""

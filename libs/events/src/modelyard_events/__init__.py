@@ -32,6 +32,7 @@ from .queries import (
     finished_outcome,
     outcome_id,
 )
+from .security import PLATFORM_TENANT, AuditOutcome, AuditRecorded, KeyRevoked, RevocationReason
 from .tenants import AgentSnapshot, AlertMetric, RoutingPolicy, TenantAlert, TenantBudget, TenantSnapshot, TenantStatus
 from .usage import MeteringUsage, UsageCounters, UsageRecorded
 
@@ -50,6 +51,8 @@ EVENT_TYPES: dict[str, type[Model]] = {
         AgentSnapshot,
         TenantAlert,
         DeadLetter,
+        KeyRevoked,
+        AuditRecorded,
     )
 }
 
@@ -59,6 +62,8 @@ __all__ = [
     "TIER_LIMITS",
     "AgentSnapshot",
     "AlertMetric",
+    "AuditOutcome",
+    "AuditRecorded",
     "Answer",
     "Assembly",
     "CascadeStep",
@@ -71,11 +76,13 @@ __all__ = [
     "Event",
     "Generation",
     "Industry",
+    "KeyRevoked",
     "MeteringUsage",
     "Model",
     "ModelClass",
     "ModelError",
     "OutcomeStatus",
+    "PLATFORM_TENANT",
     "QueryChunk",
     "QueryEscalated",
     "QueryEvent",
@@ -84,6 +91,7 @@ __all__ = [
     "QueryRouted",
     "QuerySubmitted",
     "RejectCode",
+    "RevocationReason",
     "RoutingDecision",
     "RoutingPolicy",
     "RoutingPreference",

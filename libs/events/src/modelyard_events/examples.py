@@ -22,6 +22,7 @@ from .queries import (
     QuerySubmitted,
     RoutingDecision,
 )
+from .security import AuditOutcome, AuditRecorded, KeyRevoked, RevocationReason
 from .tenants import AgentSnapshot, AlertMetric, RoutingPolicy, TenantAlert, TenantBudget, TenantSnapshot
 from .usage import MeteringUsage, UsageCounters, UsageRecorded
 
@@ -86,4 +87,11 @@ def examples() -> list[Model]:
                    source_topic="queries.submitted", partition=3, offset=1187, key=TENANT, error_type="schema",
                    error="not a valid QuerySubmitted: text: Field required",
                    value_base64="eyJ0ZW5hbnRfaWQiOiAiOGYxNGU0NWYifQ==", headers={"content-type": "application/json"}),
+        KeyRevoked(event_id="adbecfd0-e1f2-4d9e-8fa0-b1c2d3e4f5a6", tenant_id=TENANT, time=T0,
+                   key_id="3f2a9c1e5b7d4e6f8a0b1c2d3e4f5a6b", revoked_at=T0, reason=RevocationReason.REVOKED),
+        AuditRecorded(event_id="becfd0e1-f2a3-4eaf-9a0b-c1d2e3f4a5b6", tenant_id=TENANT, time=T0, service="tenant",
+                      actor="7c1e5b3f2a9d4c6e8f0a1b2c3d4e5f6a", role="tenant_admin", action="api_key.revoke",
+                      method="DELETE", target=f"/v1/tenants/{TENANT}/api-keys/3f2a9c1e5b7d4e6f8a0b1c2d3e4f5a6b",
+                      request_id="d0e1f2a3-b4c5-4d6e-8f7a-9b0c1d2e3f4a", source_address="203.0.113.7",
+                      outcome=AuditOutcome.SUCCESS, status_code=204),
     ]

@@ -235,7 +235,6 @@ class ComplexityModel:
         self._roles = {_norm_key(k): float(v) for k, v in ctx["roles"].items()}
         self._agent_types = {_norm_key(k): float(v) for k, v in ctx["agent_types"].items()}
         self._history_steps = [(int(t), float(p)) for t, p in ctx["history_turns"]]
-        # Choosing a tool and writing arguments that fit its schema is work a small model gets wrong more often.
         self._tools_points = float(ctx.get("tools_offered", 0.0))
         # Below the first step a factor adds nothing: skip it without a call.
         for name in ("_length_buckets", "_calc_steps", "_history_steps"):

@@ -2,7 +2,9 @@
 
 Before a change, the writer records *which* tenant or agent changed (an outbox document). After the
 change it publishes that object's current state (a snapshot, or a tombstone if it is gone) and
-removes the record. If Kafka is down the record stays, and the sweeper publishes it later; since a
+removes the record. A revoked or deleted API key is published the same way, as a ``KeyRevoked`` on
+the compacted revocation topic (nothing is published for a key that turns out to be live). If
+Kafka is down the record stays, and the sweeper publishes it later; since a
 snapshot is always rebuilt from current state and consumers keep the latest version per key, a
 publication repeated after a crash is harmless. Publications of one tenant happen under its lock,
 so a stale snapshot can never be sent after a newer one or after a tombstone.
@@ -17,7 +19,7 @@ from datetime import UTC, datetime
 
 from modelyard_core.bus import Bus
 from modelyard_core.settings import Topics
-from modelyard_events import TIER_LIMITS, AgentSnapshot, RoutingPolicy, TenantBudget, TenantSnapshot, Tier
+from modelyard_events import TIER_LIMITS, AgentSnapshot, KeyRevoked, RevocationReason, RoutingPolicy, TenantBudget, TenantSnapshot, Tier
 
 from .store import READY, TenantData
 
@@ -26,7 +28,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Ref:
-    kind: str  # "tenant" or "agent"
+    kind: str  # "tenant", "agent" or "key"
     ref_id: str
 
     @property
@@ -40,6 +42,10 @@ def tenant_ref(tenant_id: str) -> Ref:
 
 def agent_ref(agent_id: str) -> Ref:
     return Ref("agent", agent_id)
+
+
+def key_ref(key_id: str) -> Ref:
+    return Ref("key", key_id)
 
 
 def tenant_snapshot(doc: dict) -> TenantSnapshot:
@@ -77,6 +83,7 @@ class SnapshotPublisher:
         self.bus = bus
         self.tenant_topic = topics.name("tenant_snapshots")
         self.agent_topic = topics.name("tenant_agents")
+        self.revocation_topic = topics.name("revocations")
         self.timeout_s = timeout_s
 
     async def record(self, data: TenantData, refs: list[Ref]) -> None:
@@ -108,6 +115,9 @@ class SnapshotPublisher:
         if tenant is not None and tenant.get("lifecycle") not in (READY, "deleting"):
             return False  # an import in progress: published when it completes
         live = tenant is not None and tenant.get("lifecycle") == READY
+        if ref.kind == "key":
+            await self._publish_revocation(data, ref.ref_id)
+            return True
         if ref.kind == "tenant":
             if live:
                 await self.bus.publish_one(self.tenant_topic, tenant_snapshot(tenant), key=data.tenant_id)
@@ -121,3 +131,12 @@ class SnapshotPublisher:
         else:
             await self.bus.tombstone(self.agent_topic, key)
         return True
+
+    async def _publish_revocation(self, data: TenantData, key_id: str) -> None:
+        key = await data.api_keys.find_one({"_id": key_id})
+        if key is not None and key.get("revoked_at") is None:
+            return  # the revocation never happened (a crash before it): nothing to tell
+        revoked_at = key["revoked_at"] if key is not None else datetime.now(UTC)
+        reason = RevocationReason.REVOKED if key is not None else RevocationReason.TENANT_DELETED
+        event = KeyRevoked(tenant_id=data.tenant_id, key_id=key_id, revoked_at=revoked_at, reason=reason)
+        await self.bus.publish_one(self.revocation_topic, event, key=key_id)

@@ -21,7 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from .errors import ApiError, Busy, FeatureNotInTier, Forbidden, NotFound, field_error
 from .locks import LockTimeout, TenantLocks
-from .outbox import SnapshotPublisher, agent_ref, tenant_ref
+from .outbox import SnapshotPublisher, agent_ref, key_ref, tenant_ref
 from .plans import PRESETS, Excess, Feature, ResourceUsage, excesses, features_of, smallest_tier_with
 from .schemas import TenantCreate, TenantPatch, TenantSettings
 from .settings import TenantServiceSettings
@@ -217,7 +217,9 @@ class TenantService:
     async def cascade(self, data: TenantData) -> None:
         """Delete every document of the tenant and publish tombstones (resumable after a crash)."""
         agents = await data.agents.find()
-        await self.events.record(data, [tenant_ref(data.tenant_id), *(agent_ref(a["_id"]) for a in agents)])
+        keys = await data.api_keys.find()
+        await self.events.record(data, [tenant_ref(data.tenant_id), *(agent_ref(a["_id"]) for a in agents),
+                                        *(key_ref(k["_id"]) for k in keys)])
         await data.tenant.update({"_id": data.tenant_id}, {"$set": {"lifecycle": DELETING}})
         for repo in data.everything():  # keys first (revoked at once), the tenant document last
             await repo.delete_all()
@@ -250,10 +252,13 @@ class TenantService:
         return await data.api_keys.find(skip=offset, limit=limit, sort=[("created_at", 1), ("_id", 1)]), await data.api_keys.count()
 
     async def revoke_key(self, tenant_id: str, key_id: str) -> None:
-        data = self.data(tenant_id)
-        if await data.api_keys.update({"_id": key_id, "revoked_at": None}, {"$set": {"revoked_at": utcnow()}}) == 0:
+        """Revoke the key and publish its revocation, so its JWTs are refused everywhere at once."""
+        async with self.writing(tenant_id) as data:
             if await data.api_keys.find_one({"_id": key_id}) is None:
                 raise NotFound("no such API key")
+            await self.events.record(data, [key_ref(key_id)])
+            await data.api_keys.update({"_id": key_id, "revoked_at": None}, {"$set": {"revoked_at": utcnow()}})
+            await self.events.flush(data)
 
     # -- publication sweeper -----------------------------------------------------------------------
 

@@ -25,3 +25,10 @@ class TenantServiceSettings(AuthSettings):
     outbox_sweep_s: float = Field(default=10.0, gt=0)
     #: Whether this process also runs that sweeper (a second replica may leave it to the first).
     outbox_sweeper: bool = True
+    #: Largest request body accepted (413 above it); an import carries a whole tenant, hence the room.
+    api_max_body_bytes: int = Field(default=16 * 2**20, ge=1024)
+    #: Brute-force protection of POST /v1/auth/token: failed attempts allowed per presented key id
+    #: (its visible prefix) and per source address within the window; then 429 with Retry-After.
+    token_max_failures_per_key: int = Field(default=10, ge=1)
+    token_max_failures_per_address: int = Field(default=50, ge=1)
+    token_failure_window_s: float = Field(default=300.0, gt=0)
