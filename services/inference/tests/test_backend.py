@@ -49,8 +49,12 @@ def test_parse_completion_reads_text_usage_and_logprobs_and_rejects_garbage() ->
     raw = (b'{"choices": [{"message": {"content": "Hi"}, "finish_reason": "stop", '
            b'"logprobs": {"content": [{"token": "Hi", "logprob": -0.1}]}}], '
            b'"usage": {"prompt_tokens": 7, "completion_tokens": 1}}')
-    assert parse_completion(raw) == ("Hi", "stop", 7, 1, [-0.1])
-    assert parse_completion(b'{"choices": [{"message": {"content": null}}]}') == ("", None, 0, 0, None)
+    c = parse_completion(raw)
+    assert (c.text, c.finish_reason, c.input_tokens, c.output_tokens, c.logprobs) == ("Hi", "stop", 7, 1, [-0.1])
+    assert c.choices[0].logprobs is None  # the worker asked for them, the caller did not
+    assert parse_completion(raw, keep_logprobs=True).choices[0].logprobs == {"content": [{"token": "Hi", "logprob": -0.1}]}
+    empty = parse_completion(b'{"choices": [{"message": {"content": null}}]}')
+    assert (empty.text, empty.finish_reason, empty.input_tokens, empty.output_tokens, empty.logprobs) == ("", None, 0, 0, None)
     for garbage in (b"<html>", b"{}", b'{"choices": []}', b'{"choices": [{"logprobs": {"content": [{}]}}]}'):
         with pytest.raises(MalformedResponse):
             parse_completion(garbage)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from modelyard_events import ChoiceDelta, ModelClass, OutcomeStatus, QueryChunk, QueryOutcome
 from modelyard_ingress.replies import PendingOutcomes, TooManyWaiting

@@ -30,8 +30,14 @@ class InferenceSettings(Settings):
     #: Queries in progress per worker process (records taken from Kafka and not finished), and so the most
     #: model calls in flight at once.
     concurrency: int = Field(default=512, ge=1)
+    #: ``max_tokens`` of a call whose request set neither it nor ``max_completion_tokens``.
     max_output_tokens: int = Field(default=512, ge=1)
     request_logprobs: bool = True
+    #: Live tokens of a streamed final route: a delta that comes more than this long after the last batch
+    #: goes out at once, later ones wait at most this long (``streams``).
+    stream_flush_ms: float = Field(default=5.0, ge=0, le=1_000)
+    #: ... or until this many deltas are waiting.
+    stream_max_deltas: int = Field(default=32, ge=1)
     #: A query names an agent the local view has not seen yet: wait this long for the view to catch up.
     agent_sync_timeout_s: float = Field(default=1.0, ge=0)
 

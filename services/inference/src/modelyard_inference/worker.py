@@ -8,6 +8,14 @@ committed (see ``pipeline``):
 * one decision: a ``QueryEscalated`` (the answer is below the query's threshold, or the backend stayed
   down, and a higher class may still be tried — the router picks it), else a terminal ``QueryOutcome``:
   ``completed`` with the answer (or the best earlier answer when this call failed), or ``failed``.
+
+The call carries the query's generation parameters (``Generation``) and, when the conversation is more
+than text turns, its OpenAI ``messages`` as they are. A model that refuses the request (a 400) fails the
+query with its own error: escalating would only ask a larger model the same wrong question. A model the
+pricing table says reads no images is not asked about images: the query escalates without a call (no
+usage record), or fails with a 400 naming the image when no class is left. A final route of a streamed
+query streams its tokens live (``streams``) and completes with its answer whatever its confidence: the
+caller already has it.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from modelyard_core import metrics as core_metrics
 from modelyard_core.bus import Bus, Delivery, Outgoing
@@ -25,6 +34,7 @@ from modelyard_events import (
     AgentSnapshot,
     Answer,
     CascadeStep,
+    ModelError,
     QueryEscalated,
     QueryOutcome,
     QueryRouted,
@@ -34,9 +44,11 @@ from modelyard_events import (
 )
 
 from . import metrics
-from .backend import Backend, BackendUnavailable, Completion
-from .confidence import Confidence, score, should_escalate
+from .backend import Backend, BackendRejected, BackendUnavailable, Completion
+from .confidence import Confidence, should_escalate
+from .judging import judge
 from .settings import InferenceSettings
+from .streams import ChunkStream
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +70,26 @@ class CallResult:
     completion: Completion | None
     error: str | None
     elapsed_ms: float
+    #: the model refused the request: its own error
+    rejected: ModelError | None = None
+
+
+def image_part(messages: list[dict[str, Any]] | None) -> str | None:
+    """Where the conversation's first image is (``messages[i].content[j]``), or None."""
+    for i, m in enumerate(messages or ()):
+        content = m.get("content")
+        if isinstance(content, list):
+            for j, part in enumerate(content):
+                if isinstance(part, dict) and part.get("type") == "image_url":
+                    return f"messages[{i}].content[{j}]"
+    return None
+
+
+def answer_of(c: Completion, model_class, model: str, confidence: float) -> Answer:
+    """The answer a call gave: its text, and every choice when the text alone does not say it all."""
+    whole = len(c.choices) > 1 or (len(c.choices) == 1 and not c.choices[0].plain)
+    return Answer(text=c.text, model_class=model_class, model=model, confidence=confidence,
+                  choices=list(c.choices) if whole else None)
 
 
 @dataclass
@@ -97,24 +129,33 @@ class Worker:
 
     async def _answer(self, d: Delivery[QueryRouted]) -> list[Outgoing]:
         r = d.event
-        async with self._slots:
-            self._enter()
-            try:
-                call = await self._call(r)
-            finally:
-                self._leave()
         topics = self.bus.topics
         step_number = len(r.cascade) + 1
         model, model_class = r.decision.model, r.decision.model_class
+        if (where := image_part(r.request.messages)) is not None and self.pricing.reads_images(model) is False:
+            return [self._unreadable(d, where)]
+        live = self._live_stream(d)
+        async with self._slots:
+            self._enter()
+            try:
+                call = await self._call(r, live)
+            finally:
+                self._leave()
         if call.completion is None:
             core_metrics.MODEL_CALLS.labels(self.settings.pool, model, "error").inc()
             step = CascadeStep(model_class=model_class, model=model, error=call.error, latency_ms=call.elapsed_ms)
             usage = self._usage(r, step_number, None, call.error, latency_ms=call.elapsed_ms)
+            if call.rejected is not None or (live is not None and live.started):
+                # The request is wrong, or the caller has part of this answer: nothing to escalate.
+                failed = finished_outcome(r, [*r.cascade, step], answer=None, error=call.rejected,
+                                          reason=f"{model}: {call.error}")
+                core_metrics.OUTCOMES.labels("inference", "failed").inc()
+                return [Outgoing(topics.name("usage"), usage, cause=d), Outgoing(topics.name("outcomes"), failed, cause=d)]
             return [Outgoing(topics.name("usage"), usage, cause=d), self._after_failure(d, step, call.error or "")]
 
         c = call.completion
         core_metrics.MODEL_CALLS.labels(self.settings.pool, model, "ok").inc()
-        judged = score(r.request.text, c.text, logprobs=c.logprobs, finish_reason=c.finish_reason)
+        judged = judge(r.request.text, c, r.request.generation)
         cost = self._cost(model, c.input_tokens, c.output_tokens)
         core_metrics.COST_USD.labels(model_class.value).inc(cost)
         step = CascadeStep(
@@ -122,25 +163,66 @@ class Worker:
             input_tokens=c.input_tokens, output_tokens=c.output_tokens, cost_usd=cost, latency_ms=c.latency_ms,
         )
         usage = self._usage(r, step_number, c, None, cost=cost, latency_ms=c.latency_ms)
+        if live is not None:  # streamed: the caller has this answer already, it is the outcome
+            answer = answer_of(c, model_class, model, judged.confidence)
+            unsure = should_escalate(judged, r.cascade_threshold) and r.can_escalate
+            reason = "streamed as generated: kept although below the cascade threshold" if unsure else None
+            return [Outgoing(topics.name("usage"), usage, cause=d),
+                    Outgoing(topics.name("outcomes"), self._completed(r, step, answer, reason), cause=d)]
         return [Outgoing(topics.name("usage"), usage, cause=d), self._decide(d, step, c, judged)]
 
-    async def _call(self, r: QueryRouted) -> CallResult:
+    def _live_stream(self, d: Delivery[QueryRouted]) -> ChunkStream | None:
+        """Batches for the asker when the query streams and this call's answer is final (see ``streams``)."""
+        r = d.event
+        if r.request.stream_to is None or (r.can_escalate and self.settings.pool != "llm"):
+            return None
+        return ChunkStream(self.bus, d, flush_s=self.settings.stream_flush_ms / 1000,
+                           max_deltas=self.settings.stream_max_deltas)
+
+    async def _call(self, r: QueryRouted, live: ChunkStream | None = None) -> CallResult:
         loop = asyncio.get_running_loop()
         started = loop.time()
+        generation = r.request.generation
         try:
-            completion = await self.backend.complete(r.decision.model, self.messages(r))
+            if live is None:
+                completion = await self.backend.complete(r.decision.model, self.messages(r), generation)
+            else:
+                try:
+                    completion = await self.backend.stream(r.decision.model, self.messages(r), generation, live.add)
+                finally:
+                    await live.close()
             return CallResult(completion, None, completion.latency_ms)
+        except BackendRejected as exc:
+            return CallResult(None, str(exc), exc.elapsed_ms, exc.error)
         except BackendUnavailable as exc:
             return CallResult(None, str(exc), exc.elapsed_ms)
         except Exception as exc:  # noqa: BLE001 - a bug must not cost the query its outcome
             log.exception("model call for query %s failed unexpectedly", r.query_id)
             return CallResult(None, f"internal error: {type(exc).__name__}: {exc}"[:500], (loop.time() - started) * 1000)
 
-    def messages(self, r: QueryRouted) -> list[dict[str, str]]:
-        """The conversation sent to the model: the agent's system prompt, the history, the query."""
-        messages: list[dict[str, str]] = []
+    def _unreadable(self, d: Delivery[QueryRouted], where: str) -> Outgoing:
+        """The model reads no images: escalate without a call, or fail naming the image (OpenAI's 400)."""
+        r = d.event
+        model = r.decision.model
+        why = f"{model} reads no images ({where})"
+        step = CascadeStep(model_class=r.decision.model_class, model=model, error=f"not called: {why}")
+        if r.can_escalate:
+            return Outgoing(self.bus.topics.name("escalations"), self._escalation(r, step, r.best_answer, [why]), cause=d)
+        error = ModelError(status=400, message=f"Invalid content type. image_url is only supported by certain models ({why}).",
+                           type="invalid_request_error", code="unsupported_content", param=f"{where}.type")
+        core_metrics.OUTCOMES.labels("inference", "failed").inc()
+        failed = finished_outcome(r, [*r.cascade, step], answer=None, error=error, reason=why)
+        return Outgoing(self.bus.topics.name("outcomes"), failed, cause=d)
+
+    def messages(self, r: QueryRouted) -> list[dict[str, Any]]:
+        """The conversation sent to the model: the agent's system prompt, then the caller's OpenAI messages
+        as they are, or the history and the query."""
+        messages: list[dict[str, Any]] = []
         if (agent := self._agent(r)) is not None and agent.system_prompt:
             messages.append({"role": "system", "content": agent.system_prompt})
+        if r.request.messages:
+            messages.extend(r.request.messages)
+            return messages
         messages.extend({"role": m.role, "content": m.content} for m in r.request.history)
         messages.append({"role": "user", "content": r.request.text})
         return messages
@@ -180,7 +262,7 @@ class Worker:
         r = d.event
         topics = self.bus.topics
         model, model_class = r.decision.model, r.decision.model_class
-        answer = Answer(text=c.text, model_class=model_class, model=model, confidence=judged.confidence)
+        answer = answer_of(c, model_class, model, judged.confidence)
         best = answer if r.best_answer is None or answer.confidence >= r.best_answer.confidence else r.best_answer
         if not should_escalate(judged, r.cascade_threshold):
             return Outgoing(topics.name("outcomes"), self._completed(r, step, answer), cause=d)
