@@ -3,7 +3,6 @@ responses and errors. The official client's own response models (``ChatCompletio
 
 from __future__ import annotations
 
-
 import pytest
 from modelyard_core.pricing import load_pricing
 from modelyard_events import Choice, CascadeStep, ModelClass, ModelError, OutcomeStatus, QueryOutcome, RejectCode, StreamTo
