@@ -163,27 +163,26 @@ class OutcomeListener:
         """Start following; returns once every partition read has a position at its current end."""
         self._consumer = self.new_consumer()
         await self._consumer.start()
+        # Without a group, a subscription is assigned every partition (and follows new ones).
+        self._consumer.subscribe([self.topic])
         if self.one_partition:
-            partitions = sorted(await asyncio.wait_for(self._partitions(), timeout_s))
+            partitions = sorted(tp.partition for tp in await asyncio.wait_for(self._assigned(), timeout_s))
             if self.partition is None:
                 self.partition = random.choice(partitions)  # replicas spread over the partitions
             elif self.partition not in partitions:
                 raise ValueError(f"{self.topic} has no partition {self.partition} (it has {len(partitions)})")
+            self._consumer.unsubscribe()
             self._consumer.assign([TopicPartition(self.topic, self.partition)])
-        else:
-            # Without a group, a subscription is assigned every partition (and follows new ones).
-            self._consumer.subscribe([self.topic])
         self._task = asyncio.create_task(self._follow(), name=f"ingress-{self.topic}")
         await asyncio.wait_for(self._position(), timeout_s)
         self.positioned = True
         log.info("following %s on %d partitions", self.topic, len(self._consumer.assignment()))
 
-    async def _partitions(self) -> set[int]:
+    async def _assigned(self) -> set[TopicPartition]:
         assert self._consumer is not None
-        while not (partitions := self._consumer.partitions_for_topic(self.topic)):
-            await self._consumer.topics()  # a metadata request
-            await asyncio.sleep(0.05)
-        return partitions
+        while not (assigned := self._consumer.assignment()):
+            await asyncio.sleep(0.02)
+        return assigned
 
     def new_consumer(self) -> AIOKafkaConsumer:
         """The group-less consumer the listener follows the topic with (not connected yet)."""
@@ -192,10 +191,8 @@ class OutcomeListener:
 
     async def _position(self) -> None:
         assert self._consumer is not None
-        while not self._consumer.assignment():
-            await asyncio.sleep(0.02)
         # position() waits for the "latest" reset of each partition: from here on nothing is missed.
-        for tp in self._consumer.assignment():
+        for tp in await self._assigned():
             await self._consumer.position(tp)
 
     async def _follow(self) -> None:
