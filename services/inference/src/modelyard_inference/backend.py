@@ -37,17 +37,19 @@ import httpx2
 import openai
 import orjson
 from modelyard_events import ChoiceDelta, Generation, ModelError
-from openai import AsyncOpenAI, AsyncStream, DefaultAioHttpClient, DefaultAsyncHttpxClient
+from openai import AsyncOpenAI, DefaultAioHttpClient, DefaultAsyncHttpxClient
 
 from . import metrics
 from .breaker import CircuitBreaker, Permit, Result, State
 from .completions import (
     Completion,
     MalformedResponse,
+    StreamError,
     StreamFold,
     caller_wants_logprobs,
     parse_completion,
     request_body,
+    sse_events,
 )
 from .settings import InferenceSettings
 
@@ -91,7 +93,7 @@ REJECTION_STATUSES = frozenset({400, 413, 422})
 class Failure:
     """What one failed attempt says about the backend."""
 
-    kind: str  # timeout | connection | status | rejected | malformed
+    kind: str  # timeout | connection | status | rejected | stream | malformed
     retryable: bool
     #: True when the backend itself misbehaved (counts towards opening its circuit); a 400 does not
     backend_fault: bool
@@ -112,6 +114,8 @@ def classify(exc: BaseException) -> Failure | None:
         # A 4xx other than 408/409/429 means the backend is up and our request is wrong.
         kind = "rejected" if status in REJECTION_STATUSES else "status"
         return Failure(kind, retryable, retryable, detail, _retry_after(exc.response) if retryable else None)
+    if isinstance(exc, StreamError):  # an error event before the first token: as a 5xx would be
+        return Failure("stream", True, True, f"error event: {exc}")
     if isinstance(exc, MalformedResponse):
         return Failure("malformed", False, True, f"malformed response: {exc}")
     return None
@@ -178,6 +182,8 @@ def make_client(settings: InferenceSettings, *, default_headers: dict[str, str] 
 
 
 _JSON = {"headers": {"Content-Type": "application/json"}}
+#: The SDK's raw-response mode with the body left unread: a streamed call reads it as it comes.
+_RAW_STREAM = {"headers": {"Content-Type": "application/json", "X-Stainless-Raw-Response": "stream"}}
 
 
 class Backend:
@@ -215,18 +221,22 @@ class Backend:
 
     async def stream(self, model: str, messages: list[dict[str, Any]], generation: Generation | None,
                      forward: Callable[[list[ChoiceDelta]], Awaitable[None] | None]) -> Completion:
-        """``complete`` with ``stream: true``: each chunk's deltas go to ``forward`` as they arrive."""
+        """``complete`` with ``stream: true``: each chunk's deltas go to ``forward`` as they arrive.
+
+        The body streams raw through the SDK (its raw-response mode: statuses, errors and connection
+        handling stay the SDK's) and each event is read with orjson: the SDK's own stream class decodes
+        every event in pure Python, which at hundreds of tokens a second is most of a worker's CPU."""
         content = self._body(model, messages, generation, stream=True)
         keep = caller_wants_logprobs(generation)
 
         async def attempt() -> Completion:
             fold = StreamFold(keep_logprobs=keep)
-            chunks = await self.client.post("/chat/completions", cast_to=object, content=content, options=_JSON,
-                                            stream=True, stream_cls=AsyncStream[object])
+            response = await self.client.post("/chat/completions", cast_to=httpx2.Response, content=content,
+                                              options=_RAW_STREAM)
             forwarded = False
             try:
-                async for chunk in chunks:
-                    if deltas := fold.add(chunk):
+                async for event in sse_events(response.aiter_lines()):
+                    if deltas := fold.add(event):
                         pending = forward(deltas)
                         forwarded = True
                         if pending is not None:
@@ -236,7 +246,7 @@ class Backend:
                     raise StreamBroken(f"the stream broke after its first tokens: {type(exc).__name__}: {exc}"[:300]) from exc
                 raise
             finally:
-                await chunks.close()
+                await response.aclose()
             return fold.completion()
 
         return await self._call(model, attempt)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +110,27 @@ def parse_completion(raw: bytes, *, keep_logprobs: bool = False) -> Completion:
 _DELTA_FIELDS = ("content", "refusal", "tool_calls", "function_call")
 
 
+class StreamError(Exception):
+    """The model sent an error event in the middle of a stream."""
+
+
+async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
+    """The JSON events of a chat-completions event stream, until ``[DONE]``; an ``error`` event raises."""
+    async for line in lines:
+        if not line.startswith("data:"):
+            continue  # blank separators, comments, other fields
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedResponse(f"stream event: {exc}"[:200]) from None
+        if isinstance(event, dict) and event.get("error"):
+            raise StreamError(str(event["error"])[:300])
+        yield event
+
+
 class StreamFold:
     """The chunks of one streamed call: ``add`` returns each chunk's deltas; ``completion`` is the whole answer."""
 
@@ -126,11 +148,13 @@ class StreamFold:
             for c in chunk.get("choices") or ():
                 delta = c.get("delta") or {}
                 fields = {k: delta[k] for k in _DELTA_FIELDS if delta.get(k)}
-                d = ChoiceDelta(index=int(c.get("index", 0)), finish_reason=c.get("finish_reason"),
-                                logprobs=c.get("logprobs"), **fields)
+                finish, logprobs = c.get("finish_reason"), c.get("logprobs")
+                d = ChoiceDelta(index=int(c.get("index", 0)), finish_reason=finish, logprobs=logprobs, **fields)
                 self.assembly.add(d)
-                if fields or d.finish_reason or (self.keep_logprobs and d.logprobs):
-                    deltas.append(d if self.keep_logprobs or d.logprobs is None else d.model_copy(update={"logprobs": None}))
+                if fields or finish or (self.keep_logprobs and logprobs):
+                    if logprobs and not self.keep_logprobs:
+                        d = ChoiceDelta(index=d.index, finish_reason=finish, **fields)
+                    deltas.append(d)
             return deltas
         except (TypeError, AttributeError, ValueError, KeyError) as exc:
             raise MalformedResponse(f"chunk: {type(exc).__name__}: {exc}"[:200]) from None
