@@ -47,6 +47,7 @@ ANSWER_SCHEMA = {"type": "json_schema", "json_schema": {"name": "answer", "stric
 EVERY_PARAMETER: dict[str, Any] = {
     "temperature": 0.0, "top_p": 0.9, "max_completion_tokens": 40, "stop": ["\n\n\n"], "seed": 11,
     "presence_penalty": 0.1, "frequency_penalty": 0.2, "logit_bias": {"50256": -100}, "user": "end-user-7",
+    "reasoning_effort": "low",
 }
 
 
