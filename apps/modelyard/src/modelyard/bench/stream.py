@@ -29,8 +29,8 @@ from typing import Any
 import httpx
 import orjson
 
-from .http import PROMPTS, _bench_tenant, _ready
-from .loadgen import encode_post
+from .http import PROMPTS, endpoints
+from .loadgen import closed_loop, encode_post
 
 #: A content delta with at least one character (``"content":""`` is the opening chunk's).
 _CONTENT = re.compile(rb'"content":"[^"]')
@@ -88,42 +88,21 @@ async def run_streams(requests: list[tuple[str, int, bytes]], *, concurrency: in
                       timeout_s: float = 120.0) -> StreamResult:
     """``concurrency`` workers stream the requests round-robin, back to back, for ``seconds``."""
     result = StreamResult()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    counter = 0
 
-    async def worker() -> None:
-        nonlocal counter
-        reader = writer = None
-        try:
-            while loop.time() < deadline:
-                host, port, raw = requests[counter % len(requests)]
-                counter += 1
-                try:
-                    if writer is None:
-                        reader, writer = await asyncio.open_connection(host, port)
-                    started = time.perf_counter()
-                    writer.write(raw)
-                    status, first, last = await asyncio.wait_for(read_stream(reader, started), timeout_s)
-                except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError):
-                    result.failed += 1
-                    if writer is not None:
-                        writer.close()
-                    reader = writer = None
-                    await asyncio.sleep(0.05)
-                    continue
-                if status == 200 and first is not None:
-                    result.first_token_s.append(first)
-                    result.last_token_s.append(last)
-                else:
-                    result.failed += 1
-        finally:
-            if writer is not None:
-                writer.close()
+    async def exchange(reader: asyncio.StreamReader, started: float) -> bool:
+        status, first, last = await read_stream(reader, started)
+        if status == 200 and first is not None:
+            result.first_token_s.append(first)
+            result.last_token_s.append(last)
+        else:
+            result.failed += 1
+        return True
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    result.seconds = time.perf_counter() - started
+    def connection_error() -> None:
+        result.failed += 1
+
+    result.seconds = await closed_loop(requests, concurrency=concurrency, seconds=seconds, exchange=exchange,
+                                       on_connection_error=connection_error, request_timeout_s=timeout_s)
     return result
 
 
@@ -142,12 +121,7 @@ async def run_stream_bench(
     tokens_per_s: float = 60.0,
 ) -> dict[str, Any]:
     """Run both loads against a running deployment and return the figures."""
-    ingress_url, simulator_url = ingress_url.rstrip("/"), simulator_url.rstrip("/").removesuffix("/v1")
-    if api_key is None:
-        api_key = await _bench_tenant(api_url, admin_token)
-    auth = {"Authorization": f"Bearer {api_key}"}
-    await _ready(f"{ingress_url}/v1/models", auth)
-    await _ready(f"{simulator_url}/v1/models")
+    ingress_url, simulator_url, auth = await endpoints(ingress_url, simulator_url, api_url, admin_token, api_key)
     direct = [encode_post(f"{simulator_url}/v1/chat/completions", stream_body(model, p)) for p in PROMPTS]
     through = [encode_post(f"{ingress_url}/v1/chat/completions", stream_body(model, p), auth) for p in PROMPTS]
     knobs = {"latency_ms": latency_ms, "latency_distribution": "fixed", "stream_tokens_per_s": tokens_per_s}
