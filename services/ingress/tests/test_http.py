@@ -49,9 +49,10 @@ class ScriptedBus:
     """Answers each submitted query with ``reply(event)`` (None: never answers; a list: live batches, then
     the outcome, one every 10 ms), as the pipeline would."""
 
-    def __init__(self, pending: PendingOutcomes, reply) -> None:
+    def __init__(self, pending: PendingOutcomes, reply, spacing_s: float = 0.01) -> None:
         self.pending = pending
         self.reply = reply
+        self.spacing_s = spacing_s
         self.submitted: list[tuple[str, QuerySubmitted, str]] = []
 
     async def publish_one(self, topic: str, event: QuerySubmitted, key: str) -> None:
@@ -59,7 +60,7 @@ class ScriptedBus:
         replies = self.reply(event)
         for n, item in enumerate(replies if isinstance(replies, list) else [replies] if replies else []):
             offer = self.pending.offer_chunk if isinstance(item, QueryChunk) else self.pending.offer
-            asyncio.get_running_loop().call_later(0.01 * (n + 1), offer, item.model_dump_json().encode())
+            asyncio.get_running_loop().call_later(self.spacing_s * (n + 1), offer, item.model_dump_json().encode())
 
 
 def completed(q: QuerySubmitted) -> QueryOutcome:
@@ -67,9 +68,10 @@ def completed(q: QuerySubmitted) -> QueryOutcome:
                         model_class=ModelClass.SLM, model="gpt-4o-mini", confidence=0.9, input_tokens=7, output_tokens=3, cost_usd=0.0001)
 
 
-def make(reply, *, capacity: int = 8, timeout_s: float = 5.0) -> tuple[AsyncOpenAI, ScriptedBus, httpx.AsyncClient]:
+def make(reply, *, capacity: int = 8, timeout_s: float = 5.0,
+         spacing_s: float = 0.01) -> tuple[AsyncOpenAI, ScriptedBus, httpx.AsyncClient]:
     pending = PendingOutcomes(capacity)
-    bus = ScriptedBus(pending, reply)
+    bus = ScriptedBus(pending, reply, spacing_s)
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(router)
@@ -233,3 +235,25 @@ async def test_the_models_refusal_is_its_400_and_impossible_values_are_refused_h
     with pytest.raises(openai.BadRequestError) as here:
         await client.chat.completions.create(model="auto", messages=USER, temperature=3)
     assert here.value.param == "temperature" and len(bus.submitted) == 1  # refused before the bus
+
+
+def long_stream(q: QuerySubmitted) -> list:
+    """Eight batches and the outcome, one every 0.1 s: 0.9 s in all."""
+    chunks = [QueryChunk(tenant_id=q.tenant_id, query_id=q.query_id, run="r", seq=n, model="gpt-4o",
+                         model_class=ModelClass.LLM, deltas=[ChoiceDelta(content=f"w{n} ")]) for n in range(8)]
+    final = completed(q).model_copy(update={"answer": "".join(f"w{n} " for n in range(8))})
+    return [*chunks, final]
+
+
+async def test_a_stream_may_take_longer_than_the_timeout_but_not_fall_silent_for_longer():
+    client, bus, _ = make(long_stream, spacing_s=0.1)
+    slow = await client.chat.completions.create(model="llm", messages=USER, stream=True,
+                                                extra_headers={"X-Modelyard-Timeout": "0.5"})
+    text = "".join([c.choices[0].delta.content or "" async for c in slow if c.choices])
+    assert text == "".join(f"w{n} " for n in range(8))  # 0.9 s in all, never 0.5 s without a batch
+    client, bus, _ = make(lambda q: long_stream(q)[:2])  # two batches, then nothing
+    silent = await client.chat.completions.create(model="llm", messages=USER, stream=True,
+                                                  extra_headers={"X-Modelyard-Timeout": "0.3"})
+    with pytest.raises(openai.APIError) as ended:
+        [c async for c in silent]
+    assert ended.value.body["code"] == "timeout" and len(bus.pending) == 0

@@ -105,8 +105,9 @@ class Ingress:
             _count(result, started)
 
     async def stream(self, body: ChatCompletionRequest, tenant_id: str, timeout_s: float) -> tuple[str, Stream]:
-        """Submit a streamed request; return ``(query_id, stream)`` once its first event arrived, or raise the
-        ``OpenAIError`` to answer with (a rejection, the model's 400, a timeout before anything came)."""
+        """Submit a streamed request; return ``(query_id, stream)`` once its first event arrived (within
+        ``timeout_s``), or raise the ``OpenAIError`` to answer with (a rejection, the model's 400, a timeout
+        before anything came)."""
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -146,7 +147,7 @@ class Ingress:
         metrics.FIRST_CHUNK_SECONDS.observe(time.perf_counter() - started)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         renderer = StreamRenderer(query_id, include_usage=include_usage)
-        rest = self._rest(renderer, queue, first, deadline, ending)
+        rest = self._rest(renderer, queue, first, timeout_s, ending)
         return query_id, Stream(self._render(renderer, first), rest, close)
 
     @staticmethod
@@ -154,16 +155,16 @@ class Ingress:
         return renderer.chunk(item) if isinstance(item, QueryChunk) else renderer.finish(item)
 
     async def _rest(self, renderer: StreamRenderer, queue: asyncio.Queue[StreamItem], item: StreamItem,
-                    deadline: float, ending: _Ending) -> AsyncIterator[bytes]:
-        """Everything after the first event, until the outcome (or the deadline) ends the stream. A caller
-        that goes away ends it too; the query still completes, and is metered."""
-        loop = asyncio.get_running_loop()
+                    timeout_s: float, ending: _Ending) -> AsyncIterator[bytes]:
+        """Everything after the first event, until the outcome ends the stream. The timeout now bounds each
+        wait for the next event (a long answer may take longer than it to generate, a silent one may not).
+        A caller that goes away ends it too; the query still completes, and is metered."""
         while not isinstance(item, QueryOutcome):
             try:
-                item = await _next(queue, deadline - loop.time())
+                item = await _next(queue, timeout_s)
             except TimeoutError:
                 ending.result = "timeout"
-                yield error_event(timeout_error(item.query_id, self.timeout_s))
+                yield error_event(timeout_error(item.query_id, timeout_s))
                 return
             if part := self._render(renderer, item):
                 yield part
