@@ -136,7 +136,11 @@ async def test_max_tokens_and_stop_shape_the_answer_and_its_finish_reason(simula
                                          generation=Generation(max_tokens=5)))
     [choice] = done.event.choices
     assert choice.finish_reason == "length" and done.event.output_tokens == 5
-    assert any("truncated" in r for r in done.event.cascade[0].reasons)
+    # The caller's own limit is not held against the answer; the pool's default limit is.
+    assert not any("truncated" in r for r in done.event.cascade[0].reasons)
+    short, _ = await simulated_backend(fast_settings(max_output_tokens=5))
+    _, [pool_cut] = await run(worker_for(short), routed("Explain how to reset a password", can_escalate=False))
+    assert any("truncated" in r for r in pool_cut.event.cascade[0].reasons)
 
 
 async def test_the_models_400_fails_the_query_with_its_own_error_and_is_not_escalated(simulated_backend):

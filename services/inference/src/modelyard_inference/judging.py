@@ -6,6 +6,9 @@
 * A tool-call choice has no text to score: its check is the evidence. Calls that name an offered tool
   with arguments valid against its schema are a sure answer (confidence 1); any defect makes it 0.
 * A call that returned several choices (``n``) is as good as its weakest: the caller gets all of them.
+* A text cut off at the caller's own ``max_tokens`` / ``max_completion_tokens`` is what the caller asked
+  for, not a defect of the model: its ``finish_reason: "length"`` is not held against it (JSON or tool
+  arguments cut short still fail their checks).
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ def judge_choice(query: str, choice: Choice, logprobs: list[float] | None, gener
         return Confidence(0.0, found)
     if choice.tool_calls or choice.function_call is not None:
         return Confidence(1.0, [VALID_TOOL_CALLS])
-    return score(query, choice.content or "", logprobs=logprobs, finish_reason=choice.finish_reason)
+    finish = choice.finish_reason
+    if finish == "length" and generation is not None and (generation.max_tokens or generation.max_completion_tokens):
+        finish = None  # the caller's limit
+    return score(query, choice.content or "", logprobs=logprobs, finish_reason=finish)
 
 
 def judge(query: str, c: Completion, generation: Generation | None) -> Confidence:
