@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 import orjson
-from modelyard_events import Assembly, Choice, ChoiceBuilder, ChoiceDelta, QueryChunk, QueryOutcome
+from modelyard_events import Assembly, Choice, ChoiceBuilder, QueryChunk, QueryOutcome
 
 from .errors import OpenAIError
 from .responses import choices_of, completion_id, modelyard_extension, outcome_error, usage
@@ -100,7 +100,6 @@ class StreamRenderer:
         self.live = True
         self.run: str | None = None
         self.next_seq = 0
-        self.started = False  # a content-bearing chunk went out
 
     def _chunk(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
         doc = {**self.base, "choices": choices}
@@ -109,12 +108,12 @@ class StreamRenderer:
         doc.update(extra)
         return sse(doc)
 
-    def _delta(self, index: int, delta: dict[str, Any], logprobs: Any = None, finish_reason: str | None = None) -> bytes:
+    def _delta(self, index: int, delta: dict[str, Any], logprobs: Any = None) -> bytes:
+        """A content chunk of one choice (its first says the role, as OpenAI's does)."""
         if index not in self.sent.builders:
             self.sent.builder(index)
             delta = {"role": "assistant", **({"content": ""} if not delta else {}), **delta}
-        self.started = True
-        return self._chunk([{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}])
+        return self._chunk([{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": None}])
 
     def chunk(self, batch: QueryChunk) -> bytes:
         """The chunks of one live batch (b"" when it must not be sent)."""
@@ -135,9 +134,7 @@ class StreamRenderer:
                                        ("function_call", d.function_call)) if v}
             if delta or d.logprobs:
                 out.append(self._delta(d.index, delta, d.logprobs))
-            # finish reasons wait for the outcome: the final chunks carry them
-            self.sent.add(ChoiceDelta(index=d.index, content=d.content, refusal=d.refusal, tool_calls=d.tool_calls,
-                                      function_call=d.function_call, logprobs=d.logprobs))
+            self.sent.add(d)  # its finish reason waits for the outcome: the final chunks carry them
         return b"".join(out)
 
     def finish(self, outcome: QueryOutcome) -> bytes:
