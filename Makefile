@@ -14,6 +14,10 @@ LOCAL := $(CURDIR)/deploy/local
 
 # `make up` / `make demo` stack: default ports (each one a MODELYARD_*_PORT variable), data in .run/dev.
 DEV_ENV := MODELYARD_RUN_DIR=$${MODELYARD_RUN_DIR:-$(CURDIR)/.run/dev}
+# The recorded GSM8K answers `make demo` replays through the pipeline (licence and source beside the file),
+# and how many of its 660 questions the demo sends per tenant policy (0: all).
+GSM8K := $(CURDIR)/apps/modelyard/src/modelyard/data/gsm8k/gsm8k_dev.csv
+DEMO_GSM8K_QUESTIONS ?= 0
 # What a client on this machine (the demo, the benchmarks) needs to reach that stack.
 CLIENT_ENV := MODELYARD_KAFKA__BOOTSTRAP_SERVERS=$${MODELYARD_KAFKA__BOOTSTRAP_SERVERS:-127.0.0.1:$${MODELYARD_KAFKA_PORT:-9092}} \
 	MODELYARD_MONGO__URL=$${MODELYARD_MONGO__URL:-mongodb://127.0.0.1:$${MODELYARD_MONGO_PORT:-27017}} \
@@ -86,9 +90,10 @@ endif
 status: ## Show which services answer
 	@$(DEV_ENV) $(LOCAL)/services.sh status
 
-demo: ## Start the stack, run the helpdesk demo stream, print the savings table, stop everything
+demo: ## Start the stack, run the helpdesk demo stream and the GSM8K cascade on recorded answers, print both tables, stop everything
 	@rc=0; $(MAKE) --no-print-directory up || rc=$$?; \
-	if [ $$rc -eq 0 ]; then $(CLIENT_ENV) $(MODELYARD) demo || rc=$$?; fi; \
+	if [ $$rc -eq 0 ]; then $(CLIENT_ENV) $(MODELYARD) demo || rc=$$?; \
+		$(CLIENT_ENV) $(MODELYARD) eval-cascade --data $(GSM8K) --sample $(DEMO_GSM8K_QUESTIONS) || rc=$$?; fi; \
 	$(MAKE) --no-print-directory down >/dev/null 2>&1 || true; exit $$rc
 
 test: install k8s-renderer ## Start Kafka (plain and SASL_SSL) and FerretDB on test ports, run the whole test suite, stop them

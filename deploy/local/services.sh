@@ -19,6 +19,13 @@ export MODELYARD_KAFKA__BOOTSTRAP_SERVERS=${MODELYARD_KAFKA__BOOTSTRAP_SERVERS:-
 export MODELYARD_MONGO__URL=${MODELYARD_MONGO__URL:-mongodb://127.0.0.1:${MODELYARD_MONGO_PORT:-27017}}
 export MODELYARD_BACKEND_BASE_URL=${MODELYARD_BACKEND_BASE_URL:-http://127.0.0.1:$SIM_PORT/v1}
 export MODELYARD_LOG_FORMAT=${MODELYARD_LOG_FORMAT:-json}
+# The simulator replays the recorded GSM8K answers shipped with the app (`make demo`'s second table,
+# `modelyard eval-cascade`): Mixtral's answers as gpt-4o-mini's, GPT-4's as gpt-4o's; every other prompt
+# gets a generated answer.
+export MODELYARD_SIMULATOR_REPLAY_FILE=${MODELYARD_SIMULATOR_REPLAY_FILE:-$REPO_ROOT/apps/modelyard/src/modelyard/data/gsm8k/gsm8k_dev.csv}
+export MODELYARD_SIMULATOR_REPLAY_MODELS=${MODELYARD_SIMULATOR_REPLAY_MODELS:-'{"mistralai/Mixtral-8x7B-Instruct-v0.1": "gpt-4o-mini", "gpt-4-1106-preview": "gpt-4o"}'}
+# ... as recorded: without log-probabilities (the file has none), so the workers judge exactly what was recorded
+export MODELYARD_SIMULATOR_REPLAY_LOGPROBS=${MODELYARD_SIMULATOR_REPLAY_LOGPROBS:-false}
 
 # name | command | readiness URL | extra environment
 SERVICES=(

@@ -5,7 +5,13 @@ from __future__ import annotations
 import httpx2
 import openai
 import pytest
-from modelyard_inference.backend import BackendUnavailable, MalformedResponse, _retry_after, classify, parse_completion
+from modelyard_inference.backend import (
+    BackendUnavailable,
+    MalformedResponse,
+    _retry_after,
+    classify,
+    parse_completion,
+)
 
 from .conftest import fast_settings
 
@@ -55,6 +61,10 @@ def test_parse_completion_reads_text_usage_and_logprobs_and_rejects_garbage() ->
     assert parse_completion(raw, keep_logprobs=True).choices[0].logprobs == {"content": [{"token": "Hi", "logprob": -0.1}]}
     empty = parse_completion(b'{"choices": [{"message": {"content": null}}]}')
     assert (empty.text, empty.finish_reason, empty.input_tokens, empty.output_tokens, empty.logprobs) == ("", None, 0, 0, None)
+    several = parse_completion(b'{"choices": [{"index": 1, "message": {"content": "B"}, "finish_reason": "length"}, '
+                               b'{"index": 0, "message": {"content": "A"}, "finish_reason": "stop"}], "usage": {"completion_tokens": 9}}')
+    assert [(s.text, s.finish_reason) for s in several.samples] == [("A", "stop"), ("B", "length")]
+    assert several.output_tokens == 9  # every choice's tokens
     for garbage in (b"<html>", b"{}", b'{"choices": []}', b'{"choices": [{"logprobs": {"content": [{}]}}]}'):
         with pytest.raises(MalformedResponse):
             parse_completion(garbage)

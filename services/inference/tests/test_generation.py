@@ -119,7 +119,7 @@ async def test_generation_reaches_the_slm_call_and_the_escalation_unchanged(simu
     q = routed("Answer in JSON: how do I reset my password?", generation=g)
     _, [escalation] = await run(worker, q)
     assert isinstance(escalation.event, QueryEscalated)
-    assert any("response_format json_schema" in r for r in escalation.event.reasons)
+    assert any(r.startswith("json: ") and r.endswith("[hard]") for r in escalation.event.reasons), escalation.event.reasons
     _, [done] = await run(worker, escalated_to_llm(escalation.event))
     outcome = done.event
     assert outcome.status is OutcomeStatus.COMPLETED and outcome.model == "gpt-4o"
@@ -137,10 +137,10 @@ async def test_max_tokens_and_stop_shape_the_answer_and_its_finish_reason(simula
     [choice] = done.event.choices
     assert choice.finish_reason == "length" and done.event.output_tokens == 5
     # The caller's own limit is not held against the answer; the pool's default limit is.
-    assert not any("truncated" in r for r in done.event.cascade[0].reasons)
+    assert not any("finish_reason length" in r for r in done.event.cascade[0].reasons)
     short, _ = await simulated_backend(fast_settings(max_output_tokens=5))
     _, [pool_cut] = await run(worker_for(short), routed("Explain how to reset a password", can_escalate=False))
-    assert any("truncated" in r for r in pool_cut.event.cascade[0].reasons)
+    assert "truncation: finish_reason length [hard]" in pool_cut.event.cascade[0].reasons
 
 
 async def test_the_models_400_fails_the_query_with_its_own_error_and_is_not_escalated(simulated_backend):
@@ -180,7 +180,7 @@ async def test_tool_calls_whose_arguments_do_not_parse_or_fit_escalate(simulated
     _, [escalation] = await run(worker_for(backend), routed(generation=g))
     e = escalation.event
     assert isinstance(e, QueryEscalated) and e.cascade[0].confidence == 0.0
-    assert any(r.startswith("tool call get_weather: arguments do not") for r in e.reasons), e.reasons
+    assert any(r.startswith("tool_call: get_weather: arguments do not") and r.endswith("[hard]") for r in e.reasons), e.reasons
 
 
 async def test_a_tool_conversation_reaches_the_model_whole_and_is_answered_in_text(simulated_backend):

@@ -145,7 +145,7 @@ async def test_an_unsure_slm_answer_is_escalated_to_the_llm_and_both_calls_are_m
     assert outcome.status is OutcomeStatus.COMPLETED and outcome.model == "gpt-4o"
     assert outcome.answer == RECORDED[0]["responses"]["gpt-4o"]  # replayed, not generated
     slm, llm = outcome.cascade
-    assert slm.model == "gpt-4o-mini" and slm.confidence < 0.6 and any("uncertainty" in r for r in slm.reasons)
+    assert slm.model == "gpt-4o-mini" and slm.confidence < 0.6 and any(r.startswith("hedging:") for r in slm.reasons)
     assert llm.model == "gpt-4o" and llm.confidence >= 0.6
     assert_exactly_once(outcomes, usage)
     calls = sorted(usage[q.query_id], key=lambda u: u.cascade_step)

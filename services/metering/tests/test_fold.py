@@ -42,6 +42,16 @@ def test_cascade_step_is_a_call_but_not_a_query_nor_a_counterfactual():
     assert c.cost_usd == 0.000027 + 0.0045
 
 
+def test_a_call_that_returned_several_completions_counts_them_all():
+    f = Fold()
+    f.add(usage(1, completions=3, output_tokens=60), 0, 1)
+    f.add(usage(2), 0, 2)
+    c = f.counters()
+    assert (c.calls, c.completions, c.output_tokens) == (2, 4, 80)
+    assert f.inc["extra_completions"] == 2  # stored as completions beyond one per call
+    assert to_counters({"calls": 5}).completions == 5  # a document from before the counter existed
+
+
 def test_failed_call_is_metered_but_not_timed():
     f = Fold()
     f.add(usage(error="backend down", latency_ms=30_000.0), 0, 0)
@@ -105,7 +115,8 @@ def test_folding_many_at_once_equals_one_by_one():
     rng = random.Random(9)
     events = [(usage(i, model_class=rng.choice(["slm", "llm", "llm_plus"]), latency_ms=rng.random() * 40_000,
                      cascade_step=rng.random() < 0.2, error="x" if rng.random() < 0.05 else None,
-                     cost_usd=rng.random() / 7, llm_cost_usd=rng.random() / 3), 100 + i) for i in range(500)]
+                     cost_usd=rng.random() / 7, llm_cost_usd=rng.random() / 3, completions=rng.choice([1, 1, 3, 5])),
+               100 + i) for i in range(500)]
     one, many = Fold(), Fold()
     for e, offset in events:
         one.add(e, 4, offset)

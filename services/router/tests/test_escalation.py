@@ -263,3 +263,20 @@ def test_the_fast_first_routed_id_is_the_derived_id():
 
     for query_id in ("q", str(uuid.uuid4()), "ünïcode-id", "x" * 128):
         assert first_routed_event_id(query_id) == routed_event_id(query_id, 1)
+
+
+def test_the_first_route_carries_the_tenant_s_threshold_and_its_self_consistency_to_the_small_model_only():
+    from modelyard_events import SelfConsistency
+
+    sc = SelfConsistency(samples=3, temperature=0.9, min_agreement=0.6)
+    t = tenant(policy=RoutingPolicy(cascade_threshold=0.5, self_consistency=sc))
+    routed = first_route(router(t), t, SIMPLE)
+    assert routed.decision.model_class is SLM and routed.self_consistency == sc and routed.cascade_threshold == 0.5
+    straight_up = first_route(router(t), t, SIMPLE, requested_class=LLM)
+    assert straight_up.self_consistency is None
+    off = tenant(policy=RoutingPolicy(self_consistency=SelfConsistency(samples=1)))
+    assert first_route(router(off), off, SIMPLE).self_consistency is None
+    # an escalation re-routes to a larger class: it answers once
+    e = escalated([step(SLM)], None)
+    topic, event = escalate(router(t), e)
+    assert isinstance(event, QueryRouted) and event.self_consistency is None

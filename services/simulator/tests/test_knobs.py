@@ -160,6 +160,15 @@ async def test_replay_serves_recorded_answers_on_the_last_user_message(simulator
     assert stats["models"]["gpt-4o-mini"]["replayed"] == 1 and stats["models"]["gpt-4o"]["replayed"] == 1
 
 
+async def test_replayed_answers_can_come_without_log_probabilities_as_recorded(simulator, tmp_path: Path) -> None:
+    sdk, _ = simulator(replay_file=write_replay(tmp_path / "replay.jsonl"), replay_logprobs=False)
+    replayed = await sdk.chat.completions.create(model="gpt-4o-mini", messages=user("Where is my parcel?"), logprobs=True)
+    assert replayed.choices[0].message.content == "It left the depot this morning." and replayed.choices[0].logprobs is None
+    assert replayed.usage.completion_tokens > 0
+    generated = await sdk.chat.completions.create(model="gpt-4o-mini", messages=user("Reset my token"), logprobs=True)
+    assert generated.choices[0].logprobs.content  # only replayed answers lose them
+
+
 async def test_replay_record_keyed_on_a_system_prompt_wins_only_for_that_system_prompt(simulator, tmp_path: Path) -> None:
     path = tmp_path / "replay.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from modelyard_events import TIER_LIMITS, Tier, UsageRecorded
+from modelyard_events import CASCADE_THRESHOLDS, TIER_LIMITS, Tier, UsageRecorded
 
 PRESET_EXPECTATIONS = {
     "finance": ("quality", ["SOC2", "PCI-DSS"], False),
@@ -26,6 +26,7 @@ async def test_create_applies_industry_preset_visible_on_get(client, admin, indu
     tenant = got.json()
     preference, compliance, analytics = PRESET_EXPECTATIONS[industry]
     assert tenant["policy"]["preference"] == preference
+    assert tenant["policy"]["cascade_threshold"] == CASCADE_THRESHOLDS[preference]
     assert tenant["settings"]["compliance"] == compliance
     assert tenant["industry_preset"]["compliance"] == compliance
     assert tenant["features"]["advanced_analytics"] is analytics  # basic tier: only the tech preset turns it on
@@ -90,6 +91,18 @@ async def test_patch_settings_branding_policy_budget(new_tenant, client):
     assert got["policy"]["preference"] == "quality" and got["policy"]["cascade_threshold"] == 0.8 and got["policy"]["max_class"] == "llm"
     assert got["budget"]["monthly_cost_usd"] == 250.0
     assert got["version"] == t.body["version"] + 1
+
+
+async def test_the_cascade_threshold_follows_the_preference_and_self_consistency_is_a_policy(new_tenant, client):
+    t = await new_tenant(industry="other")
+    resp = await client.patch(t.path(), json={"policy": {"preference": "quality",
+                                                         "self_consistency": {"samples": 3}}}, headers=t.headers)
+    assert resp.status_code == 200, resp.text
+    policy = (await client.get(t.path(), headers=t.headers)).json()["policy"]
+    assert policy["cascade_threshold"] == 0.7
+    assert policy["self_consistency"] == {"samples": 3, "temperature": 0.7, "min_agreement": 0.5}
+    resp = await client.patch(t.path(), json={"policy": {"self_consistency": {"samples": 9}}}, headers=t.headers)
+    assert resp.status_code == 422 and "samples" in resp.text
 
 
 async def test_custom_models_need_a_tier_that_sells_them(new_tenant, client):

@@ -42,3 +42,26 @@ def test_roles_grant_what_the_design_says():
     assert GRANTS[Role.MEMBER] == {Action.READ}
     assert Action.ADMINISTER not in GRANTS[Role.TENANT_ADMIN]
     assert Action.WRITE_CONFIG not in GRANTS[Role.SERVICE] and Action.WRITE_WORK in GRANTS[Role.SERVICE]
+
+
+def test_a_new_tenant_s_cascade_threshold_is_its_preference_s():
+    from modelyard_events import CASCADE_THRESHOLDS, RoutingPreference
+    from modelyard_tenant.plans import policy_for
+
+    for preference in RoutingPreference:
+        policy = policy_for(preference)
+        assert policy.preference is preference and policy.cascade_threshold == CASCADE_THRESHOLDS[preference]
+    assert CASCADE_THRESHOLDS[RoutingPreference.COST] < CASCADE_THRESHOLDS[RoutingPreference.BALANCED] == 0.6
+    assert CASCADE_THRESHOLDS[RoutingPreference.BALANCED] < CASCADE_THRESHOLDS[RoutingPreference.QUALITY]
+
+
+def test_the_threshold_follows_the_preference_unless_the_tenant_set_its_own():
+    from modelyard_tenant.plans import patched_policy
+
+    following = {"preference": "balanced", "cascade_threshold": 0.6}
+    assert patched_policy(following, {"preference": "quality"})["cascade_threshold"] == 0.7
+    assert patched_policy(following, {"preference": "cost", "cascade_threshold": 0.65})["cascade_threshold"] == 0.65
+    own = {"preference": "balanced", "cascade_threshold": 0.65}
+    assert patched_policy(own, {"preference": "quality"})["cascade_threshold"] == 0.65
+    assert patched_policy(own, {"cascade_threshold": None})["cascade_threshold"] == 0.6  # back to the preference's
+    assert patched_policy(own, {"max_class": "llm"}) == {**own, "max_class": "llm"}

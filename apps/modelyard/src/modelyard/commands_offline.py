@@ -1,4 +1,5 @@
-"""Offline tools that run exactly the services' decision code on files: classify, eval-router, cascade-score."""
+"""Offline tools that run exactly the router's decision code on files: classify, eval-router (the cascade's
+are in ``commands_cascade``)."""
 
 from __future__ import annotations
 
@@ -33,14 +34,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         if not data.is_dir():
             raise typer.BadParameter(f"{data} is not a folder (pass --data ../shared/data/routellm_mmlu)")
         typer.echo(json.dumps(run(data.resolve(), seed=seed)))
-
-    @app.command("cascade-score")
-    def cascade_score(threshold: Annotated[float, typer.Option(min=0, max=1)] = 0.6) -> None:
-        """Read JSON lines {"query", "response", "logprobs"?} on stdin; write {"confidence", "escalate", "reasons"}."""
-        from modelyard_inference.confidence import score_lines
-
-        for line in score_lines(sys.stdin, threshold=threshold):
-            sys.stdout.write(line + "\n")
 
     @bench_app.command("classifier")
     def bench_classifier(n: Annotated[int, typer.Option(min=1000)] = 50_000) -> None:

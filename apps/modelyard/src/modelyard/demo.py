@@ -14,6 +14,7 @@ import random
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -117,7 +118,6 @@ async def create_tenants(api_url: str, admin_token: str, run: str) -> list[DemoT
 async def run_demo(*, api_url: str, queries: int, timeout_s: float) -> int:
     console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 130)
     settings = Settings()
-    topics = settings.topics
     run = datetime.now(UTC).strftime("%H%M%S")
     admin_token = os.environ.get("MODELYARD_ADMIN_TOKEN", "dev-admin-token")
     rng = random.Random(42)
@@ -126,6 +126,25 @@ async def run_demo(*, api_url: str, queries: int, timeout_s: float) -> int:
     console.print(f"created {len(tenants)} tenants: " + ", ".join(f"{t.name} ({t.industry}, {t.tier})" for t in tenants))
     stream = make_queries(tenants, queries, rng)
 
+    outcomes, elapsed = await publish_and_collect(settings, stream, timeout_s, console)
+    missing = len(stream) - len(outcomes)
+    if missing:
+        console.print(f"[red]{missing} queries got no outcome within {timeout_s:.0f}s[/red]")
+
+    usage = await wait_for_metering(settings, tenants, outcomes, console)
+    return report(console, tenants, stream, outcomes, usage, elapsed, missing)
+
+
+async def publish_and_collect(settings: Settings, stream: list[QuerySubmitted], timeout_s: float,
+                              console: Console, *, window: int | None = None) -> tuple[dict[str, QueryOutcome], float]:
+    """Publish ``stream`` to ``queries.submitted`` as an upstream system would and collect each query's outcome
+    (listening from before the first query is sent); the outcomes by query id and the seconds it took.
+
+    ``window``: at most this many queries without an outcome at a time (None: publish the whole stream at
+    once). A steady stream, not one burst: on a small shared machine a burst of thousands of queries can
+    keep the model backend busy past the workers' call deadline.
+    """
+    topics = settings.topics
     outcomes: dict[str, QueryOutcome] = {}
     consumer = make_consumer(settings.kafka, group_id=None, enable_auto_commit=False, auto_offset_reset="latest")
     producer = make_producer(settings.kafka, enable_idempotence=True, linger_ms=5)
@@ -143,13 +162,19 @@ async def run_demo(*, api_url: str, queries: int, timeout_s: float) -> int:
 
         wanted = {q.query_id for q in stream}
         started = time.monotonic()
-        sends = []
-        for q in stream:
-            body, headers = encode(q, "demo")
-            sends.append(await producer.send(topics.name("submitted"), body, key=q.tenant_id.encode(),
-                                             headers=[(k, v.encode()) for k, v in headers.items()]))
-        await asyncio.gather(*sends)
+        sent = 0
 
+        async def publish_up_to(limit: int) -> None:
+            nonlocal sent
+            sends = []
+            for q in stream[sent:limit]:
+                body, headers = encode(q, "demo")
+                sends.append(await producer.send(topics.name("submitted"), body, key=q.tenant_id.encode(),
+                                                 headers=[(k, v.encode()) for k, v in headers.items()]))
+            sent = max(sent, min(limit, len(stream)))
+            await asyncio.gather(*sends)
+
+        await publish_up_to(window or len(stream))
         with Progress(TextColumn("[bold]outcomes"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console) as progress:
             bar = progress.add_task("outcomes", total=len(stream))
@@ -160,21 +185,16 @@ async def run_demo(*, api_url: str, queries: int, timeout_s: float) -> int:
                         o = QueryOutcome.model_validate_json(r.value)
                         if o.query_id in wanted:
                             outcomes[o.query_id] = o
+                if window and sent < len(stream):
+                    await publish_up_to(len(outcomes) + window)
                 progress.update(bar, completed=len(outcomes))
-        elapsed = time.monotonic() - started
+        return outcomes, time.monotonic() - started
     finally:
         await producer.stop()
         await consumer.stop()
 
-    missing = len(stream) - len(outcomes)
-    if missing:
-        console.print(f"[red]{missing} queries got no outcome within {timeout_s:.0f}s[/red]")
 
-    usage = await wait_for_metering(settings, tenants, outcomes, console)
-    return report(console, tenants, stream, outcomes, usage, elapsed, missing)
-
-
-async def wait_for_metering(settings: Settings, tenants: list[DemoTenant], outcomes: dict[str, QueryOutcome],
+async def wait_for_metering(settings: Settings, tenants: Sequence[DemoTenant], outcomes: dict[str, QueryOutcome],
                             console: Console, timeout_s: float = 60.0) -> dict[str, dict]:
     """Wait until metering has folded every model call the outcomes report, then read its figures."""
     from modelyard_usage.read import routing_stats

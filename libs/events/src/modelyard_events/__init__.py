@@ -6,12 +6,14 @@ JSON Schemas in ``schemas/`` are generated from these classes (``make schemas``)
 from .base import DERIVED_ID_NAMESPACE, Event, Model, QueryEvent, derived_id, new_id, utcnow
 from .deadletter import DeadLetter
 from .domain import (
+    CASCADE_THRESHOLDS,
     TIER_LIMITS,
     ChatMessage,
     ComplexityLevel,
     Industry,
     ModelClass,
     RoutingPreference,
+    SelfConsistency,
     Tier,
     TierLimits,
     smallest_tier_allowing,
@@ -57,6 +59,7 @@ EVENT_TYPES: dict[str, type[Model]] = {
 }
 
 __all__ = [
+    "CASCADE_THRESHOLDS",
     "DERIVED_ID_NAMESPACE",
     "EVENT_TYPES",
     "TIER_LIMITS",
@@ -95,6 +98,7 @@ __all__ = [
     "RoutingDecision",
     "RoutingPolicy",
     "RoutingPreference",
+    "SelfConsistency",
     "StreamTo",
     "TenantAlert",
     "TenantBudget",

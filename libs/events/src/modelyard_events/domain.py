@@ -53,6 +53,24 @@ class RoutingPreference(StrEnum):
     COST = "cost"
 
 
+#: The cascade threshold (confidence below which an answer escalates) a routing preference implies, when a
+#: tenant sets no threshold of its own. 0.6 is neutral; how the other two were chosen, with their measured
+#: quality and cost on recorded GSM8K answers: docs/benchmarks.md (issue 17).
+CASCADE_THRESHOLDS: dict[RoutingPreference, float] = {
+    RoutingPreference.COST: 0.5,
+    RoutingPreference.BALANCED: 0.6,
+    RoutingPreference.QUALITY: 0.7,
+}
+
+
+class SelfConsistency(Model):
+    """Ask the small model for several answers to a reasoning question and compare their final answers."""
+
+    samples: int = Field(default=1, ge=1, le=8, description="k: completions asked for in one request (OpenAI n); 1 turns it off.")
+    temperature: float = Field(default=0.7, ge=0, le=2, description="Sampling temperature of the k completions (0 makes them identical).")
+    min_agreement: float = Field(default=0.5, ge=0, lt=1, description="The answer escalates unless more than this share of the k samples agree on its final answer.")
+
+
 class ChatMessage(Model):
     role: str = Field(pattern="^(system|user|assistant)$")
     content: str = Field(max_length=32_000)

@@ -43,7 +43,7 @@ def examples() -> list[Model]:
     decision = RoutingDecision(complexity=ComplexityLevel.MODERATE, score=3.0, model_class=ModelClass.SLM,
                                model="gpt-4o-mini", reasons=["keywords moderate: 'why' +1.00", "score 3.00 -> moderate"])
     slm_step = CascadeStep(model_class=ModelClass.SLM, model="gpt-4o-mini", confidence=0.41,
-                           reasons=["uncertainty: 'i'm not sure'"], input_tokens=42, output_tokens=96,
+                           reasons=["hedging: 'i'm not sure'"], input_tokens=42, output_tokens=96,
                            cost_usd=0.0000639, latency_ms=182.0)
     llm_step = CascadeStep(model_class=ModelClass.LLM, model="gpt-4o", confidence=0.93, reasons=[],
                            input_tokens=42, output_tokens=180, cost_usd=0.001905, latency_ms=640.0)
@@ -59,7 +59,7 @@ def examples() -> list[Model]:
                     submitted_at=T0, cascade_threshold=0.6, can_escalate=True),
         QueryEscalated(event_id="2b3c4d5e-6f7a-4b1c-8d2e-3f4a5b6c7d8e", **common, request=request, decision=decision,
                        submitted_at=T0, cascade=[slm_step], cascade_threshold=0.6, best_answer=slm_answer,
-                       reasons=["uncertainty: 'i'm not sure'"]),
+                       reasons=["hedging: 'i'm not sure'"]),
         QueryOutcome(event_id="3c4d5e6f-7a8b-4c2d-9e3f-4a5b6c7d8e9f", **common, status=OutcomeStatus.COMPLETED,
                      submitted_at=T0, answer="Lease renewals run on the same thread as the job...",
                      model_class=ModelClass.LLM, model="gpt-4o", confidence=0.93, complexity=ComplexityLevel.MODERATE,

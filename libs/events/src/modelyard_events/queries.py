@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from .base import ID_MAX, Model, QueryEvent, derived_id
-from .domain import ChatMessage, ComplexityLevel, ModelClass
+from .domain import ChatMessage, ComplexityLevel, ModelClass, SelfConsistency
 from .generation import Choice, Generation, JSONObject, ModelError, StreamTo
 
 TEXT_MAX = 32_000
@@ -93,6 +93,8 @@ class QueryRouted(QueryEvent):
     cascade_threshold: float = Field(default=0.6, ge=0, le=1, description="Confidence below which an answer escalates.")
     can_escalate: bool = Field(default=True, description="False when no higher class may be tried.")
     best_answer: Answer | None = Field(default=None, description="Best answer so far (from an earlier step).")
+    self_consistency: SelfConsistency | None = Field(default=None, description="The tenant's self-consistency policy, on "
+                                                     "routes to the small model when it asks for more than one sample.")
 
 
 class QueryEscalated(QueryEvent):

@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from .base import ID_MAX, Event, Model
-from .domain import Industry, ModelClass, RoutingPreference, Tier, TierLimits
+from .domain import Industry, ModelClass, RoutingPreference, SelfConsistency, Tier, TierLimits
 
 
 class TenantStatus(StrEnum):
@@ -20,10 +20,13 @@ class RoutingPolicy(Model):
     """How the router treats one tenant's queries (industry preset plus explicit overrides)."""
 
     preference: RoutingPreference = RoutingPreference.BALANCED
-    cascade_threshold: float = Field(default=0.6, ge=0, le=1)
+    cascade_threshold: float = Field(default=0.6, ge=0, le=1, description="Confidence below which an answer escalates; "
+                                     "the tenant service sets it from the preference (CASCADE_THRESHOLDS) unless the tenant sets its own.")
     class_models: dict[ModelClass, str] = Field(default_factory=dict, description="Concrete model per class, overriding the tier default.")
     min_class: ModelClass | None = Field(default=None, description="Never route below this class.")
     max_class: ModelClass | None = Field(default=None, description="Never route or escalate above this class.")
+    self_consistency: SelfConsistency = Field(default_factory=SelfConsistency, description="k answers from the small "
+                                              "model for reasoning questions, compared by their final answers (samples 1: off).")
 
 
 class TenantBudget(Model):

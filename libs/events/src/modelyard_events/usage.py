@@ -30,6 +30,8 @@ class UsageRecorded(QueryEvent):
     latency_ms: float = Field(ge=0)
     cascade_step: bool = Field(default=False, description="True when this call re-answers an escalated query.")
     error: str | None = Field(default=None, description="Set when the call failed; such calls are metered too.")
+    completions: int = Field(default=1, ge=1, description="Completions the call returned (OpenAI n, e.g. self-consistency "
+                             "samples); the tokens and the cost cover all of them.")
 
 
 class UsageCounters(Model):
@@ -39,6 +41,8 @@ class UsageCounters(Model):
     queries: int = 0
     errors: int = 0
     cascade_steps: int = 0
+    #: completions the calls returned: more than ``calls`` when calls asked for several (self-consistency)
+    completions: int = 0
     slm_calls: int = 0
     llm_calls: int = 0
     input_tokens: int = 0

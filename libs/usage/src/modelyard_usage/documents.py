@@ -25,9 +25,11 @@ NANO_PER_USD = 1_000_000_000
 MICROS_PER_MS = 1_000
 
 #: The integer counters a usage document stores (besides the histogram, watermarks and bookkeeping).
+#: ``extra_completions``: completions beyond one per call (self-consistency samples, OpenAI n), so a document
+#: written before calls could return several is exact as it is (completions = calls + extra_completions).
 DOC_COUNTERS = (
     "calls", "queries", "errors", "cascade_steps", "slm_calls", "llm_calls", "input_tokens", "output_tokens",
-    "cost_nusd", "llm_cost_nusd", "latency_us_sum", "latency_count",
+    "cost_nusd", "llm_cost_nusd", "latency_us_sum", "latency_count", "extra_completions",
 )
 
 
@@ -55,6 +57,7 @@ def to_counters(stored: dict[str, Any] | None) -> UsageCounters:
         llm_cost_usd=c.get("llm_cost_nusd", 0) / NANO_PER_USD,
         latency_ms_sum=c.get("latency_us_sum", 0) / MICROS_PER_MS,
         latency_count=c.get("latency_count", 0),
+        completions=c.get("calls", 0) + c.get("extra_completions", 0),
     )
 
 

@@ -27,6 +27,7 @@ def _summary(c: dict) -> dict:
         "calls": calls,
         "slm_calls": u.slm_calls,
         "llm_calls": u.llm_calls,
+        "completions": u.completions,
         "slm_share": round(u.slm_calls / calls, 4) if calls else 0.0,
         "cascade_steps": u.cascade_steps,
         "cascade_rate": round(u.cascade_steps / queries, 4) if queries else 0.0,

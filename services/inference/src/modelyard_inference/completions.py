@@ -24,6 +24,15 @@ class MalformedResponse(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Sample:
+    """One completion's text as the answer judge reads it (``answers.consistency.Sample``)."""
+
+    text: str
+    finish_reason: str | None
+    logprobs: list[float] | None
+
+
+@dataclass(frozen=True, slots=True)
 class Completion:
     """A call's answer. ``text``, ``finish_reason`` and ``logprobs`` are its first choice's; the tokens count
     every choice (the prompt once, as OpenAI bills it)."""
@@ -40,6 +49,14 @@ class Completion:
     choices: tuple[Choice, ...] = ()
     #: each choice's token log-probabilities, for judging (whoever asked for them)
     choice_logprobs: tuple[list[float] | None, ...] = ()
+
+    @property
+    def samples(self) -> tuple[Sample, ...]:
+        """Every choice as text to judge (its token log-probabilities with it)."""
+        if not self.choices:
+            return (Sample(self.text, self.finish_reason, self.logprobs),)
+        logprobs = self.choice_logprobs or (None,) * len(self.choices)
+        return tuple(Sample(c.content or "", c.finish_reason, lp) for c, lp in zip(self.choices, logprobs, strict=True))
 
     def with_timing(self, latency_ms: float, attempts: int) -> Completion:
         return Completion(self.text, self.finish_reason, self.input_tokens, self.output_tokens, self.logprobs,

@@ -1,8 +1,16 @@
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field, FilePath
 
 from modelyard_core.settings import Settings
+
+
+class CascadeSettings(BaseModel):
+    """How answers are judged (``modelyard_inference.answers``)."""
+
+    #: The answer scorer's model file (written by ``modelyard train-scorer``); unset: the shipped default.
+    #: ``MODELYARD_CASCADE__SCORER``; a file that does not load stops the worker at start-up.
+    scorer: FilePath | None = None
 
 
 class InferenceSettings(Settings):
@@ -42,6 +50,7 @@ class InferenceSettings(Settings):
     stream_max_deltas: int = Field(default=32, ge=1)
     #: A query names an agent the local view has not seen yet: wait this long for the view to catch up.
     agent_sync_timeout_s: float = Field(default=1.0, ge=0)
+    cascade: CascadeSettings = Field(default_factory=CascadeSettings)
 
     @property
     def group_id(self) -> str:

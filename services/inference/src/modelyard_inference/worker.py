@@ -1,5 +1,10 @@
 """The inference worker: answer routed queries, judge the answer, meter the call, finish or escalate.
 
+Every answer is judged by ``answers.judge`` (verifiers, the trained scorer, and with a tenant's
+self-consistency policy the k samples of a reasoning question compared by their final answers), through
+``judging`` (tool calls and refusals, the choices of a caller's ``n``); a hard finding escalates whatever
+the threshold.
+
 Per routed query exactly two events leave the worker, published before the query's offset can be
 committed (see ``pipeline``):
 
@@ -34,6 +39,7 @@ from modelyard_events import (
     AgentSnapshot,
     Answer,
     CascadeStep,
+    Generation,
     ModelError,
     QueryEscalated,
     QueryOutcome,
@@ -44,13 +50,25 @@ from modelyard_events import (
 )
 
 from . import metrics
+from .answers import Judgement, Model, load_model, reasoning_question
 from .backend import Backend, BackendRejected, BackendUnavailable, Completion
-from .confidence import Confidence, should_escalate
-from .judging import judge
+from .judging import judge_call
 from .settings import InferenceSettings
 from .streams import ChunkStream
 
 log = logging.getLogger(__name__)
+
+
+def preferred(answer: Answer, hard: bool, earlier: Answer | None) -> Answer:
+    """The answer a query keeps if nothing better comes: a larger model's answer replaces a smaller one's unsure
+    answer, unless it failed a hard verifier (empty, refused, cut off, wrong arithmetic ...); then the surer of the
+    two. Confidences are not compared otherwise: the scorer is trained on small-model answers, so its confidence
+    in a larger model's answer is not on the same scale (on the recorded GSM8K answers, keeping the more
+    confident answer kept the small one on a quarter of the escalated questions at the neutral threshold and
+    cost 0.016 of quality; docs/benchmarks.md)."""
+    if earlier is None or (not hard and answer.model_class != earlier.model_class):
+        return answer
+    return answer if answer.confidence >= earlier.confidence else earlier
 
 
 def call_event_id(query_id: str, step: int) -> str:
@@ -85,11 +103,16 @@ def image_part(messages: list[dict[str, Any]] | None) -> str | None:
     return None
 
 
-def answer_of(c: Completion, model_class, model: str, confidence: float) -> Answer:
-    """The answer a call gave: its text, and every choice when the text alone does not say it all."""
-    whole = len(c.choices) > 1 or (len(c.choices) == 1 and not c.choices[0].plain)
-    return Answer(text=c.text, model_class=model_class, model=model, confidence=confidence,
-                  choices=list(c.choices) if whole else None)
+def answer_of(c: Completion, model_class, model: str, confidence: float, chosen: int | None = None) -> Answer:
+    """The answer a call gave: its text, and every choice when the text alone does not say it all; of
+    self-consistency samples, the ``chosen`` one alone (the caller asked for one answer)."""
+    choices = list(c.choices)
+    if chosen is not None and choices:
+        choices = [choices[chosen].model_copy(update={"index": 0})]
+    text = (choices[0].content or "") if choices else c.text
+    whole = len(choices) > 1 or (len(choices) == 1 and not choices[0].plain)
+    return Answer(text=text, model_class=model_class, model=model, confidence=confidence,
+                  choices=choices if whole else None)
 
 
 @dataclass
@@ -106,8 +129,11 @@ class Worker:
     _agent_sync: asyncio.Future | None = field(default=None, init=False, repr=False)
     _agents_synced_at: datetime = field(default=datetime.min.replace(tzinfo=UTC), init=False, repr=False)
 
+    scorer: Model = field(init=False, repr=False)
+
     def __post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self.scorer = load_model(self.settings.cascade.scorer)
 
     # -- the handler -----------------------------------------------------------------------------
 
@@ -135,10 +161,11 @@ class Worker:
         if (where := image_part(r.request.messages)) is not None and self.pricing.reads_images(model) is False:
             return [self._unreadable(d, where)]
         live = self._live_stream(d)
+        samples, generation = self.sampling(r, live is not None)
         async with self._slots:
             self._enter()
             try:
-                call = await self._call(r, live)
+                call = await self._call(r, generation, live)
             finally:
                 self._leave()
         if call.completion is None:
@@ -155,21 +182,39 @@ class Worker:
 
         c = call.completion
         core_metrics.MODEL_CALLS.labels(self.settings.pool, model, "ok").inc()
-        judged = judge(r.request.text, c, r.request.generation)
+        judged = self.judge(r, c, voting=samples > 1)
         cost = self._cost(model, c.input_tokens, c.output_tokens)
         core_metrics.COST_USD.labels(model_class.value).inc(cost)
         step = CascadeStep(
-            model_class=model_class, model=model, confidence=judged.confidence, reasons=judged.reasons,
+            model_class=model_class, model=model, confidence=judged.score.confidence, reasons=judged.score.reasons,
             input_tokens=c.input_tokens, output_tokens=c.output_tokens, cost_usd=cost, latency_ms=c.latency_ms,
         )
-        usage = self._usage(r, step_number, c, None, cost=cost, latency_ms=c.latency_ms)
+        usage = self._usage(r, step_number, c, None, cost=cost, latency_ms=c.latency_ms, samples=samples)
+        chosen = judged.chosen if samples > 1 else None
         if live is not None:  # streamed: the caller has this answer already, it is the outcome
-            answer = answer_of(c, model_class, model, judged.confidence)
-            unsure = should_escalate(judged, r.cascade_threshold) and r.can_escalate
+            answer = answer_of(c, model_class, model, judged.score.confidence)
+            unsure = judged.score.escalate(r.cascade_threshold) and r.can_escalate
             reason = "streamed as generated: kept although below the cascade threshold" if unsure else None
             return [Outgoing(topics.name("usage"), usage, cause=d),
                     Outgoing(topics.name("outcomes"), self._completed(r, step, answer, reason), cause=d)]
-        return [Outgoing(topics.name("usage"), usage, cause=d), self._decide(d, step, c, judged)]
+        return [Outgoing(topics.name("usage"), usage, cause=d), self._decide(d, step, c, judged, chosen)]
+
+    def judge(self, r: QueryRouted, c: Completion, *, voting: bool = False) -> Judgement:
+        """The verdict on a call's answer (its choices, or its k self-consistency samples compared)."""
+        min_agreement = r.self_consistency.min_agreement if r.self_consistency else 0.5
+        return judge_call(r.request.text, c, r.request.generation, model=self.scorer, min_agreement=min_agreement,
+                          voting=voting)
+
+    def sampling(self, r: QueryRouted, live: bool = False) -> tuple[int, Generation | None]:
+        """(samples, generation parameters) of the call: k samples at the policy's temperature for a reasoning
+        question under a self-consistency policy on the small model — unless the caller chose ``n`` or a
+        temperature, offers tools, or the answer streams live — else one answer with the caller's parameters."""
+        policy, g = r.self_consistency, r.request.generation
+        if (policy is None or policy.samples < 2 or self.settings.pool != "slm" or live
+                or (g is not None and (g.n is not None or g.temperature is not None or g.offers_tools))
+                or not reasoning_question(r.request.text)):
+            return 1, g
+        return policy.samples, (g or Generation()).model_copy(update={"n": policy.samples, "temperature": policy.temperature})
 
     def _live_stream(self, d: Delivery[QueryRouted]) -> ChunkStream | None:
         """Batches for the asker when the query streams and this call's answer is final (see ``streams``)."""
@@ -179,10 +224,9 @@ class Worker:
         return ChunkStream(self.bus, d, flush_s=self.settings.stream_flush_ms / 1000,
                            max_deltas=self.settings.stream_max_deltas)
 
-    async def _call(self, r: QueryRouted, live: ChunkStream | None = None) -> CallResult:
+    async def _call(self, r: QueryRouted, generation: Generation | None, live: ChunkStream | None = None) -> CallResult:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        generation = r.request.generation
         try:
             if live is None:
                 completion = await self.backend.complete(r.decision.model, self.messages(r), generation)
@@ -257,19 +301,20 @@ class Worker:
 
     # -- decisions -------------------------------------------------------------------------------
 
-    def _decide(self, d: Delivery[QueryRouted], step: CascadeStep, c: Completion, judged: Confidence) -> Outgoing:
+    def _decide(self, d: Delivery[QueryRouted], step: CascadeStep, c: Completion, judged: Judgement,
+                chosen: int | None = None) -> Outgoing:
         """A confident answer completes; an unsure one escalates if it may, else the best answer so far completes."""
         r = d.event
         topics = self.bus.topics
         model, model_class = r.decision.model, r.decision.model_class
-        answer = answer_of(c, model_class, model, judged.confidence)
-        best = answer if r.best_answer is None or answer.confidence >= r.best_answer.confidence else r.best_answer
-        if not should_escalate(judged, r.cascade_threshold):
+        answer = answer_of(c, model_class, model, judged.score.confidence, chosen)
+        best = preferred(answer, judged.score.hard, r.best_answer)
+        if not judged.score.escalate(r.cascade_threshold):
             return Outgoing(topics.name("outcomes"), self._completed(r, step, answer), cause=d)
         if r.can_escalate:
-            return Outgoing(topics.name("escalations"), self._escalation(r, step, best, judged.reasons), cause=d)
-        # Unsure, and no higher class may be tried: the most confident answer of the chain wins.
-        reason = None if best is answer else f"{model} answered with lower confidence; earlier answer kept"
+            return Outgoing(topics.name("escalations"), self._escalation(r, step, best, judged.score.reasons), cause=d)
+        # Unsure, and no higher class may be tried: this answer, unless it failed a verifier and an earlier one is surer.
+        reason = None if best is answer else f"{model}'s answer failed a verifier; earlier answer kept"
         return Outgoing(topics.name("outcomes"), self._completed(r, step, best, reason), cause=d)
 
     def _after_failure(self, d: Delivery[QueryRouted], step: CascadeStep, error: str) -> Outgoing:
@@ -298,8 +343,9 @@ class Worker:
         return 0.0
 
     def _usage(self, r: QueryRouted, step: int, c: Completion | None, error: str | None, *,
-               cost: float = 0.0, latency_ms: float = 0.0) -> UsageRecorded:
+               cost: float = 0.0, latency_ms: float = 0.0, samples: int = 1) -> UsageRecorded:
         tin, tout = (c.input_tokens, c.output_tokens) if c else (0, 0)
+        completions = len(c.samples) if c else 1
         return UsageRecorded(
             event_id=call_event_id(r.query_id, step),
             tenant_id=r.tenant_id,
@@ -310,10 +356,13 @@ class Worker:
             input_tokens=tin,
             output_tokens=tout,
             cost_usd=cost,
-            llm_cost_usd=self.pricing.baseline_cost(tin, tout),
+            # the all-LLM counterfactual asks for the caller's answers: one sample's mean length of k
+            # self-consistency samples, every choice of the caller's own n
+            llm_cost_usd=self.pricing.baseline_cost(tin, round(tout / samples)),
             latency_ms=max(latency_ms, 0.0),
             cascade_step=step > 1,
             error=error,
+            completions=completions,
         )
 
     def _escalation(self, r: QueryRouted, step: CascadeStep, best: Answer | None, reasons: list[str]) -> QueryEscalated:

@@ -44,6 +44,8 @@ class Contribution:
 def contribution(e: UsageRecorded) -> Contribution:
     c = [("calls", 1), ("input_tokens", e.input_tokens), ("output_tokens", e.output_tokens),
          ("cost_nusd", nano_usd(e.cost_usd)), ("slm_calls" if e.model_class is ModelClass.SLM else "llm_calls", 1)]
+    if e.completions > 1:
+        c.append(("extra_completions", e.completions - 1))
     if e.cascade_step:
         c.append(("cascade_steps", 1))
     else:
@@ -102,6 +104,7 @@ class Fold:
             "llm_cost_nusd": sum(round(e.llm_cost_usd * NANO_PER_USD) for e, _ in events if not e.cascade_step),
             "latency_us_sum": sum(round(ms * MICROS_PER_MS) for ms in timed),
             "latency_count": len(timed),
+            "extra_completions": sum(e.completions - 1 for e, _ in events),
         }
         inc = self.inc
         for key, value in sums.items():

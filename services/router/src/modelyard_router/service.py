@@ -31,6 +31,7 @@ from modelyard_events import (
     QuerySubmitted,
     RejectCode,
     RoutingDecision,
+    SelfConsistency,
     TenantSnapshot,
     TenantStatus,
     Tier,
@@ -215,6 +216,7 @@ class Router:
             submitted_at=q.time,
             cascade_threshold=tenant.policy.cascade_threshold,
             can_escalate=self._next_class(request, decision, tenant, attempts=1) is not None,
+            self_consistency=self_consistency_for(decision, tenant),
         )
         return Outgoing(self.bus.topics.routed(decision.model_class.pool), routed, cause=d)
 
@@ -296,6 +298,13 @@ class Router:
             best_answer=e.best_answer,
         )
         return Outgoing(self.bus.topics.routed(target.pool), routed, cause=d)
+
+
+def self_consistency_for(decision: RoutingDecision, tenant: TenantSnapshot) -> SelfConsistency | None:
+    """The tenant's self-consistency policy, on a route to the small model when it asks for several samples
+    (the SLM worker applies it to reasoning questions only)."""
+    policy = tenant.policy.self_consistency
+    return policy if decision.model_class is ModelClass.SLM and policy.samples > 1 else None
 
 
 def final_outcome(e: QueryEscalated, why: str) -> QueryOutcome:

@@ -28,6 +28,7 @@ until the client disconnects, then answers 504. A client that disconnects while 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -187,6 +188,8 @@ class Endpoints:
                         code="replay_miss",
                     )
                 )
+            if recorded is not None and chat.logprobs and not sim.config.replay_logprobs:
+                chat = dataclasses.replace(chat, logprobs=False, top_logprobs=0)  # none recorded, none served
             sampling_key, greedy = sim.sampling(chat.seed, chat.temperature)
             completion = complete(
                 chat,

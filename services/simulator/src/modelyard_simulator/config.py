@@ -168,6 +168,9 @@ class SimulatorConfig(BaseSettings):
     #: Which served models answer with a recorded model's texts: ``{"<recorded name>": ["<served model>", ...]}``
     #: (a single name is a list of one). A recorded name not mapped serves under its own name.
     replay_models: dict[str, list[str]] = Field(default_factory=dict)
+    #: Whether a replayed answer carries log-probabilities computed as for generated text (True), or none
+    #: (False: what the recorded files hold, so a scorer judges the answer exactly as recorded).
+    replay_logprobs: bool = True
 
     #: A request with neither ``seed`` nor ``temperature`` is deterministic per conversation (False, what
     #: the pipeline tests rely on) or sampled at OpenAI's default temperature 1, varying per call (True).

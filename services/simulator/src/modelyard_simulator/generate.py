@@ -26,7 +26,7 @@ OPENINGS = (
     "Good question about {topic}; the answer is straightforward.",
     "The answer regarding {topic} is below.",
 )
-#: Every hedge contains a phrase the inference confidence scorer knows (data/uncertainty_phrases.json).
+#: Every hedge contains a phrase the inference answer verifiers know (modelyard_inference/answers/data/phrases.json).
 HEDGES = (
     "I'm not sure, but here is my best attempt at {topic}.",
     "I don't know for certain, but {topic} probably depends on a few factors.",

@@ -7,8 +7,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
-from modelyard_events import TIER_LIMITS, Industry, RoutingPreference, Tier, TierLimits, smallest_tier_allowing
+from modelyard_events import (
+    CASCADE_THRESHOLDS,
+    TIER_LIMITS,
+    Industry,
+    RoutingPolicy,
+    RoutingPreference,
+    Tier,
+    TierLimits,
+    smallest_tier_allowing,
+)
 
 MIB = 1024 * 1024
 
@@ -56,6 +66,26 @@ PRESETS: dict[Industry, IndustryPreset] = {
     Industry.TECH: IndustryPreset(RoutingPreference.COST, (), frozenset({Feature.ADVANCED_ANALYTICS})),
     Industry.OTHER: IndustryPreset(RoutingPreference.BALANCED),
 }
+
+
+def policy_for(preference: RoutingPreference) -> RoutingPolicy:
+    """A new tenant's routing policy: its preset's preference and the cascade threshold that preference implies."""
+    return RoutingPolicy(preference=preference, cascade_threshold=CASCADE_THRESHOLDS[preference])
+
+
+def patched_policy(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """A stored policy with a patch applied. The cascade threshold follows the preference: a new preference
+    brings its threshold unless the patch sets one, or the tenant had set a threshold of its own (one that is
+    not its old preference's); a ``null`` threshold goes back to the preference's."""
+    merged = {**stored, **patch}
+    preference = RoutingPreference(merged.get("preference", RoutingPreference.BALANCED))
+    old_preference = RoutingPreference(stored.get("preference", RoutingPreference.BALANCED))
+    if "cascade_threshold" in patch:
+        if patch["cascade_threshold"] is None:
+            merged["cascade_threshold"] = CASCADE_THRESHOLDS[preference]
+    elif stored.get("cascade_threshold", CASCADE_THRESHOLDS[old_preference]) == CASCADE_THRESHOLDS[old_preference]:
+        merged["cascade_threshold"] = CASCADE_THRESHOLDS[preference]
+    return merged
 
 
 def features_of(tier: Tier, industry: Industry) -> dict[str, bool | str]:

@@ -11,7 +11,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from modelyard_events import Industry, ModelClass, RoutingPolicy, RoutingPreference, TenantBudget, TenantStatus, Tier, TierLimits
+from modelyard_events import (
+    Industry,
+    ModelClass,
+    RoutingPolicy,
+    RoutingPreference,
+    SelfConsistency,
+    TenantBudget,
+    TenantStatus,
+    Tier,
+    TierLimits,
+)
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -54,10 +64,12 @@ class Branding(Strict):
 
 
 class PolicyPatch(Strict):
-    """Overrides of the routing policy (fields of ``RoutingPolicy``); ``null`` clears min/max class."""
+    """Overrides of the routing policy (fields of ``RoutingPolicy``); ``null`` clears min/max class, and a
+    ``null`` cascade_threshold makes it follow the preference again (``CASCADE_THRESHOLDS``)."""
 
     preference: RoutingPreference = Field(default=None)
-    cascade_threshold: float = Field(default=None, ge=0, le=1)
+    cascade_threshold: float | None = Field(default=None, ge=0, le=1)
+    self_consistency: SelfConsistency = Field(default=None)
     class_models: dict[ModelClass, Annotated[str, Field(min_length=1, max_length=128)]] = Field(default=None)
     min_class: ModelClass | None = None
     max_class: ModelClass | None = None

@@ -22,7 +22,17 @@ from pymongo.asynchronous.database import AsyncDatabase
 from .errors import ApiError, Busy, FeatureNotInTier, Forbidden, NotFound, field_error
 from .locks import LockTimeout, TenantLocks
 from .outbox import SnapshotPublisher, agent_ref, key_ref, tenant_ref
-from .plans import PRESETS, Excess, Feature, ResourceUsage, excesses, features_of, smallest_tier_with
+from .plans import (
+    PRESETS,
+    Excess,
+    Feature,
+    ResourceUsage,
+    excesses,
+    features_of,
+    patched_policy,
+    policy_for,
+    smallest_tier_with,
+)
 from .schemas import TenantCreate, TenantPatch, TenantSettings
 from .settings import TenantServiceSettings
 from .store import DELETING, LOCKS, READY, Platform, TenantData
@@ -102,7 +112,7 @@ class TenantService:
             "status": TenantStatus.ACTIVE.value,
             "settings": TenantSettings(compliance=list(preset.compliance)).model_dump(mode="json"),
             "branding": body.branding.model_dump(mode="json"),
-            "policy": RoutingPolicy(preference=preset.routing_preference).model_dump(mode="json"),
+            "policy": policy_for(preset.routing_preference).model_dump(mode="json"),
             "budget": TenantBudget().model_dump(mode="json"),
             "version": 1,
             "lifecycle": READY,
@@ -159,7 +169,7 @@ class TenantService:
         if "budget" in changes:
             new["budget"] = changes["budget"]
         if "policy" in changes:
-            policy = RoutingPolicy.model_validate({**doc["policy"], **changes["policy"]})
+            policy = RoutingPolicy.model_validate(patched_policy(doc["policy"], changes["policy"]))
             order = list(ModelClass)
             if policy.min_class and policy.max_class and order.index(policy.min_class) > order.index(policy.max_class):
                 raise field_error("policy.min_class", "min_class is above max_class")
