@@ -138,7 +138,7 @@ async def test_parameters_reach_the_escalation_too_and_a_schema_failure_escalate
         await deployment.knobs({"gpt-4o-mini": {"invalid_json_rate": 0.0}})
     ext = extension(resp)
     assert ext["escalated"] and [s["model"] for s in ext["cascade"]] == ["gpt-4o-mini", "gpt-4o"]
-    assert any("response_format json_schema" in r for r in ext["cascade"][0]["reasons"])
+    assert any("json: " in r for r in ext["cascade"][0]["reasons"]), ext["cascade"][0]["reasons"]
     assert len(resp.choices) == 2  # n reached the escalated call
     for choice in resp.choices:
         jsonschema.validate(json.loads(choice.message.content), PERSON)
@@ -266,7 +266,7 @@ async def test_a_tool_call_with_invalid_arguments_escalates(deployment):
         await deployment.knobs({"gpt-4o-mini": {"invalid_tool_args_rate": 0.0}})
     ext = extension(resp)
     assert [s["model"] for s in ext["cascade"]] == ["gpt-4o-mini", "gpt-4o"]
-    assert any(r.startswith("tool call get_weather: arguments do not") for r in ext["cascade"][0]["reasons"])
+    assert any(r.startswith("tool_call: get_weather: arguments do not") for r in ext["cascade"][0]["reasons"])
     jsonschema.validate(json.loads(resp.choices[0].message.tool_calls[0].function.arguments), WEATHER["function"]["parameters"])
 
 
