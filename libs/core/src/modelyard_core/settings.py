@@ -22,6 +22,8 @@ class Topics(BaseModel):
     routed_llm: str = "queries.routed.llm"
     escalations: str = "queries.escalations"
     outcomes: str = "queries.outcomes"
+    #: Streamed tokens of final routes (``QueryChunk``); read once, so kept for ``streams_retention_ms`` only.
+    streams: str = "queries.streams"
     usage: str = "usage.recorded"
     metering: str = "metering.usage"
     tenant_snapshots: str = "tenants.snapshots"
@@ -30,6 +32,7 @@ class Topics(BaseModel):
     revocations: str = "tenants.revocations"
     audit: str = "audit.events"
     deadletter_prefix: str = "deadletter."
+    streams_retention_ms: int = Field(default=3_600_000, ge=60_000, description="Retention of the streams topic.")
 
     def name(self, topic: str) -> str:
         return f"{self.prefix}{getattr(self, topic)}"
@@ -43,8 +46,17 @@ class Topics(BaseModel):
     def compacted(self) -> set[str]:
         return {self.name("tenant_snapshots"), self.name("tenant_agents"), self.name("revocations")}
 
+    def configs(self, name: str) -> dict[str, str]:
+        """Topic configuration to create ``name`` with: compacted, short-lived, or the broker's defaults."""
+        if name in self.compacted():
+            return {"cleanup.policy": "compact"}
+        if name == self.name("streams"):
+            return {"retention.ms": str(self.streams_retention_ms)}
+        return {}
+
     def all_topics(self, services: tuple[str, ...] = ("router", "inference", "metering", "tenant", "ingress")) -> list[str]:
-        names = [self.name(f) for f in type(self).model_fields if f not in ("prefix", "deadletter_prefix")]
+        names = [self.name(f) for f, info in type(self).model_fields.items()
+                 if f not in ("prefix", "deadletter_prefix") and info.annotation is str]
         return names + [self.deadletter(s) for s in services]
 
 

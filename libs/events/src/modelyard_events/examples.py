@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 from .base import Model
 from .deadletter import DeadLetter
 from .domain import TIER_LIMITS, ChatMessage, ComplexityLevel, Industry, ModelClass, RoutingPreference, Tier
+from .generation import ChoiceDelta, Generation, QueryChunk, StreamTo
 from .queries import (
     Answer,
     CascadeStep,
@@ -36,6 +37,8 @@ def examples() -> list[Model]:
         history=[ChatMessage(role="user", content="Our nightly jobs ran twice yesterday.")],
         user_role="engineer", agent_id="agent-incident-1", agent_type="incident_specialist",
         metadata={"ticket": "INC-4521"},
+        generation=Generation(temperature=0.2, max_completion_tokens=400, seed=7, stop=["\n\nCustomer:"]),
+        stream_to=StreamTo(partition=3, instance="ingress-5d8f7c6b9-x2x7q"),
     )
     decision = RoutingDecision(complexity=ComplexityLevel.MODERATE, score=3.0, model_class=ModelClass.SLM,
                                model="gpt-4o-mini", reasons=["keywords moderate: 'why' +1.00", "score 3.00 -> moderate"])
@@ -62,6 +65,9 @@ def examples() -> list[Model]:
                      model_class=ModelClass.LLM, model="gpt-4o", confidence=0.93, complexity=ComplexityLevel.MODERATE,
                      cascade=[slm_step, llm_step], input_tokens=84, output_tokens=276, cost_usd=0.0019689,
                      metadata={"ticket": "INC-4521"}),
+        QueryChunk(event_id="0e1d2c3b-4a59-4867-8fa5-b4c3d2e1f0a9", **common, run="5f4e3d2c-1b0a-4987-8a6b-5c4d3e2f1a0b",
+                   seq=0, model="gpt-4o", model_class=ModelClass.LLM,
+                   deltas=[ChoiceDelta(index=0, content="Lease renewals run on the same thread")]),
         UsageRecorded(event_id="4d5e6f7a-8b9c-4d3e-8f4a-5b6c7d8e9fa0", **common, model="gpt-4o", model_class=ModelClass.LLM,
                       agent_id="agent-incident-1", input_tokens=42, output_tokens=180, cost_usd=0.001905,
                       llm_cost_usd=0.001905, latency_ms=640.0, cascade_step=True),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from .base import Model
 from .deadletter import DeadLetter
+from .generation import QueryChunk
 from .queries import QueryEscalated, QueryOutcome, QueryRouted, QuerySubmitted
 from .security import AuditRecorded, KeyRevoked
 from .tenants import AgentSnapshot, TenantAlert, TenantSnapshot
@@ -37,6 +38,9 @@ CHANNELS: dict[str, Channel] = {
                            "Answers not confident enough, or backends that stayed down: the router sends them one class up."),
     "outcomes": Channel("queries.outcomes", QueryOutcome, "tenant_id",
                         "The one terminal event per query: completed, rejected or failed."),
+    "streams": Channel("queries.streams", QueryChunk, "tenant_id (the partition is the one the query's stream_to names)",
+                       "Tokens of final routes while the model generates them, in batches; short retention. Each "
+                       "ingress instance reads one partition."),
     "usage": Channel("usage.recorded", UsageRecorded, "tenant_id", "One record per model call."),
     "metering": Channel("metering.usage", MeteringUsage, "tenant_id",
                         "Per tenant and day, after each metering flush: the delta and the new totals."),
@@ -58,9 +62,9 @@ CHANNELS: dict[str, Channel] = {
 SERVICES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "tenant": (("revocations",), ("tenant_snapshots", "tenant_agents", "revocations", "audit")),
     "router": (("submitted", "escalations", "tenant_snapshots"), ("routed_slm", "routed_llm", "outcomes", "deadletter")),
-    "inference": (("routed_slm", "routed_llm", "tenant_agents"), ("outcomes", "escalations", "usage", "deadletter")),
+    "inference": (("routed_slm", "routed_llm", "tenant_agents"), ("outcomes", "escalations", "streams", "usage", "deadletter")),
     "metering": (("usage", "tenant_snapshots"), ("metering", "tenant_alerts", "deadletter")),
-    "ingress": (("outcomes", "revocations"), ("submitted",)),
+    "ingress": (("outcomes", "streams", "revocations"), ("submitted",)),
 }
 
 #: service → the consumer groups it joins (defaults of the services' ``group_id`` settings; without a

@@ -10,3 +10,5 @@ ATTEMPT_FAILURES = Counter(
 )
 #: 0 closed, 1 open, 2 half-open
 BREAKER_STATE = Gauge("modelyard_inference_breaker_state", "Circuit state per model: 0 closed, 1 open, 2 half-open", ["model"])
+STREAM_BATCHES = Counter("modelyard_inference_stream_batches_total",
+                         "Batches of live tokens sent to queries.streams (final routes of streamed requests)")

@@ -1,8 +1,9 @@
 """The inference worker: answer routed queries, judge the answer, meter the call, finish or escalate.
 
 Every answer is judged by ``answers.judge`` (verifiers, the trained scorer, and with a tenant's
-self-consistency policy the k samples of a reasoning question compared by their final answers); a hard
-verifier finding escalates whatever the threshold.
+self-consistency policy the k samples of a reasoning question compared by their final answers), through
+``judging`` (tool calls and refusals, the choices of a caller's ``n``); a hard finding escalates whatever
+the threshold.
 
 Per routed query exactly two events leave the worker, published before the query's offset can be
 committed (see ``pipeline``):
@@ -12,6 +13,14 @@ committed (see ``pipeline``):
 * one decision: a ``QueryEscalated`` (the answer is below the query's threshold, or the backend stayed
   down, and a higher class may still be tried — the router picks it), else a terminal ``QueryOutcome``:
   ``completed`` with the answer (or the best earlier answer when this call failed), or ``failed``.
+
+The call carries the query's generation parameters (``Generation``) and, when the conversation is more
+than text turns, its OpenAI ``messages`` as they are. A model that refuses the request (a 400) fails the
+query with its own error: escalating would only ask a larger model the same wrong question. A model the
+pricing table says reads no images is not asked about images: the query escalates without a call (no
+usage record), or fails with a 400 naming the image when no class is left. A final route of a streamed
+query streams its tokens live (``streams``) and completes with its answer whatever its confidence: the
+caller already has it.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from modelyard_core import metrics as core_metrics
 from modelyard_core.bus import Bus, Delivery, Outgoing
@@ -29,6 +39,8 @@ from modelyard_events import (
     AgentSnapshot,
     Answer,
     CascadeStep,
+    Generation,
+    ModelError,
     QueryEscalated,
     QueryOutcome,
     QueryRouted,
@@ -38,9 +50,11 @@ from modelyard_events import (
 )
 
 from . import metrics
-from .answers import Judgement, Model, judge, load_model, reasoning_question
-from .backend import Backend, BackendUnavailable, Completion
+from .answers import Judgement, Model, load_model, reasoning_question
+from .backend import Backend, BackendRejected, BackendUnavailable, Completion
+from .judging import judge_call
 from .settings import InferenceSettings
+from .streams import ChunkStream
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +88,31 @@ class CallResult:
     completion: Completion | None
     error: str | None
     elapsed_ms: float
+    #: the model refused the request: its own error
+    rejected: ModelError | None = None
+
+
+def image_part(messages: list[dict[str, Any]] | None) -> str | None:
+    """Where the conversation's first image is (``messages[i].content[j]``), or None."""
+    for i, m in enumerate(messages or ()):
+        content = m.get("content")
+        if isinstance(content, list):
+            for j, part in enumerate(content):
+                if isinstance(part, dict) and part.get("type") == "image_url":
+                    return f"messages[{i}].content[{j}]"
+    return None
+
+
+def answer_of(c: Completion, model_class, model: str, confidence: float, chosen: int | None = None) -> Answer:
+    """The answer a call gave: its text, and every choice when the text alone does not say it all; of
+    self-consistency samples, the ``chosen`` one alone (the caller asked for one answer)."""
+    choices = list(c.choices)
+    if chosen is not None and choices:
+        choices = [choices[chosen].model_copy(update={"index": 0})]
+    text = (choices[0].content or "") if choices else c.text
+    whole = len(choices) > 1 or (len(choices) == 1 and not choices[0].plain)
+    return Answer(text=text, model_class=model_class, model=model, confidence=confidence,
+                  choices=choices if whole else None)
 
 
 @dataclass
@@ -89,6 +128,7 @@ class Worker:
     _unpriced: set[str] = field(default_factory=set, init=False, repr=False)
     _agent_sync: asyncio.Future | None = field(default=None, init=False, repr=False)
     _agents_synced_at: datetime = field(default=datetime.min.replace(tzinfo=UTC), init=False, repr=False)
+
     scorer: Model = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -115,66 +155,118 @@ class Worker:
 
     async def _answer(self, d: Delivery[QueryRouted]) -> list[Outgoing]:
         r = d.event
-        async with self._slots:
-            self._enter()
-            try:
-                call = await self._call(r)
-            finally:
-                self._leave()
         topics = self.bus.topics
         step_number = len(r.cascade) + 1
         model, model_class = r.decision.model, r.decision.model_class
+        if (where := image_part(r.request.messages)) is not None and self.pricing.reads_images(model) is False:
+            return [self._unreadable(d, where)]
+        live = self._live_stream(d)
+        samples, generation = self.sampling(r, live is not None)
+        async with self._slots:
+            self._enter()
+            try:
+                call = await self._call(r, generation, live)
+            finally:
+                self._leave()
         if call.completion is None:
             core_metrics.MODEL_CALLS.labels(self.settings.pool, model, "error").inc()
             step = CascadeStep(model_class=model_class, model=model, error=call.error, latency_ms=call.elapsed_ms)
             usage = self._usage(r, step_number, None, call.error, latency_ms=call.elapsed_ms)
+            if call.rejected is not None or (live is not None and live.started):
+                # The request is wrong, or the caller has part of this answer: nothing to escalate.
+                failed = finished_outcome(r, [*r.cascade, step], answer=None, error=call.rejected,
+                                          reason=f"{model}: {call.error}")
+                core_metrics.OUTCOMES.labels("inference", "failed").inc()
+                return [Outgoing(topics.name("usage"), usage, cause=d), Outgoing(topics.name("outcomes"), failed, cause=d)]
             return [Outgoing(topics.name("usage"), usage, cause=d), self._after_failure(d, step, call.error or "")]
 
         c = call.completion
         core_metrics.MODEL_CALLS.labels(self.settings.pool, model, "ok").inc()
-        judged = self.judge(r, c)
+        judged = self.judge(r, c, voting=samples > 1)
         cost = self._cost(model, c.input_tokens, c.output_tokens)
         core_metrics.COST_USD.labels(model_class.value).inc(cost)
         step = CascadeStep(
             model_class=model_class, model=model, confidence=judged.score.confidence, reasons=judged.score.reasons,
             input_tokens=c.input_tokens, output_tokens=c.output_tokens, cost_usd=cost, latency_ms=c.latency_ms,
         )
-        usage = self._usage(r, step_number, c, None, cost=cost, latency_ms=c.latency_ms)
-        return [Outgoing(topics.name("usage"), usage, cause=d), self._decide(d, step, c, judged)]
+        usage = self._usage(r, step_number, c, None, cost=cost, latency_ms=c.latency_ms, samples=samples)
+        chosen = judged.chosen if samples > 1 else None
+        if live is not None:  # streamed: the caller has this answer already, it is the outcome
+            answer = answer_of(c, model_class, model, judged.score.confidence)
+            unsure = judged.score.escalate(r.cascade_threshold) and r.can_escalate
+            reason = "streamed as generated: kept although below the cascade threshold" if unsure else None
+            return [Outgoing(topics.name("usage"), usage, cause=d),
+                    Outgoing(topics.name("outcomes"), self._completed(r, step, answer, reason), cause=d)]
+        return [Outgoing(topics.name("usage"), usage, cause=d), self._decide(d, step, c, judged, chosen)]
 
-    def judge(self, r: QueryRouted, c: Completion) -> Judgement:
-        """The verdict on a call's answer (or its k samples): the code ``modelyard cascade-score`` runs."""
-        # The request carries no response_format yet: issue 19 puts generation parameters on the event.
+    def judge(self, r: QueryRouted, c: Completion, *, voting: bool = False) -> Judgement:
+        """The verdict on a call's answer (its choices, or its k self-consistency samples compared)."""
         min_agreement = r.self_consistency.min_agreement if r.self_consistency else 0.5
-        return judge(r.request.text, c.samples, model=self.scorer, response_format=None, min_agreement=min_agreement)
+        return judge_call(r.request.text, c, r.request.generation, model=self.scorer, min_agreement=min_agreement,
+                          voting=voting)
 
-    def sampling(self, r: QueryRouted) -> tuple[int, float | None]:
-        """(completions, temperature) to ask for: k samples for a reasoning question under a self-consistency
-        policy on the small model, else one answer at the backend's default temperature."""
-        policy = r.self_consistency
-        if policy is None or policy.samples < 2 or self.settings.pool != "slm" or not reasoning_question(r.request.text):
-            return 1, None
-        return policy.samples, policy.temperature
+    def sampling(self, r: QueryRouted, live: bool = False) -> tuple[int, Generation | None]:
+        """(samples, generation parameters) of the call: k samples at the policy's temperature for a reasoning
+        question under a self-consistency policy on the small model — unless the caller chose ``n`` or a
+        temperature, offers tools, or the answer streams live — else one answer with the caller's parameters."""
+        policy, g = r.self_consistency, r.request.generation
+        if (policy is None or policy.samples < 2 or self.settings.pool != "slm" or live
+                or (g is not None and (g.n is not None or g.temperature is not None or g.offers_tools))
+                or not reasoning_question(r.request.text)):
+            return 1, g
+        return policy.samples, (g or Generation()).model_copy(update={"n": policy.samples, "temperature": policy.temperature})
 
-    async def _call(self, r: QueryRouted) -> CallResult:
+    def _live_stream(self, d: Delivery[QueryRouted]) -> ChunkStream | None:
+        """Batches for the asker when the query streams and this call's answer is final (see ``streams``)."""
+        r = d.event
+        if r.request.stream_to is None or (r.can_escalate and self.settings.pool != "llm"):
+            return None
+        return ChunkStream(self.bus, d, flush_s=self.settings.stream_flush_ms / 1000,
+                           max_deltas=self.settings.stream_max_deltas)
+
+    async def _call(self, r: QueryRouted, generation: Generation | None, live: ChunkStream | None = None) -> CallResult:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        samples, temperature = self.sampling(r)
         try:
-            completion = await self.backend.complete(r.decision.model, self.messages(r), samples=samples,
-                                                     temperature=temperature)
+            if live is None:
+                completion = await self.backend.complete(r.decision.model, self.messages(r), generation)
+            else:
+                try:
+                    completion = await self.backend.stream(r.decision.model, self.messages(r), generation, live.add)
+                finally:
+                    await live.close()
             return CallResult(completion, None, completion.latency_ms)
+        except BackendRejected as exc:
+            return CallResult(None, str(exc), exc.elapsed_ms, exc.error)
         except BackendUnavailable as exc:
             return CallResult(None, str(exc), exc.elapsed_ms)
         except Exception as exc:  # noqa: BLE001 - a bug must not cost the query its outcome
             log.exception("model call for query %s failed unexpectedly", r.query_id)
             return CallResult(None, f"internal error: {type(exc).__name__}: {exc}"[:500], (loop.time() - started) * 1000)
 
-    def messages(self, r: QueryRouted) -> list[dict[str, str]]:
-        """The conversation sent to the model: the agent's system prompt, the history, the query."""
-        messages: list[dict[str, str]] = []
+    def _unreadable(self, d: Delivery[QueryRouted], where: str) -> Outgoing:
+        """The model reads no images: escalate without a call, or fail naming the image (OpenAI's 400)."""
+        r = d.event
+        model = r.decision.model
+        why = f"{model} reads no images ({where})"
+        step = CascadeStep(model_class=r.decision.model_class, model=model, error=f"not called: {why}")
+        if r.can_escalate:
+            return Outgoing(self.bus.topics.name("escalations"), self._escalation(r, step, r.best_answer, [why]), cause=d)
+        error = ModelError(status=400, message=f"Invalid content type. image_url is only supported by certain models ({why}).",
+                           type="invalid_request_error", code="unsupported_content", param=f"{where}.type")
+        core_metrics.OUTCOMES.labels("inference", "failed").inc()
+        failed = finished_outcome(r, [*r.cascade, step], answer=None, error=error, reason=why)
+        return Outgoing(self.bus.topics.name("outcomes"), failed, cause=d)
+
+    def messages(self, r: QueryRouted) -> list[dict[str, Any]]:
+        """The conversation sent to the model: the agent's system prompt, then the caller's OpenAI messages
+        as they are, or the history and the query."""
+        messages: list[dict[str, Any]] = []
         if (agent := self._agent(r)) is not None and agent.system_prompt:
             messages.append({"role": "system", "content": agent.system_prompt})
+        if r.request.messages:
+            messages.extend(r.request.messages)
+            return messages
         messages.extend({"role": m.role, "content": m.content} for m in r.request.history)
         messages.append({"role": "user", "content": r.request.text})
         return messages
@@ -209,13 +301,13 @@ class Worker:
 
     # -- decisions -------------------------------------------------------------------------------
 
-    def _decide(self, d: Delivery[QueryRouted], step: CascadeStep, c: Completion, judged: Judgement) -> Outgoing:
+    def _decide(self, d: Delivery[QueryRouted], step: CascadeStep, c: Completion, judged: Judgement,
+                chosen: int | None = None) -> Outgoing:
         """A confident answer completes; an unsure one escalates if it may, else the best answer so far completes."""
         r = d.event
         topics = self.bus.topics
         model, model_class = r.decision.model, r.decision.model_class
-        text = c.samples[judged.chosen].text
-        answer = Answer(text=text, model_class=model_class, model=model, confidence=judged.score.confidence)
+        answer = answer_of(c, model_class, model, judged.score.confidence, chosen)
         best = preferred(answer, judged.score.hard, r.best_answer)
         if not judged.score.escalate(r.cascade_threshold):
             return Outgoing(topics.name("outcomes"), self._completed(r, step, answer), cause=d)
@@ -251,7 +343,7 @@ class Worker:
         return 0.0
 
     def _usage(self, r: QueryRouted, step: int, c: Completion | None, error: str | None, *,
-               cost: float = 0.0, latency_ms: float = 0.0) -> UsageRecorded:
+               cost: float = 0.0, latency_ms: float = 0.0, samples: int = 1) -> UsageRecorded:
         tin, tout = (c.input_tokens, c.output_tokens) if c else (0, 0)
         completions = len(c.samples) if c else 1
         return UsageRecorded(
@@ -264,8 +356,9 @@ class Worker:
             input_tokens=tin,
             output_tokens=tout,
             cost_usd=cost,
-            # the all-LLM counterfactual asks for one answer: a sample's mean length, not all k of them
-            llm_cost_usd=self.pricing.baseline_cost(tin, round(tout / completions)),
+            # the all-LLM counterfactual asks for the caller's answers: one sample's mean length of k
+            # self-consistency samples, every choice of the caller's own n
+            llm_cost_usd=self.pricing.baseline_cost(tin, round(tout / samples)),
             latency_ms=max(latency_ms, 0.0),
             cascade_step=step > 1,
             error=error,

@@ -38,8 +38,9 @@ def decide(
     analysis = model.analyze(
         request.text,
         user_role=request.user_role,
-        history_turns=len(request.history),
+        history_turns=len(request.messages) - 1 if request.messages else len(request.history),
         agent_type=request.agent_type,
+        offers_tools=request.generation is not None and request.generation.offers_tools,
     )
     policy = _policy.effective_policy(tenant, config)
     reasons = analysis.reasons  # a fresh list per analysis: ours to extend
