@@ -27,6 +27,8 @@ class Topics(BaseModel):
     tenant_snapshots: str = "tenants.snapshots"
     tenant_agents: str = "tenants.agents"
     tenant_alerts: str = "tenants.alerts"
+    billing_statements: str = "billing.statements"
+    meter_events: str = "billing.meter_events"
     deadletter_prefix: str = "deadletter."
 
     def name(self, topic: str) -> str:

@@ -4,6 +4,7 @@ JSON Schemas in ``schemas/`` are generated from these classes (``make schemas``)
 """
 
 from .base import DERIVED_ID_NAMESPACE, Event, Model, QueryEvent, derived_id, new_id, utcnow
+from .billing import MeterEventExported, MonthClosed
 from .deadletter import DeadLetter
 from .domain import (
     TIER_LIMITS,
@@ -47,6 +48,8 @@ EVENT_TYPES: dict[str, type[Model]] = {
         AgentSnapshot,
         TenantAlert,
         DeadLetter,
+        MonthClosed,
+        MeterEventExported,
     )
 }
 
@@ -63,9 +66,11 @@ __all__ = [
     "DeadLetter",
     "Event",
     "Industry",
+    "MeterEventExported",
     "MeteringUsage",
     "Model",
     "ModelClass",
+    "MonthClosed",
     "OutcomeStatus",
     "QueryEscalated",
     "QueryEvent",

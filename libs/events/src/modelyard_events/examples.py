@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from .base import Model
+from .billing import MeterEventExported, MonthClosed
 from .deadletter import DeadLetter
 from .domain import TIER_LIMITS, ChatMessage, ComplexityLevel, Industry, ModelClass, RoutingPreference, Tier
 from .queries import (
@@ -80,4 +81,10 @@ def examples() -> list[Model]:
                    source_topic="queries.submitted", partition=3, offset=1187, key=TENANT, error_type="schema",
                    error="not a valid QuerySubmitted: text: Field required",
                    value_base64="eyJ0ZW5hbnRfaWQiOiAiOGYxNGU0NWYifQ==", headers={"content-type": "application/json"}),
+        MonthClosed(event_id="0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e", tenant_id=TENANT, time=T0, month="2026-10",
+                    closed_at=T0, currency="usd", base_cents=45_000, overage_cents=1_250, total_cents=46_250),
+        MeterEventExported(event_id="1c2d3e4f-5a6b-4c7d-9e8f-0a1b2c3d4e5f", tenant_id=TENANT, time=T0,
+                           event_name="modelyard_tokens", identifier="my-1c2d3e4f-5a6b-4c7d-9e8f-0a1b2c3d4e5f",
+                           timestamp=1793491199, stripe_customer_id="cus_NciAYcXfLnqBoz", value=24_166_020,
+                           meter="tokens", month="2026-10", line="report"),
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .base import Model
+from .billing import MeterEventExported, MonthClosed
 from .deadletter import DeadLetter
 from .queries import QueryEscalated, QueryOutcome, QueryRouted, QuerySubmitted
 from .tenants import AgentSnapshot, TenantAlert, TenantSnapshot
@@ -42,6 +43,11 @@ CHANNELS: dict[str, Channel] = {
     "tenant_agents": Channel("tenants.agents", AgentSnapshot, "tenant_id/agent_id",
                              "Current state of each tenant agent; a tombstone when deleted.", compacted=True),
     "tenant_alerts": Channel("tenants.alerts", TenantAlert, "tenant_id", "Quota alerts at 80% and 100%."),
+    "billing_statements": Channel("billing.statements", MonthClosed, "tenant_id",
+                                  "A tenant's monthly report was closed (frozen); later usage becomes adjustment lines."),
+    "meter_events": Channel("billing.meter_events", MeterEventExported, "identifier",
+                            "Stripe Billing meter events of closed months, for a connector to forward; the identifier "
+                            "is the idempotency key."),
     "deadletter": Channel("deadletter.<service>", DeadLetter, "original key",
                           "Messages a service could not process, with the reason and the original bytes."),
 }
@@ -53,4 +59,6 @@ SERVICES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "inference": (("routed_slm", "routed_llm", "tenant_agents"), ("outcomes", "escalations", "usage", "deadletter")),
     "metering": (("usage", "tenant_snapshots"), ("metering", "tenant_alerts", "deadletter")),
     "ingress": (("outcomes",), ("submitted",)),
+    # `modelyard billing close|export` (and the tenant API's close call) publish these.
+    "billing": ((), ("billing_statements", "meter_events")),
 }

@@ -9,12 +9,14 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from modelyard_billing import Billing
 from modelyard_core.bus import Bus
 from modelyard_core.http import add_ops_routes, kafka_check, mongo_check, run_http
 from modelyard_core.store import database, make_mongo
 from modelyard_tenancy import DEV_ADMIN_TOKEN, DEV_JWT_SECRET, Authenticator
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+from .api.billing import router as billing_router
 from .api.keys import router as keys_router
 from .api.resources import resource_routers
 from .api.tenants import router as tenants_router
@@ -48,9 +50,12 @@ def create_app(settings: TenantServiceSettings) -> FastAPI:
         try:
             db = database(client, settings.mongo)
             await ensure_indexes(db)
-            await bus.ensure_topics([settings.topics.name("tenant_snapshots"), settings.topics.name("tenant_agents")])
+            await bus.ensure_topics([settings.topics.name(t) for t in ("tenant_snapshots", "tenant_agents", "billing_statements")])
             await bus.broker.start()
             service = TenantService(db, bus, settings)
+            billing = Billing(db, settings.billing.price_list(), bus=bus)
+            await billing.store.ensure_indexes()
+            app.state.billing = billing
             app.state.settings = settings
             app.state.db = db
             app.state.bus = bus
@@ -76,6 +81,7 @@ def create_app(settings: TenantServiceSettings) -> FastAPI:
     app.include_router(tenants_router)
     app.include_router(keys_router)
     app.include_router(usage_router)
+    app.include_router(billing_router)
     for router in resource_routers():
         app.include_router(router)
 

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from modelyard_billing import tier_history_records
 from modelyard_core.bus import Bus
 from modelyard_events import Industry, ModelClass, RoutingPolicy, TenantBudget, TenantStatus, Tier
 from modelyard_tenancy import NewKey, Principal, Role, new_api_key
@@ -108,6 +109,7 @@ class TenantService:
             "lifecycle": READY,
             "created_at": now,
             "updated_at": now,
+            "tier_history": [{"tier": body.subscription_tier.value, "since": now}],
         }
         async with self.writing(tenant_id) as data:
             await self.events.record(data, [tenant_ref(tenant_id)])
@@ -141,6 +143,8 @@ class TenantService:
                     )
             new["version"] = doc["version"] + 1
             new["updated_at"] = utcnow()
+            if new["subscription_tier"] != doc["subscription_tier"]:
+                new["tier_history"] = [*tier_history_records(doc), {"tier": new["subscription_tier"], "since": new["updated_at"]}]
             fields = {k: v for k, v in new.items() if k not in ("_id", "tenant_id")}
             await self.events.record(data, [tenant_ref(tenant_id)])
             await data.tenant.update({"_id": tenant_id}, {"$set": fields})

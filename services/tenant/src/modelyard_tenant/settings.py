@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from modelyard_billing import BillingSettings
 from modelyard_tenancy import AuthSettings
 from modelyard_usage import COLLECTIONS as USAGE_COLLECTIONS
 from pydantic import Field
@@ -25,3 +26,5 @@ class TenantServiceSettings(AuthSettings):
     outbox_sweep_s: float = Field(default=10.0, gt=0)
     #: Whether this process also runs that sweeper (a second replica may leave it to the first).
     outbox_sweeper: bool = True
+    #: The price list and the payment-provider meters (``MODELYARD_BILLING__*``, see ``modelyard_billing.prices``).
+    billing: BillingSettings = Field(default_factory=BillingSettings)
