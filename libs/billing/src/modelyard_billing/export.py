@@ -135,6 +135,7 @@ class Exporter:
         result.too_old = [e.identifier for e in result.events if now - month.last_second > STRIPE_MAX_AGE]
         if self.bus is not None and result.events:
             topic = self.bus.topics.name("meter_events")
+            await self.bus.ensure_topics([topic])
             await self.bus.publish([Outgoing(topic, e, key=e.identifier) for e in result.events])
         return result
 
