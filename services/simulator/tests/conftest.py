@@ -15,6 +15,10 @@ import openai
 import pytest
 from modelyard_simulator import SimulatorConfig, create_app
 
+# the test modules share request pieces from simulator_samples.py (importlib mode does not add this directory)
+if os.path.dirname(__file__) not in sys.path:
+    sys.path.insert(0, os.path.dirname(__file__))
+
 
 def in_process(config: SimulatorConfig) -> tuple[openai.AsyncOpenAI, httpx.AsyncClient]:
     """An OpenAI SDK client and a raw httpx client talking to one fresh in-process simulator."""
@@ -70,6 +74,16 @@ def start_live(env_extra: dict[str, str]) -> LiveSimulator:
 @pytest.fixture(scope="module")
 def live_simulator() -> Iterator[LiveSimulator]:
     live = start_live({"MODELYARD_SIMULATOR_ALL_MODELS": '{"latency_ms": 0}'})
+    yield live
+    if live.process.poll() is None:
+        live.process.terminate()
+        live.process.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def module_simulator(request: pytest.FixtureRequest) -> Iterator[LiveSimulator]:
+    """A simulator process configured by the test module's ``SIMULATOR_ENV`` (environment variables)."""
+    live = start_live(request.module.SIMULATOR_ENV)
     yield live
     if live.process.poll() is None:
         live.process.terminate()

@@ -147,7 +147,7 @@ async def test_unknown_model_is_404_in_openai_shape(simulator) -> None:
             "top_logprobs",
         ),
         ({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}, "temperature"),
-        ({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "n": 2}, "n"),
+        ({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "n": 129}, "n"),
     ],
 )
 async def test_malformed_requests_name_the_field(simulator, body, param) -> None:

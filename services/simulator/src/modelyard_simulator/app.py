@@ -14,29 +14,39 @@ Per-request headers (optional, for tests)
 - ``X-Simulator-Fault: 429|500|502|503|timeout|none`` — force a fault, or none, instead of rolling the dice.
 - ``X-Simulator-Difficulty: <0..1>`` — force the prompt's difficulty.
 
+Response headers (OpenAI sends none of these; tests and evaluations read them)
+- ``x-simulator-difficulty``, ``x-simulator-hedged`` (0/1), ``x-simulator-source`` (generated / replay);
+- ``x-simulator-correct-answer`` and ``x-simulator-right`` (1/0 per choice) for prompts with a final answer;
+- ``x-simulator-defects`` (none / unparsable / schema per choice) when an answer's JSON is defective;
+- ``x-simulator-replay-correct`` (1/0) when the replay file says whether the recorded answer was right.
+
 Errors injected by ``error_rate`` answer at once (no latency); a timeout hangs ``timeout_s`` seconds or
-until the client disconnects, then answers 504.
+until the client disconnects, then answers 504. A client that disconnects while its answer is generated
+(the latency, the paced tokens of a stream or of a non-streamed answer) stops the generation.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from modelyard_simulator.choices import Completion, complete
 from modelyard_simulator.config import SimulatorConfig
-from modelyard_simulator.generate import Answer, answer, count_prompt_tokens, logprob_entries
-from modelyard_simulator.request import ApiError, ChatRequest, parse_chat_request
-from modelyard_simulator.state import Simulator
+from modelyard_simulator.errors import ApiError
+from modelyard_simulator.replay import Recorded
+from modelyard_simulator.request import parse_chat_request
+from modelyard_simulator.responses import completion_document, generation_seconds, sse
+from modelyard_simulator.state import ModelStats, Simulator
+from modelyard_simulator.words import count_prompt_tokens
 
 FAULTS: dict[int, tuple[str, str | None, str]] = {
     429: ("requests", "rate_limit_exceeded", "Rate limit reached for {model} (simulated). Please try again later."),
@@ -48,7 +58,6 @@ FAULTS: dict[int, tuple[str, str | None, str]] = {
         "The engine is currently overloaded (simulated). Please try again later.",
     ),
 }
-_FINGERPRINT = "fp_modelyard_simulator"
 
 
 def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -65,8 +74,11 @@ class Overrides:
     __slots__ = ("latency_s", "fault", "difficulty")
 
     def __init__(self, request: Request) -> None:
-        headers = request.headers
         self.latency_s = self.fault = self.difficulty = None
+        # one pass over the raw headers: most requests carry none of these
+        if not any(key.startswith(b"x-simulator-") for key, _ in request.scope["headers"]):
+            return
+        headers = request.headers
         if (raw := headers.get("x-simulator-latency-ms")) is not None:
             self.latency_s = self._number(raw, "X-Simulator-Latency-Ms", 0, 600_000) / 1000
         if (raw := headers.get("x-simulator-difficulty")) is not None:
@@ -95,6 +107,29 @@ class Overrides:
         return value
 
 
+class _StreamRun:
+    """Accounting of one streamed answer. A client that goes away cancels the stream (Starlette), which
+    stops the generation; ``close`` runs once however the stream ended, even if it never started."""
+
+    def __init__(self, sim: Simulator, stats: ModelStats) -> None:
+        self.sim, self.stats = sim, stats
+        self.finished = self.closed = False
+
+    async def events(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        try:
+            async for part in chunks:
+                yield part
+            self.finished = True
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.sim.in_flight -= 1
+            self.stats.cancelled += not self.finished
+
+
 class Endpoints:
     def __init__(self, simulator: Simulator) -> None:
         self.sim = simulator
@@ -108,6 +143,12 @@ class Endpoints:
                 raise ApiError(400, "We could not parse the JSON body of your request.") from None
             chat = parse_chat_request(body)
             knobs = sim.knobs_for(chat.model)
+            if chat.conversation.image_param is not None and not knobs.vision:
+                raise ApiError(
+                    400,
+                    "Invalid content type. image_url is only supported by certain models.",
+                    param=chat.conversation.image_param,
+                )
             overrides = Overrides(request)
         except ApiError as exc:
             sim.rejected += 1
@@ -116,11 +157,12 @@ class Endpoints:
         stats = sim.stats_for(chat.model)
         stats.requests += 1
         sim.in_flight += 1
+        streaming = False
         try:
             fault = overrides.fault or sim.roll_fault(knobs)
             if fault == "timeout":
                 stats.timeouts_injected += 1
-                await self._hang(request, knobs.timeout_s)
+                await self._wait(request, knobs.timeout_s)
                 return _error(
                     ApiError(
                         504,
@@ -134,8 +176,9 @@ class Endpoints:
                 kind, code, message = FAULTS[fault]
                 return _error(ApiError(fault, message.format(model=chat.model), type=kind, code=code))
 
-            replay_text = sim.replay.lookup(chat.question, chat.model, chat.system) if sim.replay is not None else None
-            if sim.replay is not None and replay_text is None and sim.config.replay_fallback == "not_found":
+            convo = chat.conversation
+            recorded = sim.replay.lookup(convo.question, chat.model, convo.system) if sim.replay is not None else None
+            if sim.replay is not None and recorded is None and sim.config.replay_fallback == "not_found":
                 sim.rejected += 1
                 return _error(
                     ApiError(
@@ -144,52 +187,55 @@ class Endpoints:
                         code="replay_miss",
                     )
                 )
-            reply = answer(
+            sampling_key, greedy = sim.sampling(chat.seed, chat.temperature)
+            completion = complete(
+                chat,
                 knobs,
-                model=chat.model,
-                question=chat.question,
-                conversation=chat.conversation,
-                seed=sim.config.seed * 1_000_003 + chat.seed,
-                max_tokens=chat.max_tokens,
-                want_logprobs=chat.logprobs,
-                replay_text=replay_text,
+                sampling_key=sampling_key,
+                greedy=greedy,
+                replay_text=recorded.text if recorded is not None else None,
                 forced_difficulty=overrides.difficulty,
             )
             delay = overrides.latency_s if overrides.latency_s is not None else sim.latency_s(knobs)
-            if delay > 0:
-                await asyncio.sleep(delay)
+            if delay > 0 and not await self._wait(request, delay):
+                stats.cancelled += 1
+                return Response(status_code=499)
 
-            prompt_tokens = count_prompt_tokens(chat.texts)
-            stats.completed += 1
-            stats.replayed += reply.source == "replay"
-            stats.hedged += reply.hedged
-            stats.prompt_tokens += prompt_tokens
-            stats.completion_tokens += len(reply.tokens)
-            headers = {
-                "x-simulator-difficulty": f"{reply.difficulty:.4f}",
-                "x-simulator-hedged": "1" if reply.hedged else "0",
-                "x-simulator-source": reply.source,
-            }
+            prompt_tokens = count_prompt_tokens(convo.texts) + convo.image_tokens
+            completion_tokens = completion.completion_tokens
+            _count(stats, completion, prompt_tokens, completion_tokens)
+            headers = _headers(completion, recorded)
             usage = {
                 "prompt_tokens": prompt_tokens,
-                "completion_tokens": len(reply.tokens),
-                "total_tokens": prompt_tokens + len(reply.tokens),
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
             }
             if chat.stream:
-                return StreamingResponse(_sse(chat, reply, usage), media_type="text/event-stream", headers=headers)
-            return _json(_completion(chat, reply, usage), headers=headers)
+                streaming = True
+                run = _StreamRun(sim, stats)
+                events = run.events(sse(chat, completion, usage, knobs.stream_tokens_per_s, knobs.stream_chunk_tokens))
+                return StreamingResponse(
+                    events, media_type="text/event-stream", headers=headers, background=BackgroundTask(run.close)
+                )
+            generating = generation_seconds(completion, knobs.stream_tokens_per_s)
+            if generating > 0 and not await self._wait(request, generating):
+                stats.cancelled += 1
+                return Response(status_code=499)
+            return _json(completion_document(chat, completion, usage), headers=headers)
         finally:
-            sim.in_flight -= 1
+            if not streaming:
+                sim.in_flight -= 1
 
     @staticmethod
-    async def _hang(request: Request, seconds: float) -> None:
-        """Hang like a stuck backend, bounded, and stop early when the client has given up."""
+    async def _wait(request: Request, seconds: float) -> bool:
+        """Sleep like a busy or stuck backend; False as soon as the client has given up."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         while (left := deadline - loop.time()) > 0:
             await asyncio.sleep(min(0.25, left))
             if await request.is_disconnected():
-                return
+                return False
+        return True
 
     async def list_models(self, request: Request) -> Response:
         return _json({"object": "list", "data": [_model_card(name) for name in self.sim.knobs]})
@@ -248,66 +294,35 @@ def _model_card(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "modelyard-simulator"}
 
 
-def _logprobs(chat: ChatRequest, reply: Answer, start: int = 0, end: int | None = None) -> dict[str, Any] | None:
-    if not chat.logprobs or reply.token_probs is None:
-        return None
-    end = len(reply.tokens) if end is None else end
-    return {
-        "content": logprob_entries(reply.tokens[start:end], reply.token_probs[start:end], chat.top_logprobs),
-        "refusal": None,
+def _count(stats: ModelStats, completion: Completion, prompt_tokens: int, completion_tokens: int) -> None:
+    stats.completed += 1
+    stats.replayed += completion.source == "replay"
+    stats.hedged += completion.hedged
+    stats.prompt_tokens += prompt_tokens
+    stats.completion_tokens += completion_tokens
+    for choice in completion.choices:
+        stats.choices += 1
+        stats.tool_calls += len(choice.tool_calls)
+        stats.defective += choice.defect is not None
+        stats.final_answers_right += choice.right is True
+        stats.final_answers_wrong += choice.right is False
+
+
+def _headers(completion: Completion, recorded: Recorded | None) -> dict[str, str]:
+    """Why the answer looks the way it does (for tests and evaluations; OpenAI sends none of these)."""
+    headers = {
+        "x-simulator-difficulty": f"{completion.difficulty:.4f}",
+        "x-simulator-hedged": "1" if completion.hedged else "0",
+        "x-simulator-source": completion.source,
     }
-
-
-def _completion(chat: ChatRequest, reply: Answer, usage: dict[str, int]) -> dict[str, Any]:
-    return {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": chat.model,
-        "system_fingerprint": _FINGERPRINT,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": reply.text, "refusal": None},
-                "logprobs": _logprobs(chat, reply),
-                "finish_reason": reply.finish_reason,
-            }
-        ],
-        "usage": usage,
-    }
-
-
-async def _sse(chat: ChatRequest, reply: Answer, usage: dict[str, int]) -> AsyncIterator[bytes]:
-    """The final text in a few chunks, then the finish reason, the usage if asked, and ``[DONE]``."""
-    base = {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": chat.model,
-        "system_fingerprint": _FINGERPRINT,
-    }
-    extra = {"usage": None} if chat.include_usage else {}
-
-    def chunk(delta: dict[str, Any], finish: str | None = None, logprobs: dict | None = None) -> bytes:
-        doc = {
-            **base,
-            "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
-            **extra,
-        }
-        return b"data: " + orjson.dumps(doc) + b"\n\n"
-
-    yield chunk({"role": "assistant", "content": "", "refusal": None})
-    n = len(reply.tokens)
-    step = max(1, -(-n // 4))  # at most four content chunks
-    for start in range(0, n, step):
-        yield chunk(
-            {"content": "".join(reply.tokens[start : start + step])},
-            logprobs=_logprobs(chat, reply, start, start + step),
-        )
-    yield chunk({}, finish=reply.finish_reason)
-    if chat.include_usage:
-        yield b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n"
-    yield b"data: [DONE]\n\n"
+    if completion.correct_answer is not None:
+        headers["x-simulator-correct-answer"] = str(completion.correct_answer)
+        headers["x-simulator-right"] = ",".join("1" if c.right else "0" for c in completion.choices)
+    if any(c.defect for c in completion.choices):
+        headers["x-simulator-defects"] = ",".join(c.defect or "none" for c in completion.choices)
+    if recorded is not None and recorded.correct is not None:
+        headers["x-simulator-replay-correct"] = "1" if recorded.correct else "0"
+    return headers
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

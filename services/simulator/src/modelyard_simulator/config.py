@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from modelyard_core.runtime import DEFAULT_GEN0_THRESHOLD
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ModelKind = Literal["slm", "llm", "llm_plus"]
@@ -58,6 +58,33 @@ class ModelKnobs(BaseModel):
     token_prob_hard: float = Field(default=0.90, gt=0, le=1)
     hedge_above: float = Field(default=1.0, ge=0, le=1)
 
+    # Streaming: tokens per second of one choice after the first token (0 = no pacing: the whole answer
+    # as soon as the latency is over) and tokens per content chunk while the stream keeps pace. A
+    # non-streamed answer arrives when its last token would have been generated.
+    stream_tokens_per_s: float = Field(default=0.0, ge=0, le=100_000)
+    stream_chunk_tokens: int = Field(default=1, ge=1, le=256)
+
+    # Whether image content parts are accepted (others answer OpenAI's 400).
+    vision: bool = True
+
+    # Defect rates, for cascade tests: a tool call's arguments / a structured-output answer that does
+    # not parse or does not validate against its schema.
+    invalid_tool_args_rate: float = Field(default=0.0, ge=0, le=1)
+    invalid_json_rate: float = Field(default=0.0, ge=0, le=1)
+
+    # Agreement model for prompts with a final answer (word problems): each sampled choice is right with
+    # a probability falling linearly from right_rate_easy to right_rate_hard with the difficulty; wrong
+    # choices spread over `distractors` wrong answers, `distractor_top_share` of them on the most common
+    # one; `slip_rate` of the wrong choices show an arithmetic slip ("a op b = c" that does not hold).
+    final_answer: Literal["auto", "always", "never"] = "auto"
+    right_rate_easy: float = Field(default=0.97, ge=0, le=1)
+    right_rate_hard: float = Field(default=0.80, ge=0, le=1)
+    # per-prompt spread of that probability on the logit scale (0: every prompt of one difficulty alike)
+    right_rate_spread: float = Field(default=1.5, ge=0, le=5)
+    distractors: int = Field(default=3, ge=1, le=8)
+    distractor_top_share: float = Field(default=0.6, ge=0, le=1)
+    slip_rate: float = Field(default=0.3, ge=0, le=1)
+
     def patched(self, patch: dict[str, Any]) -> ModelKnobs:
         """A copy with ``patch`` applied and validated (unknown knobs are an error)."""
         return ModelKnobs.model_validate({**self.model_dump(), **patch})
@@ -73,6 +100,9 @@ KIND_DEFAULTS: dict[str, dict[str, Any]] = {
         "token_prob_easy": 0.95,
         "token_prob_hard": 0.40,
         "hedge_above": 0.55,
+        "vision": False,
+        "right_rate_easy": 0.90,
+        "right_rate_hard": 0.35,
     },
     "llm": {
         "kind": "llm",
@@ -89,6 +119,8 @@ KIND_DEFAULTS: dict[str, dict[str, Any]] = {
         "output_tokens": 160,
         "token_prob_easy": 0.985,
         "token_prob_hard": 0.93,
+        "right_rate_easy": 0.98,
+        "right_rate_hard": 0.85,
     },
 }
 
@@ -127,10 +159,18 @@ class SimulatorConfig(BaseSettings):
     include_pricing_models: bool = True
     pricing_file: str | None = None
 
-    #: Replay mode: JSON lines ``{"prompt": ..., "responses": {"<model>": "<text>"}}``, matched on the
-    #: last user message. A prompt or model that is not recorded falls back as ``replay_fallback`` says.
+    #: Replay mode: JSON lines ``{"prompt": ..., "responses": {"<model>": "<text>"}}``, or a CSV with a
+    #: ``prompt`` column and ``<model>_response`` columns (RouteLLM's format), matched on the last user
+    #: message. A prompt or model that is not recorded falls back as ``replay_fallback`` says.
     replay_file: Path | None = None
     replay_fallback: Literal["generate", "not_found"] = "generate"
+    #: Which served models answer with a recorded model's texts: ``{"<recorded name>": ["<served model>", ...]}``
+    #: (a single name is a list of one). A recorded name not mapped serves under its own name.
+    replay_models: dict[str, list[str]] = Field(default_factory=dict)
+
+    #: A request with neither ``seed`` nor ``temperature`` is deterministic per conversation (False, what
+    #: the pipeline tests rely on) or sampled at OpenAI's default temperature 1, varying per call (True).
+    vary_unseeded: bool = False
 
     log_level: str = "warning"
     access_log: bool = False
@@ -141,6 +181,13 @@ class SimulatorConfig(BaseSettings):
     gc_gen0_threshold: int = Field(default=DEFAULT_GEN0_THRESHOLD, ge=0)
 
     _resolved: dict[str, ModelKnobs] = PrivateAttr(default_factory=dict)
+
+    @field_validator("replay_models", mode="before")
+    @classmethod
+    def _one_name_is_a_list(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        return value
 
     @model_validator(mode="after")
     def _resolve(self) -> SimulatorConfig:

@@ -11,24 +11,14 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-import re
 from dataclasses import dataclass
 
 from modelyard_simulator.config import ModelKnobs
 from modelyard_simulator.difficulty import difficulty
+from modelyard_simulator.words import TOKEN, content_words, count_prompt_tokens, tokenize
 
-# Words with an optional leading space, short digit runs, punctuation runs, whitespace runs: together
-# they cover every character, so "".join(tokenize(t)) == t. About 1.3 tokens per English word.
-_TOKEN = re.compile(r" ?[A-Za-z]+| ?[0-9]{1,3}| ?[^\sA-Za-z0-9]+|\s+")
-_WORD = re.compile(r"[a-z][a-z0-9'-]{3,}")
-
-_STOPWORDS = frozenset(
-    "about above after again against also been before being below between both cannot could does doing down "
-    "during each from further have having here hers herself himself into itself just more most myself once only "
-    "other ours ourselves over same should some such than that their theirs them themselves then there these "
-    "they this those through under until very were what when where which while will with would your yours "
-    "yourself yourselves please thanks thank hello need want know tell give make like dear".split()
-)
+__all__ = ["Answer", "answer", "compose", "content_words", "count_prompt_tokens", "cut_at_stop", "finish",
+           "logprob_entries", "rng_for", "token_probs", "tokenize"]
 
 OPENINGS = (
     "Here is how to handle {topic}.",
@@ -61,7 +51,7 @@ HEDGE_CLOSINGS = (
     "Please double-check this with someone who knows {w} well.",
     "This may not cover every case of {w}.",
 )
-_SENTENCE_TOKENS = [len(_TOKEN.findall(" " + t.format(w="word"))) for t in SENTENCES]
+_SENTENCE_TOKENS = [len(TOKEN.findall(" " + t.format(w="word"))) for t in SENTENCES]
 #: Alternatives offered in top_logprobs; the chosen token is always among the listed entries.
 _ALTERNATIVES = (" the", " a", ",", ".", " and", " to", " of", " it", " this", " in", " is", " for")
 
@@ -78,30 +68,27 @@ class Answer:
     source: str  # "generated" or "replay"
 
 
-def tokenize(text: str) -> list[str]:
-    return _TOKEN.findall(text)
-
-
-def count_prompt_tokens(texts: list[str]) -> int:
-    """OpenAI-like prompt size: about 4 characters per token plus a small overhead per message."""
-    return 3 + sum(4 + (len(t) + 3) // 4 for t in texts)
-
-
-def content_words(text: str, limit: int = 6) -> list[str]:
-    """The question's first distinct content words (what an answer should talk about)."""
-    seen: dict[str, None] = {}
-    for word in _WORD.findall(text.lower()):
-        word = word.strip("'-")
-        if len(word) >= 4 and word not in _STOPWORDS:
-            seen.setdefault(word, None)
-            if len(seen) == limit:
-                break
-    return list(seen)
-
-
-def rng_for(model: str, seed: int, conversation: str) -> random.Random:
+def rng_for(model: str, seed: int | str, conversation: str) -> random.Random:
     digest = hashlib.blake2b(f"{model}\x00{seed}\x00{conversation}".encode(), digest_size=8).digest()
     return random.Random(int.from_bytes(digest, "big"))
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
+    """``text`` up to (without) the first of the stop sequences."""
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+    return text[:cut] if cut >= 0 else text
+
+
+def finish(text: str, stop: tuple[str, ...], max_tokens: int | None) -> tuple[str, list[str], str]:
+    """What a model emits of ``text``: cut at the first stop sequence ("stop"), then at ``max_tokens``
+    ("length") -- the text, its tokens and the finish reason."""
+    if stop:
+        text = cut_at_stop(text, stop)
+    tokens = tokenize(text)
+    if max_tokens is not None and len(tokens) > max_tokens:
+        tokens = tokens[:max_tokens]
+        return "".join(tokens), tokens, "length"
+    return text, tokens, "stop"
 
 
 def answer(
@@ -110,35 +97,41 @@ def answer(
     model: str,
     question: str,
     conversation: str,
-    seed: int,
+    seed: int | str,
     max_tokens: int | None = None,
     want_logprobs: bool = False,
     replay_text: str | None = None,
     forced_difficulty: float | None = None,
+    stop: tuple[str, ...] = (),
 ) -> Answer:
-    """The answer of ``model`` to ``question`` (last user message) within ``conversation`` (all messages)."""
+    """The plain-text answer of ``model`` to ``question`` (last user message) within ``conversation``."""
     rng = rng_for(model, seed, conversation)
     level = difficulty(question) if forced_difficulty is None else forced_difficulty
     hedged = replay_text is None and level > knobs.hedge_above
-    text = replay_text if replay_text is not None else _compose(knobs, question, hedged, rng)
-    tokens = tokenize(text)
-    finish_reason = "stop"
-    if max_tokens is not None and len(tokens) > max_tokens:
-        tokens = tokens[:max_tokens]
-        text = "".join(tokens)
-        finish_reason = "length"
-    probs = _token_probs(knobs, level, hedged, len(tokens), rng) if want_logprobs and knobs.logprobs else None
+    text = replay_text if replay_text is not None else compose(knobs, question, hedged, rng)
+    text, tokens, finish_reason = finish(text, stop, max_tokens)
+    probs = token_probs(knobs, level, hedged, len(tokens), rng) if want_logprobs and knobs.logprobs else None
     return Answer(
         text, tokens, probs, finish_reason, level, hedged, "replay" if replay_text is not None else "generated"
     )
 
 
-def _compose(knobs: ModelKnobs, question: str, hedged: bool, rng: random.Random) -> str:
-    words = content_words(question) or ["this request"]
+def topic_of(words: list[str]) -> str:
     head = words[:3]
-    topic = head[0] if len(head) == 1 else ", ".join(head[:-1]) + " and " + head[-1]
+    return head[0] if len(head) == 1 else ", ".join(head[:-1]) + " and " + head[-1]
+
+
+def compose(
+    knobs: ModelKnobs, question: str, hedged: bool, rng: random.Random, worked: str | None = None
+) -> str:
+    """Helpdesk prose about the question's content words, about ``output_tokens`` long; with ``worked``
+    (a worked solution, see reasoning.py), an opening sentence and that solution instead."""
+    words = content_words(question) or ["this request"]
     target = max(4, round(knobs.output_tokens * rng.uniform(0.75, 1.25)))
-    parts = [rng.choice(HEDGES if hedged else OPENINGS).format(topic=topic)]
+    opening = rng.choice(HEDGES if hedged else OPENINGS).format(topic=topic_of(words))
+    if worked is not None:
+        return f"{opening}\n{worked}"
+    parts = [opening]
     count = len(tokenize(parts[0]))
     closing = rng.choice(HEDGE_CLOSINGS).format(w=rng.choice(words)) if hedged else ""
     if closing:
@@ -160,10 +153,14 @@ _noise_rng = random.Random(20261101)
 _NOISE = [(_noise_rng.gauss(0.0, 1.0), 0.5 if _noise_rng.random() < 0.04 else 1.0) for _ in range(_NOISE_SIZE)]
 
 
-def _token_probs(knobs: ModelKnobs, level: float, hedged: bool, n: int, rng: random.Random) -> list[float]:
+def token_probs(
+    knobs: ModelKnobs, level: float, hedged: bool, n: int, rng: random.Random, wrong: bool = False
+) -> list[float]:
     mean = knobs.token_prob_easy + (knobs.token_prob_hard - knobs.token_prob_easy) * level
     if hedged:
         mean *= 0.85  # a model that hedges is unsure of its words too
+    if wrong:
+        mean *= 0.93  # a wrong final answer comes with slightly less sure words, on average
     spread = 0.03 + 0.4 * (1.0 - mean)  # sure models are consistently sure; unsure ones scatter
     start = rng.randrange(_NOISE_SIZE)
     noise = _NOISE[start : start + n]

@@ -12,8 +12,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from modelyard_simulator.config import KIND_DEFAULTS, ModelKnobs, SimulatorConfig
+from modelyard_simulator.errors import ApiError
 from modelyard_simulator.replay import ReplayBook
-from modelyard_simulator.request import ApiError
 
 
 @dataclass
@@ -26,18 +26,21 @@ class ModelStats:
     errors_injected: Counter[int] = field(default_factory=Counter)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: the client went away before the answer was complete (the generation stopped)
+    cancelled: int = 0
+    choices: int = 0
+    tool_calls: int = 0
+    #: choices whose JSON (structured output or tool arguments) is defective on purpose
+    defective: int = 0
+    final_answers_right: int = 0
+    final_answers_wrong: int = 0
 
     def as_dict(self) -> dict[str, Any]:
+        counts = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "errors_injected"}
         return {
-            "requests": self.requests,
-            "completed": self.completed,
-            "replayed": self.replayed,
-            "hedged": self.hedged,
-            "timeouts_injected": self.timeouts_injected,
+            **counts,
             "errors_injected": {str(status): n for status, n in sorted(self.errors_injected.items())},
             "errors_injected_total": sum(self.errors_injected.values()),
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
         }
 
 
@@ -49,11 +52,31 @@ class Simulator:
         #: Faults and latencies are random per call (a retry can succeed), reproducible per process seed;
         #: answers are deterministic per prompt (see generate.rng_for).
         self.dice = random.Random(config.seed)
-        self.replay = ReplayBook.load(config.replay_file) if config.replay_file else None
+        self.replay = ReplayBook.load(config.replay_file, config.replay_models) if config.replay_file else None
         self.stats: dict[str, ModelStats] = {}
         self.rejected = 0
         self.in_flight = 0
         self.started = time.time()
+        #: requests sampled without a seed at a temperature above 0: each gets its own random stream
+        self.sampled_calls = 0
+
+    def sampling(self, seed: int | None, temperature: float | None) -> tuple[str, bool]:
+        """The key of a request's random stream, and whether its choices are all the first one (greedy).
+
+        With a ``seed`` an answer repeats (exactly, at temperature 0); at temperature 0 it repeats too;
+        sampled at a temperature above 0 without a seed it varies from call to call (reproducibly per
+        process ``seed`` and call order); with neither, it is the same per conversation unless
+        ``vary_unseeded`` is set (then it is sampled like temperature 1).
+        """
+        base = self.config.seed
+        if seed is not None:
+            return f"{base}:s{seed}", temperature == 0
+        if temperature == 0:
+            return f"{base}:t0", True
+        if temperature is not None or self.config.vary_unseeded:
+            self.sampled_calls += 1
+            return f"{base}:c{self.sampled_calls}", False
+        return str(base), False
 
     def knobs_for(self, model: str) -> ModelKnobs:
         try:
