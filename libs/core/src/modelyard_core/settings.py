@@ -27,6 +27,8 @@ class Topics(BaseModel):
     tenant_snapshots: str = "tenants.snapshots"
     tenant_agents: str = "tenants.agents"
     tenant_alerts: str = "tenants.alerts"
+    tenant_events: str = "tenants.events"
+    webhooks_parked: str = "webhooks.parked"
     billing_statements: str = "billing.statements"
     meter_events: str = "billing.meter_events"
     deadletter_prefix: str = "deadletter."
@@ -43,7 +45,7 @@ class Topics(BaseModel):
     def compacted(self) -> set[str]:
         return {self.name("tenant_snapshots"), self.name("tenant_agents")}
 
-    def all_topics(self, services: tuple[str, ...] = ("router", "inference", "metering", "tenant", "ingress")) -> list[str]:
+    def all_topics(self, services: tuple[str, ...] = ("router", "inference", "metering", "tenant", "ingress", "webhooks")) -> list[str]:
         names = [self.name(f) for f in type(self).model_fields if f not in ("prefix", "deadletter_prefix")]
         return names + [self.deadletter(s) for s in services]
 
@@ -110,3 +112,6 @@ class Settings(BaseSettings):
     #: with start-up objects frozen out of collections; 0 keeps Python's defaults (see runtime.tune_gc).
     gc_gen0_threshold: int = Field(default=DEFAULT_GEN0_THRESHOLD, ge=0)
     pricing_file: str | None = Field(default=None, description="Override the built-in pricing table (JSON).")
+    #: Fernet keys (comma-separated: the first encrypts, all decrypt) of the secrets modelyard stores and
+    #: reads back: webhook signing secrets, tenants' model API keys (see ``modelyard_core.secrets``).
+    master_keys: SecretStr | None = None

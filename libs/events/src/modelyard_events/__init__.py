@@ -5,6 +5,7 @@ JSON Schemas in ``schemas/`` are generated from these classes (``make schemas``)
 
 from .base import DERIVED_ID_NAMESPACE, Event, Model, QueryEvent, derived_id, new_id, utcnow
 from .billing import MeterEventExported, MonthClosed
+from .changes import Change, TenantChanged
 from .deadletter import DeadLetter
 from .domain import (
     TIER_LIMITS,
@@ -33,6 +34,7 @@ from .queries import (
 )
 from .tenants import AgentSnapshot, AlertMetric, RoutingPolicy, TenantAlert, TenantBudget, TenantSnapshot, TenantStatus
 from .usage import MeteringUsage, UsageCounters, UsageRecorded
+from .webhooks import WebhookParked
 
 #: Every event class of the contract, by its versioned type.
 EVENT_TYPES: dict[str, type[Model]] = {
@@ -50,6 +52,8 @@ EVENT_TYPES: dict[str, type[Model]] = {
         DeadLetter,
         MonthClosed,
         MeterEventExported,
+        TenantChanged,
+        WebhookParked,
     )
 }
 
@@ -61,6 +65,7 @@ __all__ = [
     "AlertMetric",
     "Answer",
     "CascadeStep",
+    "Change",
     "ChatMessage",
     "ComplexityLevel",
     "DeadLetter",
@@ -84,12 +89,14 @@ __all__ = [
     "RoutingPreference",
     "TenantAlert",
     "TenantBudget",
+    "TenantChanged",
     "TenantSnapshot",
     "TenantStatus",
     "Tier",
     "TierLimits",
     "UsageCounters",
     "UsageRecorded",
+    "WebhookParked",
     "derived_id",
     "finished_outcome",
     "new_id",

@@ -21,6 +21,7 @@ from .api.keys import router as keys_router
 from .api.resources import resource_routers
 from .api.tenants import router as tenants_router
 from .api.usage import router as usage_router
+from .api.webhooks import router as webhooks_router
 from .errors import install_error_handlers
 from .resources import Resources
 from .service import TenantService
@@ -50,9 +51,11 @@ def create_app(settings: TenantServiceSettings) -> FastAPI:
         try:
             db = database(client, settings.mongo)
             await ensure_indexes(db)
-            await bus.ensure_topics([settings.topics.name(t) for t in ("tenant_snapshots", "tenant_agents", "billing_statements")])
+            await bus.ensure_topics([settings.topics.name(t) for t in ("tenant_snapshots", "tenant_agents", "tenant_events",
+                                                                        "billing_statements")])
             await bus.broker.start()
             service = TenantService(db, bus, settings)
+            await service.webhooks.ensure_indexes()
             billing = Billing(db, settings.billing.price_list(), bus=bus)
             await billing.store.ensure_indexes()
             app.state.billing = billing
@@ -82,6 +85,7 @@ def create_app(settings: TenantServiceSettings) -> FastAPI:
     app.include_router(keys_router)
     app.include_router(usage_router)
     app.include_router(billing_router)
+    app.include_router(webhooks_router)
     for router in resource_routers():
         app.include_router(router)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from bson import json_util
 from bson.errors import InvalidDocument
-from modelyard_events import Tier
+from modelyard_events import Change, TenantChanged, Tier
 from modelyard_tenancy import Role
 from pymongo.errors import DuplicateKeyError, WriteError
 
@@ -51,6 +51,8 @@ async def export_tenant(service: TenantService, tenant_id: str) -> TenantExport:
             for name, repo in data.usage.items()
             if (docs := await repo.find(sort=[("_id", 1)]))
         }
+        await service.events.record_event(data, TenantChanged(tenant_id=tenant_id, change=Change.EXPORTED))
+        await service.events.flush(data)
     return TenantExport.model_validate(body)
 
 

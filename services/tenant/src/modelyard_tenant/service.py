@@ -16,7 +16,9 @@ from typing import Any
 
 from modelyard_billing import tier_history_records
 from modelyard_core.bus import Bus
-from modelyard_events import Industry, ModelClass, RoutingPolicy, TenantBudget, TenantStatus, Tier
+from modelyard_core.secrets import SecretBox
+from modelyard_events import Change, Industry, ModelClass, RoutingPolicy, TenantBudget, TenantChanged, TenantStatus, Tier
+from modelyard_hooks import Endpoints
 from modelyard_tenancy import NewKey, Principal, Role, new_api_key
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -61,6 +63,7 @@ class TenantService:
         self.platform = Platform(db)
         self.locks = TenantLocks(db[LOCKS], lease_s=settings.lock_lease_s, wait_s=settings.lock_wait_s)
         self.events = SnapshotPublisher(bus, settings.topics, timeout_s=settings.publish_timeout_s)
+        self.webhooks = Endpoints(db, SecretBox.from_setting(settings.master_keys))
 
     def data(self, tenant_id: str) -> TenantData:
         return TenantData(self.db, tenant_id, usage_collections=self.settings.usage_collections)
@@ -147,6 +150,10 @@ class TenantService:
                 new["tier_history"] = [*tier_history_records(doc), {"tier": new["subscription_tier"], "since": new["updated_at"]}]
             fields = {k: v for k, v in new.items() if k not in ("_id", "tenant_id")}
             await self.events.record(data, [tenant_ref(tenant_id)])
+            if new["subscription_tier"] != doc["subscription_tier"]:
+                await self.events.record_event(data, TenantChanged(
+                    tenant_id=tenant_id, change=Change.TIER_CHANGED, version=new["version"],
+                    from_tier=doc["subscription_tier"], to_tier=new["subscription_tier"]))
             await data.tenant.update({"_id": tenant_id}, {"$set": fields})
             await self.events.flush(data)
         return new
@@ -216,10 +223,14 @@ class TenantService:
             doc = await data.tenant.find_one({"_id": tenant_id})
             if doc is None:
                 raise NotFound("no such tenant")
-            await self.cascade(data)
+            await self.cascade(data, announce=doc.get("lifecycle") == READY)
 
-    async def cascade(self, data: TenantData) -> None:
-        """Delete every document of the tenant and publish tombstones (resumable after a crash)."""
+    async def cascade(self, data: TenantData, *, announce: bool = False) -> None:
+        """Delete every document of the tenant and publish tombstones (resumable after a crash); with
+        ``announce``, a ``deleted`` event for the tenant's webhooks first."""
+        if announce:
+            await self.events.record_event(data, TenantChanged(tenant_id=data.tenant_id, change=Change.DELETED))
+        await self.webhooks.detach_tenant(data.tenant_id, utcnow())
         agents = await data.agents.find()
         await self.events.record(data, [tenant_ref(data.tenant_id), *(agent_ref(a["_id"]) for a in agents)])
         await data.tenant.update({"_id": data.tenant_id}, {"$set": {"lifecycle": DELETING}})
@@ -245,19 +256,30 @@ class TenantService:
         return {**doc, "tenant_id": data.tenant_id}, key
 
     async def create_key(self, tenant_id: str, name: str, role: Role) -> tuple[dict, NewKey]:
-        data = self.data(tenant_id)
-        await self.require(data)
-        return await self.insert_key(data, name, role)
+        async with self.writing(tenant_id) as data:
+            await self.require(data)
+            key_doc, key = await self.insert_key(data, name, role)
+            # Recorded after the insert: the key's id is only known now (a crash in between loses the
+            # announcement, never announces a key that does not exist).
+            await self.events.record_event(data, TenantChanged(tenant_id=tenant_id, change=Change.KEY_CREATED, key_id=key_doc["_id"],
+                                                               key_name=name, key_role=role.value))
+            await self.events.flush(data)
+        return key_doc, key
 
     async def list_keys(self, tenant_id: str, *, offset: int, limit: int) -> tuple[list[dict], int]:
         data = self.data(tenant_id)
         return await data.api_keys.find(skip=offset, limit=limit, sort=[("created_at", 1), ("_id", 1)]), await data.api_keys.count()
 
     async def revoke_key(self, tenant_id: str, key_id: str) -> None:
-        data = self.data(tenant_id)
-        if await data.api_keys.update({"_id": key_id, "revoked_at": None}, {"$set": {"revoked_at": utcnow()}}) == 0:
-            if await data.api_keys.find_one({"_id": key_id}) is None:
+        async with self.writing(tenant_id) as data:
+            key = await data.api_keys.find_one({"_id": key_id})
+            if key is None:
                 raise NotFound("no such API key")
+            if key.get("revoked_at") is None:
+                await self.events.record_event(data, TenantChanged(tenant_id=tenant_id, change=Change.KEY_REVOKED, key_id=key_id,
+                                                                   key_name=key.get("name"), key_role=key.get("role")))
+            await data.api_keys.update({"_id": key_id, "revoked_at": None}, {"$set": {"revoked_at": utcnow()}})
+            await self.events.flush(data)
 
     # -- publication sweeper -----------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from modelyard_billing import BillingSettings
+from modelyard_hooks import WebhookSettings
 from modelyard_tenancy import AuthSettings
 from modelyard_usage import COLLECTIONS as USAGE_COLLECTIONS
 from pydantic import Field
@@ -28,3 +29,5 @@ class TenantServiceSettings(AuthSettings):
     outbox_sweeper: bool = True
     #: The price list and the payment-provider meters (``MODELYARD_BILLING__*``, see ``modelyard_billing.prices``).
     billing: BillingSettings = Field(default_factory=BillingSettings)
+    #: What webhook endpoints are accepted and how secrets rotate (``MODELYARD_WEBHOOKS__*``).
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
