@@ -9,10 +9,10 @@ was deleted is skipped and counted.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from aiokafka import TopicPartition
 from modelyard_core.kafka_clients import make_consumer
 from modelyard_core.store import database, make_mongo
 from modelyard_events import WebhookParked
@@ -51,31 +51,35 @@ class ReplayResult:
                 "already_delivered": self.already_delivered, "endpoint_gone": self.endpoint_gone}
 
 
-async def read_parked(settings: DispatcherSettings, timeout_ms: int = 500) -> list[WebhookParked]:
+async def read_parked(settings: DispatcherSettings, timeout_s: float = 30.0) -> list[WebhookParked]:
     """Every parked delivery on the topic now (the newest record per delivery)."""
     topic = settings.topics.name("webhooks_parked")
     consumer = make_consumer(settings.kafka, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or set())]
-        if not partitions:
-            await consumer.topics()  # refresh metadata once: a topic created a moment ago
-            partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or set())]
-        if not partitions:
-            return []
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
+        consumer.subscribe([topic])  # without a group: every partition, from the beginning
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         latest: dict[str, WebhookParked] = {}
-        while any(await consumer.position(tp) < end for tp, end in ends.items()):
-            for records in (await consumer.getmany(*partitions, timeout_ms=timeout_ms)).values():
+        batch = await consumer.getmany(timeout_ms=200)
+        while not consumer.assignment():
+            if loop.time() > deadline:
+                return []  # no such topic yet: nothing was ever parked
+            batch = await consumer.getmany(timeout_ms=200)
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+        while True:
+            for records in batch.values():
                 for r in records:
                     try:
                         parked = WebhookParked.model_validate_json(r.value)
                     except (ValidationError, TypeError):
                         continue
                     latest[parked.delivery_id] = parked
-        return list(latest.values())
+            if all([await consumer.position(tp) >= end for tp, end in ends.items()]):
+                return list(latest.values())
+            if loop.time() > deadline:
+                raise TimeoutError(f"could not read {topic} to its end within {timeout_s:.0f} s")
+            batch = await consumer.getmany(timeout_ms=200)
     finally:
         await consumer.stop()
 
