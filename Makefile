@@ -25,8 +25,12 @@ STACK := $(shell if command -v java >/dev/null && command -v mvn >/dev/null && c
 TEST_KAFKA_PORT ?= 19092
 TEST_KAFKA_CONTROLLER_PORT ?= 19093
 TEST_MONGO_PORT ?= 27018
+# The secured (SASL_SSL, ACL) broker of the security tests: the two ports after the plain broker's.
+TEST_KAFKA_SASL_PORT ?= $(shell echo $$(( $(TEST_KAFKA_PORT) + 2 )))
+TEST_KAFKA_SASL_CONTROLLER_PORT ?= $(shell echo $$(( $(TEST_KAFKA_PORT) + 3 )))
 TEST_ENV := MODELYARD_RUN_DIR=$(CURDIR)/.run/test MODELYARD_KAFKA_PORT=$(TEST_KAFKA_PORT) \
-	MODELYARD_KAFKA_CONTROLLER_PORT=$(TEST_KAFKA_CONTROLLER_PORT) MODELYARD_MONGO_PORT=$(TEST_MONGO_PORT)
+	MODELYARD_KAFKA_CONTROLLER_PORT=$(TEST_KAFKA_CONTROLLER_PORT) MODELYARD_MONGO_PORT=$(TEST_MONGO_PORT) \
+	MODELYARD_KAFKA_SASL_PORT=$(TEST_KAFKA_SASL_PORT) MODELYARD_KAFKA_SASL_CONTROLLER_PORT=$(TEST_KAFKA_SASL_CONTROLLER_PORT)
 PYTEST_ARGS ?=
 # Manifests are rendered with `kubectl kustomize`; without kubectl, with kustomize built by Go into the cache.
 CACHE_DIR := $(or $(MODELYARD_CACHE_DIR),$(CURDIR)/.cache)
@@ -87,13 +91,14 @@ demo: ## Start the stack, run the helpdesk demo stream, print the savings table,
 	if [ $$rc -eq 0 ]; then $(CLIENT_ENV) $(MODELYARD) demo || rc=$$?; fi; \
 	$(MAKE) --no-print-directory down >/dev/null 2>&1 || true; exit $$rc
 
-test: install k8s-renderer ## Start Kafka and FerretDB on test ports, run the whole test suite, stop them
+test: install k8s-renderer ## Start Kafka (plain and SASL_SSL) and FerretDB on test ports, run the whole test suite, stop them
 	@$(LOCAL)/chromium.sh ensure >/dev/null || echo "no Chromium: the dashboard's browser test will be skipped"
-	@rc=0; { $(TEST_ENV) $(LOCAL)/kafka.sh start && $(TEST_ENV) $(LOCAL)/ferretdb.sh start; } || rc=$$?; \
+	@rc=0; { $(TEST_ENV) $(LOCAL)/kafka.sh start && $(TEST_ENV) $(LOCAL)/kafka.sh start --sasl-ssl && $(TEST_ENV) $(LOCAL)/ferretdb.sh start; } || rc=$$?; \
 	if [ $$rc -eq 0 ]; then MODELYARD_TEST_KAFKA=127.0.0.1:$(TEST_KAFKA_PORT) MODELYARD_TEST_MONGO_URL=mongodb://127.0.0.1:$(TEST_MONGO_PORT) \
+		MODELYARD_TEST_KAFKA_SASL_DIR=$(CURDIR)/.run/test/kafka-sasl \
 		MODELYARD_TEST_KAFKA_RESTART="$(TEST_ENV) $(LOCAL)/kafka.sh stop && $(TEST_ENV) $(LOCAL)/kafka.sh start" \
 		$(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; fi; \
-	$(TEST_ENV) $(LOCAL)/ferretdb.sh stop || true; $(TEST_ENV) $(LOCAL)/kafka.sh stop || true; \
+	$(TEST_ENV) $(LOCAL)/ferretdb.sh stop || true; $(TEST_ENV) $(LOCAL)/kafka.sh stop --sasl-ssl || true; $(TEST_ENV) $(LOCAL)/kafka.sh stop || true; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; exit $$rc
 
 test-unit: install k8s-renderer ## Only the tests that need no servers (a test that reaches one fails)

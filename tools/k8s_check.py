@@ -43,7 +43,7 @@ CONFIG_MAP = "modelyard-config"
 KAFKA_COMMANDS = {"tenant", "router", "metering", "inference", "ingress", "webhooks"}
 # An environment variable with one of these names carries a secret and must come from a Secret.
 SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|API_KEY|SESSION_KEY|MASTER_KEYS|MONGO__URL)$")
-CUSTOM_GROUPS = {"keda.sh"}
+CUSTOM_GROUPS = {"keda.sh", "kafka.strimzi.io"}
 #: The kustomize that kubectl 1.32 embeds; the version `go install` builds where no kubectl is found.
 KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5@v5.5.0"
 HOW_TO_INSTALL = f"""neither kubectl nor kustomize is installed. Either

@@ -15,7 +15,9 @@ from fastapi import FastAPI
 from modelyard_core.pricing import load_pricing
 from modelyard_events import ModelClass, OutcomeStatus, QueryOutcome, QuerySubmitted, RejectCode
 from modelyard_ingress.api import router
+from modelyard_core.limits import BodySizeLimit
 from modelyard_ingress.errors import install_error_handlers
+from modelyard_ingress.limits import MessageLimits
 from modelyard_ingress.replies import PendingOutcomes
 from modelyard_ingress.service import Ingress
 from modelyard_tenancy import Principal, Role, Unauthenticated
@@ -60,6 +62,8 @@ def make(reply, *, capacity: int = 8, timeout_s: float = 5.0) -> tuple[AsyncOpen
     install_error_handlers(app)
     app.include_router(router)
     app.state.authenticator = Keys()
+    app.state.limits = MessageLimits(max_messages=4, max_message_chars=100)
+    app.add_middleware(BodySizeLimit, max_bytes=4096, render=lambda limit: {"error": {"param": "body", "limit": limit}})
     app.state.ingress = Ingress(bus, pending, load_pricing(), "p.queries.submitted", timeout_s)  # type: ignore[arg-type]
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingress")
     return AsyncOpenAI(base_url="http://ingress/v1", api_key=KEY, http_client=http, max_retries=0), bus, http
@@ -135,3 +139,35 @@ async def test_bad_requests_and_credentials_in_openai_error_shape():
     resp = await http.get("/v1/nowhere", headers={"Authorization": f"Bearer {KEY}"})
     assert resp.status_code == 404 and set(resp.json()["error"]) >= {"message", "type", "param", "code"}
     assert (await http.post("/v1/chat/completions", content=b"{not json", headers={"Authorization": f"Bearer {KEY}"})).status_code == 400
+
+
+async def test_limits_refuse_too_many_messages_too_long_text_and_a_large_body_naming_the_field():
+    client, bus, http = make(completed)
+    with pytest.raises(openai.UnprocessableEntityError) as many:
+        await client.chat.completions.create(model="slm", messages=USER * 5)
+    assert many.value.body["param"] == "messages" and many.value.body["code"] == "limit_exceeded"
+    with pytest.raises(openai.UnprocessableEntityError) as long:
+        await client.chat.completions.create(model="slm", messages=[{"role": "user", "content": "x" * 101}])
+    assert long.value.body["param"] == "messages.0.content"
+    with pytest.raises(openai.UnprocessableEntityError) as parts:
+        await client.chat.completions.create(
+            model="slm", messages=[{"role": "user", "content": [{"type": "text", "text": "y" * 60}] * 2}])
+    assert parts.value.body["param"] == "messages.0.content"
+    # The body is refused from its declared length, before it is read ...
+    big = await http.post("/v1/chat/completions", headers={"Authorization": f"Bearer {KEY}"},
+                          json={"model": "slm", "messages": [{"role": "user", "content": "z" * 5000}]})
+    assert big.status_code == 413 and big.json()["error"]["param"] == "body"
+
+    # ... and a chunked one (no declared length) as soon as it passes the limit.
+    async def chunks():
+        yield b'{"model": "slm", "messages": [{"role": "user", "content": "'
+        for _ in range(10):
+            yield b"w" * 1000
+        yield b'"}]}'
+
+    streamed = await http.post("/v1/chat/completions", headers={"Authorization": f"Bearer {KEY}"}, content=chunks())
+    assert streamed.status_code == 413 and "body" in streamed.json()["error"]["message"]
+    assert bus.submitted == []  # nothing over a limit reached the bus
+    # At the limits exactly, the request goes through.
+    resp = await client.chat.completions.create(model="slm", messages=[{"role": "user", "content": "q" * 100}] * 4)
+    assert resp.choices[0].message.content == "echo: " + "q" * 100

@@ -34,8 +34,10 @@ from faststream.middlewares import AckPolicy
 from opentelemetry import context as otel_context
 
 from modelyard_events import DeadLetter, Model
+from modelyard_events.topology import SERVICES
 
 from . import metrics
+from .acls import service_topics
 from .admin import ensure_topics
 from .envelope import Delivery, E, Outgoing, Rejected, decode_record, encode, record_headers, tracing_enabled
 from .handling import TRANSIENT_ERRORS, BatchHandling, DeadLetterSink, Handler, TransientError, is_transient
@@ -190,7 +192,15 @@ class Bus:
     # -- topics ----------------------------------------------------------------------------------
 
     async def ensure_topics(self, names: Sequence[str] | None = None) -> None:
-        await ensure_topics(self.settings, names or self.topics.all_topics())
+        """Create the topics this service uses (``names``, default: its topics in the topology) if
+        missing: a service's Kafka principal may create its own topics and no others (``acls``)."""
+        await ensure_topics(self.settings, names or self.own_topics())
+
+    def own_topics(self) -> list[str]:
+        if self.service not in SERVICES:
+            return self.topics.all_topics()
+        reads, writes = service_topics(self.service, self.topics)
+        return list(dict.fromkeys((*reads, *writes)))
 
 
 async def _raw_records(message: KafkaMessage) -> None:

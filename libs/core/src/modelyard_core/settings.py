@@ -31,6 +31,8 @@ class Topics(BaseModel):
     webhooks_parked: str = "webhooks.parked"
     billing_statements: str = "billing.statements"
     meter_events: str = "billing.meter_events"
+    revocations: str = "tenants.revocations"
+    audit: str = "audit.events"
     deadletter_prefix: str = "deadletter."
 
     def name(self, topic: str) -> str:
@@ -43,7 +45,7 @@ class Topics(BaseModel):
         return f"{self.prefix}{self.deadletter_prefix}{service}"
 
     def compacted(self) -> set[str]:
-        return {self.name("tenant_snapshots"), self.name("tenant_agents")}
+        return {self.name("tenant_snapshots"), self.name("tenant_agents"), self.name("revocations")}
 
     def all_topics(self, services: tuple[str, ...] = ("router", "inference", "metering", "tenant", "ingress", "webhooks")) -> list[str]:
         names = [self.name(f) for f in type(self).model_fields if f not in ("prefix", "deadletter_prefix")]

@@ -32,6 +32,7 @@ from .queries import (
     finished_outcome,
     outcome_id,
 )
+from .security import PLATFORM_TENANT, AuditOutcome, AuditRecorded, KeyRevoked, RevocationReason
 from .tenants import AgentSnapshot, AlertMetric, RoutingPolicy, TenantAlert, TenantBudget, TenantSnapshot, TenantStatus
 from .usage import MeteringUsage, UsageCounters, UsageRecorded
 from .webhooks import WebhookParked
@@ -54,6 +55,8 @@ EVENT_TYPES: dict[str, type[Model]] = {
         MeterEventExported,
         TenantChanged,
         WebhookParked,
+        KeyRevoked,
+        AuditRecorded,
     )
 }
 
@@ -63,6 +66,8 @@ __all__ = [
     "TIER_LIMITS",
     "AgentSnapshot",
     "AlertMetric",
+    "AuditOutcome",
+    "AuditRecorded",
     "Answer",
     "CascadeStep",
     "Change",
@@ -72,11 +77,13 @@ __all__ = [
     "Event",
     "Industry",
     "MeterEventExported",
+    "KeyRevoked",
     "MeteringUsage",
     "Model",
     "ModelClass",
     "MonthClosed",
     "OutcomeStatus",
+    "PLATFORM_TENANT",
     "QueryEscalated",
     "QueryEvent",
     "QueryOutcome",
@@ -84,6 +91,7 @@ __all__ = [
     "QueryRouted",
     "QuerySubmitted",
     "RejectCode",
+    "RevocationReason",
     "RoutingDecision",
     "RoutingPolicy",
     "RoutingPreference",

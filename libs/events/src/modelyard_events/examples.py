@@ -23,6 +23,7 @@ from .queries import (
     QuerySubmitted,
     RoutingDecision,
 )
+from .security import AuditOutcome, AuditRecorded, KeyRevoked, RevocationReason
 from .tenants import AgentSnapshot, AlertMetric, RoutingPolicy, TenantAlert, TenantBudget, TenantSnapshot
 from .usage import MeteringUsage, UsageCounters, UsageRecorded
 from .webhooks import WebhookParked
@@ -98,4 +99,11 @@ def examples() -> list[Model]:
                            '"value":8000},"id":"evt_8b9cadbe-cfd0-4b7c-8d8e-9fa0b1c2d3e4","tenant_id":"8f14e45f-ceea-4e7a-9d6f-'
                            '3c59d3a1b2c4","timestamp":"2026-11-26T09:30:00Z","type":"quota.warning"}',
                       attempts=18, first_attempt_at=T0, last_error="HTTP 503"),
+        KeyRevoked(event_id="adbecfd0-e1f2-4d9e-8fa0-b1c2d3e4f5a6", tenant_id=TENANT, time=T0,
+                   key_id="3f2a9c1e5b7d4e6f8a0b1c2d3e4f5a6b", revoked_at=T0, reason=RevocationReason.REVOKED),
+        AuditRecorded(event_id="becfd0e1-f2a3-4eaf-9a0b-c1d2e3f4a5b6", tenant_id=TENANT, time=T0, service="tenant",
+                      actor="7c1e5b3f2a9d4c6e8f0a1b2c3d4e5f6a", role="tenant_admin", action="api_key.revoke",
+                      method="DELETE", target=f"/v1/tenants/{TENANT}/api-keys/3f2a9c1e5b7d4e6f8a0b1c2d3e4f5a6b",
+                      request_id="d0e1f2a3-b4c5-4d6e-8f7a-9b0c1d2e3f4a", source_address="203.0.113.7",
+                      outcome=AuditOutcome.SUCCESS, status_code=204),
     ]

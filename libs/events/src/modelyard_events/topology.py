@@ -1,7 +1,9 @@
 """Which event travels on which topic, and which service sends or receives it.
 
 This is the contract's map: the JSON Schemas and AsyncAPI documents in ``schemas/`` are generated from
-it and from the event models. Topic keys are the field names of ``modelyard_core.settings.Topics``.
+it and from the event models, and so are the Kafka ACLs of every service's principal
+(``modelyard_core.acls``): one map, so the documents and the permissions cannot drift apart. Topic keys
+are the field names of ``modelyard_core.settings.Topics``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from .billing import MeterEventExported, MonthClosed
 from .changes import TenantChanged
 from .deadletter import DeadLetter
 from .queries import QueryEscalated, QueryOutcome, QueryRouted, QuerySubmitted
+from .security import AuditRecorded, KeyRevoked
 from .tenants import AgentSnapshot, TenantAlert, TenantSnapshot
 from .usage import MeteringUsage, UsageRecorded
 from .webhooks import WebhookParked
@@ -55,18 +58,33 @@ CHANNELS: dict[str, Channel] = {
     "meter_events": Channel("billing.meter_events", MeterEventExported, "identifier",
                             "Stripe Billing meter events of closed months, for a connector to forward; the identifier "
                             "is the idempotency key."),
+    "revocations": Channel("tenants.revocations", KeyRevoked, "key_id",
+                           "Revoked API keys: the JWTs minted from them are refused by every service that "
+                           "accepts JWTs.", compacted=True),
+    "audit": Channel("audit.events", AuditRecorded, "tenant_id",
+                     "One record per mutating API call (success or failure): actor, action, target, outcome."),
     "deadletter": Channel("deadletter.<service>", DeadLetter, "original key",
                           "Messages a service could not process, with the reason and the original bytes."),
 }
 
 #: service → (channels it receives, channels it sends)
 SERVICES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "tenant": ((), ("tenant_snapshots", "tenant_agents", "tenant_events", "billing_statements")),
+    "tenant": (("revocations",), ("tenant_snapshots", "tenant_agents", "revocations", "audit", "tenant_events",
+                                  "billing_statements")),
     "router": (("submitted", "escalations", "tenant_snapshots"), ("routed_slm", "routed_llm", "outcomes", "deadletter")),
     "inference": (("routed_slm", "routed_llm", "tenant_agents"), ("outcomes", "escalations", "usage", "deadletter")),
     "metering": (("usage", "tenant_snapshots"), ("metering", "tenant_alerts", "deadletter")),
-    "ingress": (("outcomes",), ("submitted",)),
+    "ingress": (("outcomes", "revocations"), ("submitted",)),
     # `modelyard billing close|export` (and the tenant API's close call) publish these.
     "billing": ((), ("billing_statements", "meter_events")),
     "webhooks": (("tenant_alerts", "tenant_events", "billing_statements"), ("webhooks_parked", "deadletter")),
+}
+
+#: service → the consumer groups it joins (defaults of the services' ``group_id`` settings; without a
+#: topic prefix). Views and listeners read without a group.
+CONSUMER_GROUPS: dict[str, tuple[str, ...]] = {
+    "router": ("modelyard-router",),
+    "inference": ("modelyard-inference-slm", "modelyard-inference-llm"),
+    "metering": ("modelyard-metering",),
+    "webhooks": ("modelyard-webhooks",),
 }

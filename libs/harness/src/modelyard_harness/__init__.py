@@ -7,12 +7,14 @@ Production code never imports this package (the import-direction test holds it t
 
 from .kafka import EndOffsets, TopicReader, drop_database, drop_run, drop_topics, produce_raw
 from .processes import Process, cpu_seconds, free_port, http_get, http_ok, modelyard_command, rss_mb, wait_until
+from .secured import SecuredKafka, secured_stack
 from .stack import ADMIN, Stack, build_stack, create_tenant, isolated_stack, outcomes_by_query, publish_queries, unique_prefix
 
 __all__ = [
     "ADMIN",
     "EndOffsets",
     "Process",
+    "SecuredKafka",
     "Stack",
     "TopicReader",
     "build_stack",
@@ -30,6 +32,7 @@ __all__ = [
     "produce_raw",
     "publish_queries",
     "rss_mb",
+    "secured_stack",
     "unique_prefix",
     "wait_until",
 ]

@@ -26,6 +26,8 @@ from .auth import (
     new_api_key,
 )
 from .errors import ApiError, Unauthenticated
+from .guard import FailureGuard
+from .revocations import NoRevocations, RevocationList, Revocations
 from .settings import DEV_ADMIN_TOKEN, DEV_JWT_SECRET, AuthSettings
 
 __all__ = [
@@ -40,8 +42,12 @@ __all__ = [
     "ApiError",
     "AuthSettings",
     "Authenticator",
+    "FailureGuard",
     "NewKey",
+    "NoRevocations",
     "Principal",
+    "RevocationList",
+    "Revocations",
     "Role",
     "Unauthenticated",
     "authenticate",

@@ -13,9 +13,10 @@ or, without FastAPI, ``await authenticate(token, db, admin_token=..., jwt_secret
 * API keys look like ``my_live_<40 random chars>``; only their SHA-256 is stored (they are 240-bit
   random strings, so a slow password hash buys nothing), with an 8-character visible prefix.
 * JWTs are HS256 with claims ``tenant_id``, ``role``, ``sub`` (the API key id they were minted
-  from), ``iat``, ``exp`` and ``iss``. They are checked without a database read, so a revoked key's
-  JWTs stay valid until they expire (``jwt_ttl_s``, 15 minutes by default). A JWT never carries the
-  platform administrator role.
+  from), ``iat``, ``exp`` and ``iss``. They are checked without a database read: the signature, and
+  the key id against the revocation list (``revocations.RevocationList``, a view of the compacted
+  ``tenants.revocations`` topic), so a revoked key's JWTs stop working within about a second, not
+  when they expire. A JWT never carries the platform administrator role.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .errors import Unauthenticated
 if TYPE_CHECKING:
     from pymongo.asynchronous.database import AsyncDatabase
 
+    from .revocations import Revocations
     from .settings import AuthSettings
 
 #: The collection of API keys (written by the tenant service; read here, by hash, to authenticate).
@@ -146,14 +148,20 @@ def decode_jwt(token: str, *, secret: str) -> Principal:
 
 
 class Authenticator:
-    def __init__(self, db: AsyncDatabase, *, admin_token: str, jwt_secret: str) -> None:
+    def __init__(self, db: AsyncDatabase, *, admin_token: str, jwt_secret: str,
+                 revocations: Revocations | None = None) -> None:
         self.db = db
         self.admin_token = admin_token
         self.jwt_secret = jwt_secret
+        self.revocations = revocations
 
     @classmethod
-    def from_settings(cls, db: AsyncDatabase, settings: AuthSettings) -> Authenticator:
-        return cls(db, admin_token=settings.admin_token, jwt_secret=settings.jwt_secret)
+    def from_settings(cls, db: AsyncDatabase, settings: AuthSettings, revocations: Revocations | None = None) -> Authenticator:
+        return cls(db, admin_token=settings.admin_token, jwt_secret=settings.jwt_secret, revocations=revocations)
+
+    def revoked(self, principal: Principal) -> bool:
+        """Whether ``principal`` comes from a revoked API key (by key id; no database read)."""
+        return principal.via != "admin_token" and self.revocations is not None and self.revocations.is_revoked(principal.subject)
 
     async def authenticate(self, token: str) -> Principal:
         """Resolve a bearer token or raise ``Unauthenticated`` (HTTP 401)."""
@@ -167,7 +175,10 @@ class Authenticator:
                 raise Unauthenticated()
             return Principal(Role(key["role"]), key["tenant_id"], key["_id"], "api_key")
         if token.count(".") == 2:
-            return decode_jwt(token, secret=self.jwt_secret)
+            principal = decode_jwt(token, secret=self.jwt_secret)
+            if self.revoked(principal):
+                raise Unauthenticated("token revoked")
+            return principal
         raise Unauthenticated()
 
 

@@ -4,6 +4,9 @@ One fixture per infrastructure piece, joined per test:
 
 * ``kafka`` (session): bootstrap servers of a real Kafka broker;
 * ``mongo_url`` (session): URL of a real MongoDB-protocol server (FerretDB or MongoDB);
+* ``secured_kafka`` (session): a SASL_SSL broker with ACL authorisation and one SCRAM user per service
+  (``MODELYARD_TEST_KAFKA_SASL_DIR``: the run folder of ``kafka.sh start --sasl-ssl``, which ``make test``
+  starts; skipped without it);
 * ``stack`` (module): the whole pipeline as real processes (``modelyard_harness.build_stack``) on both,
   under a topic prefix and a database of the module's own.
 
@@ -26,14 +29,15 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 
 import pytest
 from pytest_socket import disable_socket, enable_socket
 
-from modelyard_harness import Stack, build_stack, unique_prefix
+from modelyard_harness import SecuredKafka, Stack, build_stack, unique_prefix
 
 #: Fixtures that reach a shared server; every server fixture of this plugin depends on one of them.
-SERVER_FIXTURES = frozenset({"kafka", "mongo_url"})
+SERVER_FIXTURES = frozenset({"kafka", "mongo_url", "secured_kafka"})
 #: Markers under which a test may open network sockets.
 SOCKET_MARKERS = ("system", "faults", "loopback")
 
@@ -110,6 +114,15 @@ def kafka() -> Iterator[str]:
 def mongo_url() -> Iterator[str]:
     """URL of a real MongoDB-protocol server (``MODELYARD_TEST_MONGO_URL``, else a MongoDB container)."""
     yield from _server("MODELYARD_TEST_MONGO_URL", _mongo_container)
+
+
+@pytest.fixture(scope="session")
+def secured_kafka() -> SecuredKafka:
+    """The secured broker (``MODELYARD_TEST_KAFKA_SASL_DIR``): SASL_SSL only, ACLs enforced."""
+    folder = os.environ.get("MODELYARD_TEST_KAFKA_SASL_DIR")
+    if not folder:
+        pytest.skip("no MODELYARD_TEST_KAFKA_SASL_DIR: run `make test` (it starts the secured broker too)")
+    return SecuredKafka.from_folder(Path(folder))
 
 
 @pytest.fixture(scope="module")

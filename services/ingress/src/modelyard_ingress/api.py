@@ -10,6 +10,7 @@ from fastapi.responses import Response, StreamingResponse
 from modelyard_tenancy import Principal, current_principal
 
 from .errors import OpenAIError
+from .limits import MessageLimits
 from .protocol import ChatCompletionRequest, completion, model_card, model_ids, stream_events
 from .service import Ingress
 
@@ -39,6 +40,7 @@ def _json(doc: object, headers: dict[str, str] | None = None) -> Response:
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(
     body: ChatCompletionRequest,
+    request: Request,
     principal: Caller,
     ingress: Service,
     x_modelyard_timeout: Annotated[str | None, Header(description="Seconds to wait for the outcome (at most the server's limit).")] = None,
@@ -46,6 +48,8 @@ async def chat_completions(
     """Submit the chat request as a query (the router picks the model unless ``model`` pins one) and
     answer with its outcome. ``stream: true`` answers with one final chunk and ``[DONE]``."""
     assert principal.tenant_id is not None
+    limits: MessageLimits = request.app.state.limits
+    limits.check(body)
     outcome = await ingress.answer(body, principal.tenant_id, ingress.timeout_for(x_modelyard_timeout))
     headers = {"x-request-id": outcome.query_id}
     if body.stream:

@@ -10,12 +10,15 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from modelyard_core.bus import Bus
 from modelyard_core.http import add_ops_routes, kafka_check, mongo_check, run_http
+from modelyard_core.limits import BodySizeLimit
 from modelyard_core.pricing import load_pricing
 from modelyard_core.store import database, make_mongo
+from modelyard_tenancy import RevocationList
 
 from .api import router
 from .auth import CachingAuthenticator
-from .errors import install_error_handlers
+from .errors import OpenAIError, install_error_handlers
+from .limits import MessageLimits
 from .replies import OutcomeListener, PendingOutcomes
 from .service import Ingress
 from .settings import IngressSettings
@@ -42,28 +45,34 @@ def create_app(settings: IngressSettings) -> FastAPI:
         pending = PendingOutcomes(settings.ingress_max_in_flight)
         listener = OutcomeListener(settings.kafka, topics.name("outcomes"), pending,
                                    idle_pause_s=settings.ingress_idle_pause_s)
+        revocations = RevocationList(settings, service=SERVICE)
         try:
             db = database(client, settings.mongo)
-            await bus.ensure_topics([topics.name("submitted"), topics.name("outcomes")])
+            await bus.ensure_topics()
             await bus.broker.start()
+            await revocations.start()
             await listener.start()
             app.state.db = db
             app.state.bus = bus
             app.state.listener = listener
             app.state.authenticator = CachingAuthenticator(
-                db, admin_token=settings.admin_token, jwt_secret=settings.jwt_secret, ttl_s=settings.ingress_auth_cache_s
-            )
+                db, admin_token=settings.admin_token, jwt_secret=settings.jwt_secret, ttl_s=settings.ingress_auth_cache_s,
+                revocations=revocations)
+            app.state.limits = MessageLimits(settings.ingress_max_messages, settings.ingress_max_message_chars)
             app.state.ingress = Ingress(bus, pending, load_pricing(settings.pricing_file), topics.name("submitted"),
                                         settings.ingress_timeout_s, outcomes_ready=listener.ready)
             log.info("ingress ready on port %d", settings.ingress_port)
             yield
         finally:
             await listener.stop()
+            await revocations.stop()
             await bus.broker.stop()
             await client.close()
 
     app = FastAPI(title="modelyard ingress", version="1", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.ingress_max_body_bytes, render=lambda limit: OpenAIError(
+        413, f"body: larger than the limit of {limit} bytes", code="payload_too_large", param="body").body())
     app.include_router(router)
 
     async def outcomes_followed(request: Request) -> str:

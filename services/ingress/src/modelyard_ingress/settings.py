@@ -22,3 +22,9 @@ class IngressSettings(AuthSettings):
     #: How long a resolved API key or JWT is remembered (0: every request reads MongoDB). A revoked
     #: key therefore stops working here at most this long after revocation.
     ingress_auth_cache_s: float = Field(default=10.0, ge=0, le=300)
+    #: Hostile-input limits (413 for the body, 422 naming the field for the rest).
+    ingress_max_body_bytes: int = Field(default=2**20, ge=1024, description="Largest request body accepted.")
+    ingress_max_messages: int = Field(default=64, ge=1, le=101, description="Messages per request (the contract "
+                                      "carries at most 100 earlier turns).")
+    ingress_max_message_chars: int = Field(default=32_000, ge=1, le=32_000, description="Characters of one message's "
+                                           "text (the contract's limit is 32,000).")

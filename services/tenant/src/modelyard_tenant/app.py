@@ -13,16 +13,20 @@ from modelyard_billing import Billing
 from modelyard_core.bus import Bus
 from modelyard_core.http import add_ops_routes, kafka_check, mongo_check, run_http
 from modelyard_core.store import database, make_mongo
-from modelyard_tenancy import DEV_ADMIN_TOKEN, DEV_JWT_SECRET, Authenticator
+from modelyard_core.limits import BodySizeLimit
+from modelyard_tenancy import DEV_ADMIN_TOKEN, DEV_JWT_SECRET, Authenticator, RevocationList
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+from .api.audit import router as audit_router
 from .api.billing import router as billing_router
 from .api.keys import router as keys_router
 from .api.resources import resource_routers
 from .api.tenants import router as tenants_router
 from .api.usage import router as usage_router
 from .api.webhooks import router as webhooks_router
-from .errors import install_error_handlers
+from .audit import AuditMiddleware, AuditTrail
+from .errors import PayloadTooLarge, install_error_handlers
+from .guard import TokenGuard
 from .resources import Resources
 from .service import TenantService
 from .settings import TenantServiceSettings
@@ -47,14 +51,17 @@ def create_app(settings: TenantServiceSettings) -> FastAPI:
             log.warning("running with the development admin token or JWT secret; set MODELYARD_ADMIN_TOKEN and MODELYARD_JWT_SECRET")
         client = make_mongo(settings.mongo, app_name="modelyard-tenant")
         bus = Bus(settings, SERVICE)
-        sweeper: asyncio.Task | None = None
+        revocations = RevocationList(settings, service=SERVICE)
+        sweepers: list[asyncio.Task] = []
         try:
             db = database(client, settings.mongo)
             await ensure_indexes(db)
-            await bus.ensure_topics([settings.topics.name(t) for t in ("tenant_snapshots", "tenant_agents", "tenant_events",
-                                                                        "billing_statements")])
+            await bus.ensure_topics()
             await bus.broker.start()
+            await revocations.start()
             service = TenantService(db, bus, settings)
+            trail = AuditTrail(db, bus, settings.topics.name("audit"), timeout_s=settings.publish_timeout_s)
+            await trail.ensure_indexes()
             await service.webhooks.ensure_indexes()
             billing = Billing(db, settings.billing.price_list(), bus=bus)
             await billing.store.ensure_indexes()
@@ -64,15 +71,19 @@ def create_app(settings: TenantServiceSettings) -> FastAPI:
             app.state.bus = bus
             app.state.service = service
             app.state.resources = Resources(service)
-            app.state.authenticator = Authenticator.from_settings(db, settings)
+            app.state.authenticator = Authenticator.from_settings(db, settings, revocations)
+            app.state.token_guard = TokenGuard(settings)
+            app.state.audit = trail
             if settings.outbox_sweeper:
-                sweeper = asyncio.create_task(service.run_sweeper(), name="tenant-outbox-sweeper")
+                sweepers.append(asyncio.create_task(service.run_sweeper(), name="tenant-outbox-sweeper"))
+                sweepers.append(asyncio.create_task(trail.run_sweeper(settings.outbox_sweep_s), name="tenant-audit-sweeper"))
             yield
         finally:
-            if sweeper is not None:
+            for sweeper in sweepers:
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
+            await revocations.stop()
             await bus.broker.stop()
             await client.close()
 
@@ -81,7 +92,13 @@ def create_app(settings: TenantServiceSettings) -> FastAPI:
     # runs carry its context onto the bus.
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     install_error_handlers(app)
+    # The last added runs first: every mutating call is audited, even one the body limit refuses
+    # before anything is read.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes, render=lambda limit: PayloadTooLarge(
+        f"body: larger than the limit of {limit} bytes", field="body", limit=limit).body())
+    app.add_middleware(AuditMiddleware, trail=lambda: getattr(app.state, "audit", None), service=SERVICE)
     app.include_router(tenants_router)
+    app.include_router(audit_router)
     app.include_router(keys_router)
     app.include_router(usage_router)
     app.include_router(billing_router)
@@ -113,7 +130,7 @@ async def republish_snapshots(settings: TenantServiceSettings) -> int:
     client = make_mongo(settings.mongo, app_name="modelyard-tenant-republish")
     bus = Bus(settings, SERVICE)
     try:
-        await bus.ensure_topics([settings.topics.name("tenant_snapshots"), settings.topics.name("tenant_agents")])
+        await bus.ensure_topics()
         await bus.broker.start()
         return await TenantService(database(client, settings.mongo), bus, settings).republish_all()
     finally:

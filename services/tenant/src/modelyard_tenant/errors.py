@@ -42,6 +42,19 @@ class Conflict(ApiError):
     code = "conflict"
 
 
+class TooManyAttempts(ApiError):
+    status = 429
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)}, retry_after_s=retry_after_s)
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "payload_too_large"
+
+
 class Busy(ApiError):
     status = 503
     code = "busy"

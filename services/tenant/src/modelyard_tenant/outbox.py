@@ -2,10 +2,12 @@
 
 Before a change, the writer records *which* tenant or agent changed (an outbox document). After the
 change it publishes that object's current state (a snapshot, or a tombstone if it is gone) and
-removes the record. A change that others are told about as an event (``TenantChanged`` on
-``tenants.events``: a tier change, a key created or revoked, an export, a deletion) is recorded the
-same way, with the event itself in the record, and published as recorded, in the order recorded.
-If Kafka is down the record stays, and the sweeper publishes it later; since a
+removes the record. A revoked or deleted API key is published the same way, as a ``KeyRevoked`` on
+the compacted revocation topic (nothing is published for a key that turns out to be live). A change
+that others are told about as an event (``TenantChanged`` on ``tenants.events``: a tier change, a key
+created or revoked, an export, a deletion) is recorded the same way, with the event itself in the
+record, and published as recorded, in the order recorded. If
+Kafka is down the record stays, and the sweeper publishes it later; since a
 snapshot is always rebuilt from current state and consumers keep the latest version per key, a
 publication repeated after a crash is harmless. Publications of one tenant happen under its lock,
 so a stale snapshot can never be sent after a newer one or after a tombstone.
@@ -20,7 +22,17 @@ from datetime import UTC, datetime
 
 from modelyard_core.bus import Bus
 from modelyard_core.settings import Topics
-from modelyard_events import TIER_LIMITS, AgentSnapshot, RoutingPolicy, TenantBudget, TenantChanged, TenantSnapshot, Tier
+from modelyard_events import (
+    TIER_LIMITS,
+    AgentSnapshot,
+    KeyRevoked,
+    RevocationReason,
+    RoutingPolicy,
+    TenantBudget,
+    TenantChanged,
+    TenantSnapshot,
+    Tier,
+)
 
 from .store import READY, TenantData
 
@@ -29,7 +41,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Ref:
-    kind: str  # "tenant", "agent" or "event"
+    kind: str  # "tenant", "agent", "key" or "event"
     ref_id: str
 
     @property
@@ -43,6 +55,10 @@ def tenant_ref(tenant_id: str) -> Ref:
 
 def agent_ref(agent_id: str) -> Ref:
     return Ref("agent", agent_id)
+
+
+def key_ref(key_id: str) -> Ref:
+    return Ref("key", key_id)
 
 
 def tenant_snapshot(doc: dict) -> TenantSnapshot:
@@ -80,6 +96,7 @@ class SnapshotPublisher:
         self.bus = bus
         self.tenant_topic = topics.name("tenant_snapshots")
         self.agent_topic = topics.name("tenant_agents")
+        self.revocation_topic = topics.name("revocations")
         self.event_topic = topics.name("tenant_events")
         self.timeout_s = timeout_s
 
@@ -118,6 +135,9 @@ class SnapshotPublisher:
         if tenant is not None and tenant.get("lifecycle") not in (READY, "deleting"):
             return False  # an import in progress: published when it completes
         live = tenant is not None and tenant.get("lifecycle") == READY
+        if ref.kind == "key":
+            await self._publish_revocation(data, ref.ref_id)
+            return True
         if ref.kind == "event":
             recorded = await data.outbox.find_one({"_id": ref.outbox_id})
             if recorded is not None:
@@ -136,3 +156,12 @@ class SnapshotPublisher:
         else:
             await self.bus.tombstone(self.agent_topic, key)
         return True
+
+    async def _publish_revocation(self, data: TenantData, key_id: str) -> None:
+        key = await data.api_keys.find_one({"_id": key_id})
+        if key is not None and key.get("revoked_at") is None:
+            return  # the revocation never happened (a crash before it): nothing to tell
+        revoked_at = key["revoked_at"] if key is not None else datetime.now(UTC)
+        reason = RevocationReason.REVOKED if key is not None else RevocationReason.TENANT_DELETED
+        event = KeyRevoked(tenant_id=data.tenant_id, key_id=key_id, revoked_at=revoked_at, reason=reason)
+        await self.bus.publish_one(self.revocation_topic, event, key=key_id)

@@ -24,7 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from .errors import ApiError, Busy, FeatureNotInTier, Forbidden, NotFound, field_error
 from .locks import LockTimeout, TenantLocks
-from .outbox import SnapshotPublisher, agent_ref, tenant_ref
+from .outbox import SnapshotPublisher, agent_ref, key_ref, tenant_ref
 from .plans import PRESETS, Excess, Feature, ResourceUsage, excesses, features_of, smallest_tier_with
 from .schemas import TenantCreate, TenantPatch, TenantSettings
 from .settings import TenantServiceSettings
@@ -232,7 +232,9 @@ class TenantService:
             await self.events.record_event(data, TenantChanged(tenant_id=data.tenant_id, change=Change.DELETED))
         await self.webhooks.detach_tenant(data.tenant_id, utcnow())
         agents = await data.agents.find()
-        await self.events.record(data, [tenant_ref(data.tenant_id), *(agent_ref(a["_id"]) for a in agents)])
+        keys = await data.api_keys.find()
+        await self.events.record(data, [tenant_ref(data.tenant_id), *(agent_ref(a["_id"]) for a in agents),
+                                        *(key_ref(k["_id"]) for k in keys)])
         await data.tenant.update({"_id": data.tenant_id}, {"$set": {"lifecycle": DELETING}})
         for repo in data.everything():  # keys first (revoked at once), the tenant document last
             await repo.delete_all()
@@ -271,10 +273,13 @@ class TenantService:
         return await data.api_keys.find(skip=offset, limit=limit, sort=[("created_at", 1), ("_id", 1)]), await data.api_keys.count()
 
     async def revoke_key(self, tenant_id: str, key_id: str) -> None:
+        """Revoke the key and publish its revocation, so its JWTs are refused everywhere at once (and, for
+        the tenant's webhooks, a ``key_revoked`` event the first time)."""
         async with self.writing(tenant_id) as data:
             key = await data.api_keys.find_one({"_id": key_id})
             if key is None:
                 raise NotFound("no such API key")
+            await self.events.record(data, [key_ref(key_id)])
             if key.get("revoked_at") is None:
                 await self.events.record_event(data, TenantChanged(tenant_id=tenant_id, change=Change.KEY_REVOKED, key_id=key_id,
                                                                    key_name=key.get("name"), key_role=key.get("role")))

@@ -31,3 +31,10 @@ class TenantServiceSettings(AuthSettings):
     billing: BillingSettings = Field(default_factory=BillingSettings)
     #: What webhook endpoints are accepted and how secrets rotate (``MODELYARD_WEBHOOKS__*``).
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    #: Largest request body accepted (413 above it); an import carries a whole tenant, hence the room.
+    api_max_body_bytes: int = Field(default=16 * 2**20, ge=1024)
+    #: Brute-force protection of POST /v1/auth/token: failed attempts allowed per presented key id
+    #: (its visible prefix) and per source address within the window; then 429 with Retry-After.
+    token_max_failures_per_key: int = Field(default=10, ge=1)
+    token_max_failures_per_address: int = Field(default=50, ge=1)
+    token_failure_window_s: float = Field(default=300.0, gt=0)

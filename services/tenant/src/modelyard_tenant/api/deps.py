@@ -69,7 +69,8 @@ class Paging:
 
 
 def paging(
-    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+    # Bounded: an offset past the database's 64-bit skip was a 500 (found by the fuzz run, #21).
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip.")] = 0,
     limit: Annotated[int, Query(ge=1, le=500, description="Items per page.")] = 50,
 ) -> Paging:
     return Paging(offset, limit)

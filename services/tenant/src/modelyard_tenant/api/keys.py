@@ -2,10 +2,12 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
-from modelyard_tenancy import Role, issue_jwt
+from fastapi import APIRouter, Depends, Request, Response, Security, status
+from fastapi.security import HTTPAuthorizationCredentials
+from modelyard_tenancy import Role, Unauthenticated, bearer_scheme, current_principal, issue_jwt
 
 from ..errors import Forbidden
+from ..guard import TokenGuard
 from ..permissions import Action
 from ..schemas import KeyCreate, KeyCreated, KeyOut, Page, TokenOut, WhoAmI
 from .deps import Caller, Paging, ResourceId, Service, TenantAccess, paging, tenant_access
@@ -34,9 +36,20 @@ async def revoke_key(key_id: ResourceId, access: Manage, service: Service) -> Re
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/v1/auth/token")
-async def token(principal: Caller, request: Request) -> TokenOut:
-    """Exchange the API key in ``Authorization: Bearer`` for a JWT with the same tenant and role."""
+@router.post("/v1/auth/token", responses={429: {"description": "Too many failed attempts for this key or address; see Retry-After."}})
+async def token(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)]) -> TokenOut:
+    """Exchange the API key in ``Authorization: Bearer`` for a JWT with the same tenant and role.
+
+    Failed attempts are counted per presented key id and per source address; past the limit the
+    answer is 429 with ``Retry-After`` until the window ends, right or wrong key."""
+    guard: TokenGuard = request.app.state.token_guard
+    presented = credentials.credentials.strip() if credentials is not None else ""
+    attempt = guard.attempt(presented, request.client.host if request.client else None)
+    try:
+        principal = await current_principal(request, credentials)
+    except Unauthenticated:
+        attempt.failed()
+        raise
     if principal.via != "api_key":
         raise Forbidden("only an API key can be exchanged for a token")
     settings = request.app.state.settings
