@@ -94,9 +94,12 @@ def test_tenant_paid_tokens_are_not_billable():
     assert r.usage.tokens == 3_000_000 and r.billable_tokens == 0 and r.overage_cents == 0
 
 
-def test_a_price_list_must_price_every_tier():
-    with pytest.raises(ValueError, match="no price for tier"):
-        PriceList.model_validate({"tiers": {"basic": {"base_cents": 1, "included_tokens": 1, "overage_cents_per_million": 1}}})
+def test_a_price_list_lays_what_it_names_over_the_defaults():
+    prices = PriceList.model_validate({"version": "2027-01", "tiers": {"basic": {"base_cents": 9_900}}})
+    assert prices.of(Tier.BASIC).base_cents == 9_900 and prices.of(Tier.BASIC).included_tokens == 2_000_000
+    assert prices.of(Tier.ENTERPRISE).base_cents == 300_000
+    with pytest.raises(ValueError, match="base_cents"):
+        PriceList.model_validate({"tiers": {"basic": {"base_cents": -1}}})
 
 
 def test_settle_records_late_usage_once_at_the_closed_rate():

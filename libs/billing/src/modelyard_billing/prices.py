@@ -10,17 +10,19 @@ Defaults: basic 2 M, professional 20 M, enterprise 200 M tokens; above it, **ove
 tokens: basic $4.00, professional $3.00, enterprise $2.00. Prices are integers in cents.
 
 Operators replace the list with a JSON file (``MODELYARD_BILLING__PRICE_FILE``, the shape of
-``PriceList``) or single values (``MODELYARD_BILLING__PRICES__TIERS__BASIC__BASE_CENTS=9900``).
+``PriceList``) or single values (``MODELYARD_BILLING__PRICES__TIERS__BASIC__BASE_CENTS=9900``); either
+is laid over the defaults field by field, so it names only what it changes.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from modelyard_events import Tier
-from pydantic import BaseModel, ConfigDict, Field, FilePath, model_validator
+from modelyard_core.settings import per_tier_overrides
+from pydantic import BaseModel, ConfigDict, Field, FilePath, field_validator, model_validator
 
 
 class TierPrice(BaseModel):
@@ -44,6 +46,11 @@ class PriceList(BaseModel):
     version: str = Field(default="2026-11", description="Named on every report, so a report says which list priced it.")
     currency: str = Field(default="usd", pattern="^[a-z]{3}$", description="ISO 4217, lower case (as Stripe spells it).")
     tiers: dict[Tier, TierPrice] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
+
+    @field_validator("tiers", mode="before")
+    @classmethod
+    def _over_defaults(cls, value: Any) -> Any:
+        return per_tier_overrides(value, DEFAULT_TIERS)
 
     @model_validator(mode="after")
     def _every_tier_priced(self) -> PriceList:

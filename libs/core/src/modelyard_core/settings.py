@@ -5,12 +5,27 @@ Settings objects own the topic names; no service spells a topic itself.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .runtime import DEFAULT_GEN0_THRESHOLD
+
+
+def per_tier_overrides(given: Any, defaults: Mapping[Any, BaseModel]) -> Any:
+    """A per-tier table from configuration laid over its defaults, field by field: one variable such as
+    ``MODELYARD_RATE_LIMITS__TIERS__BASIC__REQUESTS_PER_MINUTE=120`` changes that value only."""
+    if not isinstance(given, Mapping):
+        return given
+    merged = {str(k.value if hasattr(k, "value") else k): v.model_dump() for k, v in defaults.items()}
+    for key, fields in given.items():
+        name = str(key.value if hasattr(key, "value") else key).lower()
+        if isinstance(fields, BaseModel):
+            fields = fields.model_dump()
+        merged[name] = {**merged.get(name, {}), **fields} if isinstance(fields, Mapping) else fields
+    return merged
 
 
 class Topics(BaseModel):
