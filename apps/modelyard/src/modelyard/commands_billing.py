@@ -68,6 +68,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         typer.echo(f"{tenant} -> {stripe_customer}")
 
     _register_export(billing_app)
+    register_benches(bench_app)
 
 
 def _register_export(billing_app: typer.Typer) -> None:
@@ -229,3 +230,39 @@ def _tables(reports: list, month: str) -> str:
                            _usd_nano(m.model_cost_nusd), _usd_nano(m.llm_only_cost_nusd), _usd_nano(m.savings_nusd))
         console.print(detail)
     return console.file.getvalue()
+
+
+def register_benches(bench_app: typer.Typer) -> None:
+    @bench_app.command("billing")
+    def bench_billing(tenants: Annotated[int, typer.Option(min=1)] = 1_000,
+                      month: Annotated[str, typer.Option(help="The month the usage is in (default: last month).")] = "") -> None:
+        """Report generation for N tenants (a scratch database on MODELYARD_MONGO__URL, dropped afterwards)."""
+        from datetime import UTC, datetime
+
+        from modelyard_billing import Month
+        from modelyard_core.settings import Settings
+
+        from .bench.saas import bench_billing as run
+
+        chosen = Month.parse(month) if month else Month.of(datetime.now(UTC)).previous()
+        typer.echo(json.dumps(asyncio.run(run(Settings(), tenants, chosen))))
+
+    @bench_app.command("ratelimit")
+    def bench_ratelimit(decisions: Annotated[int, typer.Option(min=1_000)] = 200_000) -> None:
+        """The cost of a rate decision, and of the router's admission of a record with and without it (CPU only)."""
+        from .bench.saas import bench_ratelimit as run
+
+        typer.echo(json.dumps(run(decisions)))
+
+    @bench_app.command("webhooks")
+    def bench_webhooks(events: Annotated[int, typer.Option(min=1)] = 200,
+                       kafka: Annotated[str, typer.Option(envvar="MODELYARD_BENCH_KAFKA")] = "127.0.0.1:9092",
+                       mongo_url: Annotated[str, typer.Option(envvar="MODELYARD_BENCH_MONGO_URL")] = "mongodb://127.0.0.1:27017") -> None:
+        """Webhook delivery latency (publish → verified receipt), p50/p99, with a dispatcher process of its own."""
+        from pathlib import Path
+
+        from .bench.saas import bench_webhooks as run
+
+        log_dir = Path.cwd() / ".run" / "bench-logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        typer.echo(json.dumps(asyncio.run(run(kafka, mongo_url, events, log_dir))))

@@ -121,5 +121,5 @@ async def daily_documents(db: AsyncDatabase, first: date, last: date, tenant_id:
     sums. One tenant's (scoped), or every tenant's."""
     flt = _range(first, last)
     if tenant_id is not None:
-        return await TenantScoped(db[DAILY], tenant_id).find(flt, sort=[("_id", 1)])
-    return [d async for d in db[DAILY].find(flt, sort=[("_id", 1)])]
+        return await TenantScoped(db[DAILY], tenant_id).find(flt)
+    return [d async for d in db[DAILY].find(flt)]
