@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 from modelyard_core.bus import Bus, Outgoing
-from modelyard_core.secrets import SecretBox
+from modelyard_core.secrets import SecretBox, SecretUnreadable
 from modelyard_events import WebhookParked, derived_id
 from modelyard_hooks import Deliveries, Endpoints, Status, WebhookSettings, WebhookType, backoff, signed_headers, signing_secrets
 
@@ -125,6 +125,8 @@ class Sender:
             code = resp.status_code
             if not 200 <= code < 300:
                 error = f"HTTP {code}"
+        except SecretUnreadable:
+            error = "the endpoint's signing secret cannot be decrypted with the configured MODELYARD_MASTER_KEYS"
         except httpx.TimeoutException:
             error = f"timeout after {self.settings.timeout_s:g} s"
         except httpx.HTTPError as exc:
