@@ -53,22 +53,14 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
     @secrets_app.command("rotate")
     def rotate() -> None:
-        """Re-encrypt every stored secret with the first key of MODELYARD_MASTER_KEYS (then the old key can go)."""
+        """Re-encrypt every stored secret (webhook secrets, tenants' model API keys, whose snapshots are
+        published again) with the first key of MODELYARD_MASTER_KEYS; then the old key can go."""
         result = asyncio.run(_reseal())
         typer.echo(json.dumps(result))
 
 
 async def _reseal() -> dict:
-    from modelyard_core.secrets import SecretBox
-    from modelyard_core.settings import Settings
-    from modelyard_core.store import database, make_mongo
-    from modelyard_hooks import Endpoints
+    from modelyard_tenant.app import reseal_secrets
+    from modelyard_tenant.settings import TenantServiceSettings
 
-    settings = Settings()
-    mongo = make_mongo(settings.mongo, app_name="modelyard-secrets")
-    try:
-        db = database(mongo, settings.mongo)
-        box = SecretBox.from_setting(settings.master_keys)
-        return {"webhook_secrets": await Endpoints(db, box).reseal_all()}
-    finally:
-        await mongo.close()
+    return await reseal_secrets(TenantServiceSettings())

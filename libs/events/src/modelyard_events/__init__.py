@@ -33,7 +33,16 @@ from .queries import (
     outcome_id,
 )
 from .security import PLATFORM_TENANT, AuditOutcome, AuditRecorded, KeyRevoked, RevocationReason
-from .tenants import AgentSnapshot, AlertMetric, RoutingPolicy, TenantAlert, TenantBudget, TenantSnapshot, TenantStatus
+from .tenants import (
+    AgentSnapshot,
+    AlertMetric,
+    RoutingPolicy,
+    TenantAlert,
+    TenantBudget,
+    TenantEndpoint,
+    TenantSnapshot,
+    TenantStatus,
+)
 from .usage import MeteringUsage, UsageCounters, UsageRecorded
 from .webhooks import WebhookParked
 
@@ -98,6 +107,7 @@ __all__ = [
     "TenantAlert",
     "TenantBudget",
     "TenantChanged",
+    "TenantEndpoint",
     "TenantSnapshot",
     "TenantStatus",
     "Tier",

@@ -72,7 +72,8 @@ SERVICES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "tenant": (("revocations",), ("tenant_snapshots", "tenant_agents", "revocations", "audit", "tenant_events",
                                   "billing_statements")),
     "router": (("submitted", "escalations", "tenant_snapshots"), ("routed_slm", "routed_llm", "outcomes", "deadletter")),
-    "inference": (("routed_slm", "routed_llm", "tenant_agents"), ("outcomes", "escalations", "usage", "deadletter")),
+    "inference": (("routed_slm", "routed_llm", "tenant_agents", "tenant_snapshots"),
+                  ("outcomes", "escalations", "usage", "deadletter")),
     "metering": (("usage", "tenant_snapshots"), ("metering", "tenant_alerts", "deadletter")),
     "ingress": (("outcomes", "revocations"), ("submitted",)),
     # `modelyard billing close|export` (and the tenant API's close call) publish these.

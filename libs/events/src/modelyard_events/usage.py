@@ -30,6 +30,8 @@ class UsageRecorded(QueryEvent):
     latency_ms: float = Field(ge=0)
     cascade_step: bool = Field(default=False, description="True when this call re-answers an escalated query.")
     error: str | None = Field(default=None, description="Set when the call failed; such calls are metered too.")
+    tenant_paid: bool = Field(default=False, description="The call went to the tenant's own endpoint (priced with "
+                              "its prices, billed by its provider, not part of the platform's overage).")
 
 
 class UsageCounters(Model):

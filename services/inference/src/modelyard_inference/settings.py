@@ -32,6 +32,12 @@ class InferenceSettings(Settings):
     concurrency: int = Field(default=512, ge=1)
     max_output_tokens: int = Field(default=512, ge=1)
     request_logprobs: bool = True
+    #: Tenants' own endpoints (bring your own model): each gets a backend of its own with these limits, so
+    #: a slow or broken one holds few slots and opens its own circuit quickly.
+    tenant_endpoint_concurrency: int = Field(default=64, ge=1)
+    tenant_endpoint_attempts: int = Field(default=2, ge=1, le=10)
+    tenant_endpoint_timeout_s: float = Field(default=30.0, gt=0)
+    tenant_endpoint_breaker_failures: int = Field(default=5, ge=1)
     #: A query names an agent the local view has not seen yet: wait this long for the view to catch up.
     agent_sync_timeout_s: float = Field(default=1.0, ge=0)
 

@@ -37,6 +37,7 @@ from . import metrics
 from .backend import Backend, BackendUnavailable, Completion
 from .confidence import Confidence, score, should_escalate
 from .settings import InferenceSettings
+from .tenant_models import OwnModel, TenantModels
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class Worker:
     backend: Backend
     pricing: PricingTable
     agents: CompactedTopicView[AgentSnapshot] | None = None
+    #: Tenants' own endpoints (bring your own model); None: every query goes to the pool's backend.
+    tenant_models: TenantModels | None = None
     _slots: asyncio.Semaphore = field(init=False, repr=False)
     _in_flight: int = field(default=0, init=False)
     _peak: int = field(default=0, init=False)
@@ -97,38 +100,43 @@ class Worker:
 
     async def _answer(self, d: Delivery[QueryRouted]) -> list[Outgoing]:
         r = d.event
+        own = self.tenant_models.for_query(r) if self.tenant_models is not None else None
         async with self._slots:
             self._enter()
             try:
-                call = await self._call(r)
+                call = await self._call(r, own)
             finally:
                 self._leave()
         topics = self.bus.topics
         step_number = len(r.cascade) + 1
-        model, model_class = r.decision.model, r.decision.model_class
+        model, model_class = own.model if own else r.decision.model, r.decision.model_class
         if call.completion is None:
             core_metrics.MODEL_CALLS.labels(self.settings.pool, model, "error").inc()
             step = CascadeStep(model_class=model_class, model=model, error=call.error, latency_ms=call.elapsed_ms)
-            usage = self._usage(r, step_number, None, call.error, latency_ms=call.elapsed_ms)
-            return [Outgoing(topics.name("usage"), usage, cause=d), self._after_failure(d, step, call.error or "")]
+            usage = self._usage(r, step_number, None, call.error, latency_ms=call.elapsed_ms, own=own)
+            after = self._own_failed(d, step, own, call.error or "") if own else self._after_failure(d, step, call.error or "")
+            return [Outgoing(topics.name("usage"), usage, cause=d), after]
 
         c = call.completion
         core_metrics.MODEL_CALLS.labels(self.settings.pool, model, "ok").inc()
         judged = score(r.request.text, c.text, logprobs=c.logprobs, finish_reason=c.finish_reason)
-        cost = self._cost(model, c.input_tokens, c.output_tokens)
+        cost = own.cost(c.input_tokens, c.output_tokens) if own else self._cost(model, c.input_tokens, c.output_tokens)
         core_metrics.COST_USD.labels(model_class.value).inc(cost)
         step = CascadeStep(
             model_class=model_class, model=model, confidence=judged.confidence, reasons=judged.reasons,
             input_tokens=c.input_tokens, output_tokens=c.output_tokens, cost_usd=cost, latency_ms=c.latency_ms,
         )
-        usage = self._usage(r, step_number, c, None, cost=cost, latency_ms=c.latency_ms)
+        usage = self._usage(r, step_number, c, None, cost=cost, latency_ms=c.latency_ms, own=own)
         return [Outgoing(topics.name("usage"), usage, cause=d), self._decide(d, step, c, judged)]
 
-    async def _call(self, r: QueryRouted) -> CallResult:
+    async def _call(self, r: QueryRouted, own: OwnModel | None = None) -> CallResult:
         loop = asyncio.get_running_loop()
         started = loop.time()
+        if own is not None and own.backend is None:
+            return CallResult(None, own.problem, 0.0)
+        backend, model = (own.backend, own.model) if own is not None and own.backend is not None else (self.backend, r.decision.model)
         try:
-            completion = await self.backend.complete(r.decision.model, self.messages(r))
+            completion = await backend.complete(model, self.messages(r))
             return CallResult(completion, None, completion.latency_ms)
         except BackendUnavailable as exc:
             return CallResult(None, str(exc), exc.elapsed_ms)
@@ -179,7 +187,7 @@ class Worker:
         """A confident answer completes; an unsure one escalates if it may, else the best answer so far completes."""
         r = d.event
         topics = self.bus.topics
-        model, model_class = r.decision.model, r.decision.model_class
+        model, model_class = step.model, r.decision.model_class
         answer = Answer(text=c.text, model_class=model_class, model=model, confidence=judged.confidence)
         best = answer if r.best_answer is None or answer.confidence >= r.best_answer.confidence else r.best_answer
         if not should_escalate(judged, r.cascade_threshold):
@@ -205,6 +213,17 @@ class Worker:
         failed = finished_outcome(r, steps, answer=None, reason=f"model backend unavailable: {error}")
         return Outgoing(topics.name("outcomes"), failed, cause=d)
 
+    def _own_failed(self, d: Delivery[QueryRouted], step: CascadeStep, own: OwnModel, error: str) -> Outgoing:
+        """The tenant's own endpoint failed: that query ends here (the platform's models do not stand in
+        for a model the tenant chose and pays for), with the best earlier answer if there is one."""
+        r = d.event
+        topics = self.bus.topics
+        reason = own.describe(error)
+        if r.best_answer is not None:
+            return Outgoing(topics.name("outcomes"), self._completed(r, step, r.best_answer, f"{reason}; earlier answer kept"), cause=d)
+        core_metrics.OUTCOMES.labels("inference", "failed").inc()
+        return Outgoing(topics.name("outcomes"), finished_outcome(r, [*r.cascade, step], answer=None, reason=reason), cause=d)
+
     # -- events ----------------------------------------------------------------------------------
 
     def _cost(self, model: str, input_tokens: int, output_tokens: int) -> float:
@@ -216,13 +235,13 @@ class Worker:
         return 0.0
 
     def _usage(self, r: QueryRouted, step: int, c: Completion | None, error: str | None, *,
-               cost: float = 0.0, latency_ms: float = 0.0) -> UsageRecorded:
+               cost: float = 0.0, latency_ms: float = 0.0, own: OwnModel | None = None) -> UsageRecorded:
         tin, tout = (c.input_tokens, c.output_tokens) if c else (0, 0)
         return UsageRecorded(
             event_id=call_event_id(r.query_id, step),
             tenant_id=r.tenant_id,
             query_id=r.query_id,
-            model=r.decision.model,
+            model=own.model if own else r.decision.model,
             model_class=r.decision.model_class,
             agent_id=r.request.agent_id,
             input_tokens=tin,
@@ -232,6 +251,7 @@ class Worker:
             latency_ms=max(latency_ms, 0.0),
             cascade_step=step > 1,
             error=error,
+            tenant_paid=own is not None,
         )
 
     def _escalation(self, r: QueryRouted, step: CascadeStep, best: Answer | None, reasons: list[str]) -> QueryEscalated:

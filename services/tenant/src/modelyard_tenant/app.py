@@ -20,6 +20,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from .api.audit import router as audit_router
 from .api.billing import router as billing_router
 from .api.keys import router as keys_router
+from .api.models import router as models_router
 from .api.resources import resource_routers
 from .api.tenants import router as tenants_router
 from .api.usage import router as usage_router
@@ -103,6 +104,7 @@ def create_app(settings: TenantServiceSettings) -> FastAPI:
     app.include_router(usage_router)
     app.include_router(billing_router)
     app.include_router(webhooks_router)
+    app.include_router(models_router)
     for router in resource_routers():
         app.include_router(router)
 
@@ -133,6 +135,19 @@ async def republish_snapshots(settings: TenantServiceSettings) -> int:
         await bus.ensure_topics()
         await bus.broker.start()
         return await TenantService(database(client, settings.mongo), bus, settings).republish_all()
+    finally:
+        await bus.broker.stop()
+        await client.close()
+
+
+async def reseal_secrets(settings: TenantServiceSettings) -> dict[str, int]:
+    """``modelyard secrets rotate``: every stored secret sealed again with the first master key."""
+    client = make_mongo(settings.mongo, app_name="modelyard-tenant-reseal")
+    bus = Bus(settings, SERVICE)
+    try:
+        await bus.ensure_topics()
+        await bus.broker.start()
+        return await TenantService(database(client, settings.mongo), bus, settings).reseal_secrets()
     finally:
         await bus.broker.stop()
         await client.close()

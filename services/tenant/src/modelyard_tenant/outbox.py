@@ -30,6 +30,7 @@ from modelyard_events import (
     RoutingPolicy,
     TenantBudget,
     TenantChanged,
+    TenantEndpoint,
     TenantSnapshot,
     Tier,
 )
@@ -73,6 +74,7 @@ def tenant_snapshot(doc: dict) -> TenantSnapshot:
         limits=TIER_LIMITS[tier],
         policy=RoutingPolicy.model_validate(doc.get("policy") or {}),
         budget=TenantBudget.model_validate(doc.get("budget") or {}),
+        endpoints=[TenantEndpoint.model_validate(e) for e in doc.get("model_endpoints") or []],
     )
 
 

@@ -63,7 +63,9 @@ class TenantService:
         self.platform = Platform(db)
         self.locks = TenantLocks(db[LOCKS], lease_s=settings.lock_lease_s, wait_s=settings.lock_wait_s)
         self.events = SnapshotPublisher(bus, settings.topics, timeout_s=settings.publish_timeout_s)
-        self.webhooks = Endpoints(db, SecretBox.from_setting(settings.master_keys))
+        #: Seals what must be read back later: webhook secrets, tenants' model API keys.
+        self.box = SecretBox.from_setting(settings.master_keys)
+        self.webhooks = Endpoints(db, self.box)
 
     def data(self, tenant_id: str) -> TenantData:
         return TenantData(self.db, tenant_id, usage_collections=self.settings.usage_collections)
@@ -186,6 +188,49 @@ class TenantService:
             )
         return new
 
+    # -- bring your own model (enterprise) --------------------------------------------------------
+
+    async def set_model_endpoint(self, tenant_id: str, endpoint: dict) -> dict:
+        """Add or replace the tenant's own endpoint for ``endpoint["model_class"]`` (its key already sealed);
+        the new snapshot carries it to the inference workers."""
+        async with self.writing(tenant_id) as data:
+            doc = await self.require(data)
+            if not _custom_models(Tier(doc["subscription_tier"]), doc["industry"]):
+                raise FeatureNotInTier("own model endpoints need a tier with custom models", feature=Feature.CUSTOM_MODELS.value,
+                                       tier=doc["subscription_tier"], upgrade_to=smallest_tier_with(Feature.CUSTOM_MODELS))
+            kept = [e for e in doc.get("model_endpoints") or [] if e["model_class"] != endpoint["model_class"]]
+            return await self._write_endpoints(data, doc, [*kept, endpoint])
+
+    async def delete_model_endpoint(self, tenant_id: str, model_class: str) -> None:
+        async with self.writing(tenant_id) as data:
+            doc = await self.require(data)
+            current = doc.get("model_endpoints") or []
+            kept = [e for e in current if e["model_class"] != model_class]
+            if len(kept) == len(current):
+                raise NotFound(f"no own endpoint for class {model_class}")
+            await self._write_endpoints(data, doc, kept)
+
+    async def reseal_secrets(self) -> dict[str, int]:
+        """Encrypt every stored secret again with the first master key (after a new key was put first):
+        webhook secrets, and tenants' model API keys, whose snapshots are published again with them."""
+        keys = 0
+        for tenant_id in await self.platform.tenant_ids(lifecycle=READY):
+            async with self.writing(tenant_id) as data:
+                doc = await data.tenant.find_one({"_id": tenant_id})
+                if doc and doc.get("model_endpoints"):
+                    resealed = [{**e, "sealed_api_key": self.box.reseal(e["sealed_api_key"])} for e in doc["model_endpoints"]]
+                    await self._write_endpoints(data, doc, resealed)
+                    keys += len(resealed)
+        return {"webhook_secrets": await self.webhooks.reseal_all(), "model_api_keys": keys}
+
+    async def _write_endpoints(self, data: TenantData, doc: dict, endpoints: list[dict]) -> dict:
+        fields = {"model_endpoints": sorted(endpoints, key=lambda e: e["model_class"]), "version": doc["version"] + 1,
+                  "updated_at": utcnow()}
+        await self.events.record(data, [tenant_ref(data.tenant_id)])
+        await data.tenant.update({"_id": data.tenant_id}, {"$set": fields})
+        await self.events.flush(data)
+        return {**doc, **fields}
+
     async def resource_usage(self, data: TenantData, now: datetime | None = None) -> ResourceUsage:
         return ResourceUsage(
             agents=await data.agents.count(),
@@ -216,6 +261,8 @@ class TenantService:
         over = excesses(await self.resource_usage(data), tier)
         if new["policy"].get("class_models") and not _custom_models(tier, new["industry"]):
             over.append(Excess(Feature.CUSTOM_MODELS.value, len(new["policy"]["class_models"]), 0, "class_models overrides"))
+        if new.get("model_endpoints") and not _custom_models(tier, new["industry"]):
+            over.append(Excess(Feature.CUSTOM_MODELS.value, len(new["model_endpoints"]), 0, "own model endpoints"))
         return over
 
     async def delete_tenant(self, tenant_id: str) -> None:

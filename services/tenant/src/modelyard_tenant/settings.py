@@ -38,3 +38,5 @@ class TenantServiceSettings(AuthSettings):
     token_max_failures_per_key: int = Field(default=10, ge=1)
     token_max_failures_per_address: int = Field(default=50, ge=1)
     token_failure_window_s: float = Field(default=300.0, gt=0)
+    #: Tenants' own model endpoints must be HTTPS; ``http://localhost`` only with this (tests, development).
+    model_endpoints_allow_http_localhost: bool = False
