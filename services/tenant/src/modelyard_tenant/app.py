@@ -124,30 +124,30 @@ def serve(settings: TenantServiceSettings) -> None:
              gc_gen0_threshold=settings.gc_gen0_threshold)
 
 
+@contextlib.asynccontextmanager
+async def offline_service(settings: TenantServiceSettings, task: str) -> AsyncIterator[TenantService]:
+    """The tenant service's operations without its HTTP API, for one-off tasks run beside it."""
+    client = make_mongo(settings.mongo, app_name=f"modelyard-tenant-{task}")
+    bus = Bus(settings, SERVICE)
+    try:
+        await bus.ensure_topics()
+        await bus.broker.start()
+        yield TenantService(database(client, settings.mongo), bus, settings)
+    finally:
+        await bus.broker.stop()
+        await client.close()
+
+
 async def republish_snapshots(settings: TenantServiceSettings) -> int:
     """Publish every tenant's and agent's current snapshot again (e.g. after the topics were lost).
 
     Safe while the service runs: it takes each tenant's lock, and consumers keep the newest version.
     """
-    client = make_mongo(settings.mongo, app_name="modelyard-tenant-republish")
-    bus = Bus(settings, SERVICE)
-    try:
-        await bus.ensure_topics()
-        await bus.broker.start()
-        return await TenantService(database(client, settings.mongo), bus, settings).republish_all()
-    finally:
-        await bus.broker.stop()
-        await client.close()
+    async with offline_service(settings, "republish") as service:
+        return await service.republish_all()
 
 
 async def reseal_secrets(settings: TenantServiceSettings) -> dict[str, int]:
     """``modelyard secrets rotate``: every stored secret sealed again with the first master key."""
-    client = make_mongo(settings.mongo, app_name="modelyard-tenant-reseal")
-    bus = Bus(settings, SERVICE)
-    try:
-        await bus.ensure_topics()
-        await bus.broker.start()
-        return await TenantService(database(client, settings.mongo), bus, settings).reseal_secrets()
-    finally:
-        await bus.broker.stop()
-        await client.close()
+    async with offline_service(settings, "reseal") as service:
+        return await service.reseal_secrets()
