@@ -37,7 +37,7 @@ def test_months_parse_and_reject():
     assert str(Month.parse("2026-11")) == "2026-11" and Month.parse("2024-02").days == 29
     assert Month.parse("2026-12").end == datetime(2027, 1, 1, tzinfo=UTC)
     assert Month.parse("2026-01").previous() == Month(2025, 12)
-    for bad in ("2026-13", "2026-1", "26-11", "2026-11-01", ""):
+    for bad in ("2026-13", "2026-1", "26-11", "2026-11-01", "", "0000-01", "1999-12", "9999-12"):
         with pytest.raises(InvalidMonth):
             Month.parse(bad)
 

@@ -59,6 +59,8 @@ def test_an_old_timestamp_is_refused():
     ("https://hooks.example.com/#frag", False, False),
     ("ftp://hooks.example.com/", False, False),
     ("https://", False, False),
+    ("https://[::1/hook", False, False),
+    ("https://hooks.example.com:99999/", False, False),
 ])
 def test_endpoint_urls(url, dev, ok):
     if ok:

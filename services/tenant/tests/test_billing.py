@@ -65,8 +65,9 @@ async def test_an_open_months_report_is_the_sum_of_its_usage_documents(new_tenan
     # The same isolation as every tenant route.
     assert (await client.get(other.path(f"/billing/{THIS}"), headers=t.headers)).status_code == 404
     assert (await client.get(t.path(f"/billing/{THIS}"))).status_code == 401
-    bad = await client.get(t.path("/billing/2026-13"), headers=t.headers)
-    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["path", "month"]
+    for month in ("2026-13", "0000-01", "9999-12"):
+        bad = await client.get(t.path(f"/billing/{month}"), headers=t.headers)
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["path", "month"]
 
 
 async def test_a_tier_change_is_recorded_with_its_time_and_prorated(new_tenant, client, mongo_db, admin):

@@ -16,7 +16,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from modelyard_events import Tier
 
-MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+#: YYYY-MM from 2000-01 to 2999-12 (a year the calendar functions and Unix timestamps all handle).
+MONTH_PATTERN = r"^2[0-9]{3}-(0[1-9]|1[0-2])$"
 
 
 class InvalidMonth(ValueError):
@@ -31,7 +32,7 @@ class Month:
     @classmethod
     def parse(cls, text: str) -> Month:
         if not re.match(MONTH_PATTERN, text or ""):
-            raise InvalidMonth(f"{text!r} is not a month: YYYY-MM, e.g. 2026-11")
+            raise InvalidMonth(f"{text!r} is not a month: YYYY-MM from 2000-01 to 2999-12, e.g. 2026-11")
         return cls(int(text[:4]), int(text[5:7]))
 
     @classmethod

@@ -24,8 +24,11 @@ def check_endpoint_url(url: str, *, allow_http_localhost: bool) -> str:
     """``url`` if it may receive webhooks; else ``BadUrl`` saying why."""
     if len(url) > MAX_URL:
         raise BadUrl(f"longer than {MAX_URL} characters")
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise BadUrl(f"not a URL: {exc}") from None
     if not host:
         raise BadUrl("no host")
     if parts.username is not None or parts.password is not None:
