@@ -53,7 +53,11 @@ async def stop_following(task: asyncio.Task | None, consumer: AIOKafkaConsumer |
         except asyncio.CancelledError:
             pass
     if consumer is not None:
-        await consumer.stop()
+        try:
+            await consumer.stop()
+        except Exception as exc:  # noqa: BLE001 - stopping must not fail on a broker that went away meanwhile
+            # (aiokafka re-raises the error of its last background metadata update from stop())
+            log.warning("stopping a follower: %r", exc)
 
 
 class CompactedTopicView(Generic[V]):
