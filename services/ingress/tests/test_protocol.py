@@ -218,6 +218,16 @@ def test_rejections_are_429_for_quota_and_403_otherwise(code, status, kind):
     assert err.headers["x-should-retry"] == "false"  # a retry would be a new, separately admitted query
 
 
+def test_a_rate_limited_query_is_429_with_retry_after():
+    err = outcome_error(outcome(status=OutcomeStatus.REJECTED, reject_code=RejectCode.RATE_LIMITED, retry_after_s=16.2,
+                                reason="rate limit of 3 requests per minute (basic tier) exceeded"))
+    assert err is not None and err.status == 429 and err.headers["Retry-After"] == "17"
+    body = err.body()["error"]
+    assert (body["type"], body["code"]) == ("rate_limit_error", "rate_limit_exceeded")
+    assert body["message"] == "rate limit of 3 requests per minute (basic tier) exceeded; retry after 17 s"
+    assert err.headers["x-should-retry"] == "true"  # nothing was metered: the same request may come again
+
+
 def test_failed_is_502():
     err = outcome_error(outcome(status=OutcomeStatus.FAILED, reason="every model call failed (gpt-4o-mini: 503)"))
     assert err is not None and err.status == 502 and err.body()["error"]["code"] == "model_failed"

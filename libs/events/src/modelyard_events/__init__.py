@@ -4,6 +4,8 @@ JSON Schemas in ``schemas/`` are generated from these classes (``make schemas``)
 """
 
 from .base import DERIVED_ID_NAMESPACE, Event, Model, QueryEvent, derived_id, new_id, utcnow
+from .billing import MeterEventExported, MonthClosed
+from .changes import Change, TenantChanged
 from .deadletter import DeadLetter
 from .domain import (
     CASCADE_THRESHOLDS,
@@ -35,8 +37,18 @@ from .queries import (
     outcome_id,
 )
 from .security import PLATFORM_TENANT, AuditOutcome, AuditRecorded, KeyRevoked, RevocationReason
-from .tenants import AgentSnapshot, AlertMetric, RoutingPolicy, TenantAlert, TenantBudget, TenantSnapshot, TenantStatus
+from .tenants import (
+    AgentSnapshot,
+    AlertMetric,
+    RoutingPolicy,
+    TenantAlert,
+    TenantBudget,
+    TenantEndpoint,
+    TenantSnapshot,
+    TenantStatus,
+)
 from .usage import MeteringUsage, UsageCounters, UsageRecorded
+from .webhooks import WebhookParked
 
 #: Every event class of the contract, by its versioned type.
 EVENT_TYPES: dict[str, type[Model]] = {
@@ -53,6 +65,10 @@ EVENT_TYPES: dict[str, type[Model]] = {
         AgentSnapshot,
         TenantAlert,
         DeadLetter,
+        MonthClosed,
+        MeterEventExported,
+        TenantChanged,
+        WebhookParked,
         KeyRevoked,
         AuditRecorded,
     )
@@ -70,6 +86,7 @@ __all__ = [
     "Answer",
     "Assembly",
     "CascadeStep",
+    "Change",
     "ChatMessage",
     "Choice",
     "ChoiceBuilder",
@@ -79,11 +96,13 @@ __all__ = [
     "Event",
     "Generation",
     "Industry",
+    "MeterEventExported",
     "KeyRevoked",
     "MeteringUsage",
     "Model",
     "ModelClass",
     "ModelError",
+    "MonthClosed",
     "OutcomeStatus",
     "PLATFORM_TENANT",
     "QueryChunk",
@@ -102,12 +121,15 @@ __all__ = [
     "StreamTo",
     "TenantAlert",
     "TenantBudget",
+    "TenantChanged",
+    "TenantEndpoint",
     "TenantSnapshot",
     "TenantStatus",
     "Tier",
     "TierLimits",
     "UsageCounters",
     "UsageRecorded",
+    "WebhookParked",
     "derived_id",
     "finished_outcome",
     "new_id",

@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from .base import Model
+from .billing import MeterEventExported, MonthClosed
+from .changes import Change, TenantChanged
 from .deadletter import DeadLetter
 from .domain import TIER_LIMITS, ChatMessage, ComplexityLevel, Industry, ModelClass, RoutingPreference, Tier
 from .generation import ChoiceDelta, Generation, QueryChunk, StreamTo
@@ -25,6 +27,7 @@ from .queries import (
 from .security import AuditOutcome, AuditRecorded, KeyRevoked, RevocationReason
 from .tenants import AgentSnapshot, AlertMetric, RoutingPolicy, TenantAlert, TenantBudget, TenantSnapshot
 from .usage import MeteringUsage, UsageCounters, UsageRecorded
+from .webhooks import WebhookParked
 
 T0 = datetime(2026, 11, 26, 9, 30, 0, tzinfo=UTC)
 TENANT = "8f14e45f-ceea-4e7a-9d6f-3c59d3a1b2c4"
@@ -87,6 +90,21 @@ def examples() -> list[Model]:
                    source_topic="queries.submitted", partition=3, offset=1187, key=TENANT, error_type="schema",
                    error="not a valid QuerySubmitted: text: Field required",
                    value_base64="eyJ0ZW5hbnRfaWQiOiAiOGYxNGU0NWYifQ==", headers={"content-type": "application/json"}),
+        MonthClosed(event_id="0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e", tenant_id=TENANT, time=T0, month="2026-10",
+                    closed_at=T0, currency="usd", base_cents=45_000, overage_cents=1_250, total_cents=46_250),
+        MeterEventExported(event_id="1c2d3e4f-5a6b-4c7d-9e8f-0a1b2c3d4e5f", tenant_id=TENANT, time=T0,
+                           event_name="modelyard_tokens", identifier="my-1c2d3e4f-5a6b-4c7d-9e8f-0a1b2c3d4e5f",
+                           timestamp=1793491199, stripe_customer_id="cus_NciAYcXfLnqBoz", value=24_166_020,
+                           meter="tokens", month="2026-10", line="report"),
+        TenantChanged(event_id="2d3e4f5a-6b7c-4d8e-8f9a-1b2c3d4e5f6a", tenant_id=TENANT, time=T0, change=Change.TIER_CHANGED,
+                      version=4, from_tier=Tier.BASIC, to_tier=Tier.PROFESSIONAL),
+        WebhookParked(event_id="3e4f5a6b-7c8d-4e9f-9a0b-2c3d4e5f6a7b", tenant_id=TENANT, time=T0,
+                      endpoint_id="5b7d4e6f8a0b1c2d3e4f5a6b3f2a9c1e", delivery_id="5b7d4e6f8a0b1c2d3e4f5a6b3f2a9c1e|evt_8b9cadbe",
+                      webhook_id="evt_8b9cadbe-cfd0-4b7c-8d8e-9fa0b1c2d3e4", webhook_type="quota.warning",
+                      body='{"data":{"limit":10000,"metric":"api_calls_per_day","period":"2026-11-26","threshold_pct":80,'
+                           '"value":8000},"id":"evt_8b9cadbe-cfd0-4b7c-8d8e-9fa0b1c2d3e4","tenant_id":"8f14e45f-ceea-4e7a-9d6f-'
+                           '3c59d3a1b2c4","timestamp":"2026-11-26T09:30:00Z","type":"quota.warning"}',
+                      attempts=18, first_attempt_at=T0, last_error="HTTP 503"),
         KeyRevoked(event_id="adbecfd0-e1f2-4d9e-8fa0-b1c2d3e4f5a6", tenant_id=TENANT, time=T0,
                    key_id="3f2a9c1e5b7d4e6f8a0b1c2d3e4f5a6b", revoked_at=T0, reason=RevocationReason.REVOKED),
         AuditRecorded(event_id="becfd0e1-f2a3-4eaf-9a0b-c1d2e3f4a5b6", tenant_id=TENANT, time=T0, service="tenant",

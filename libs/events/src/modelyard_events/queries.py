@@ -122,6 +122,7 @@ class RejectCode(StrEnum):
     UNKNOWN_TENANT = "unknown_tenant"
     SUSPENDED = "suspended"
     QUOTA = "quota"
+    RATE_LIMITED = "rate_limited"
     POLICY = "policy"
 
 
@@ -141,6 +142,8 @@ class QueryOutcome(QueryEvent):
     cascade: list[CascadeStep] = Field(default_factory=list)
     reject_code: RejectCode | None = None
     reason: str | None = Field(default=None, description="Human-readable reason for rejected and failed outcomes.")
+    retry_after_s: float | None = Field(default=None, ge=0, description="For a rate_limited rejection: seconds until "
+                                        "the same request would be admitted.")
     input_tokens: int = Field(default=0, ge=0)
     output_tokens: int = Field(default=0, ge=0)
     cost_usd: float = Field(default=0.0, ge=0)

@@ -30,6 +30,8 @@ MICROS_PER_MS = 1_000
 DOC_COUNTERS = (
     "calls", "queries", "errors", "cascade_steps", "slm_calls", "llm_calls", "input_tokens", "output_tokens",
     "cost_nusd", "llm_cost_nusd", "latency_us_sum", "latency_count", "extra_completions",
+    # Calls to tenants' own endpoints (bring your own model): billed by their provider, not the platform.
+    "tenant_paid_calls", "tenant_paid_tokens",
 )
 
 

@@ -11,13 +11,14 @@ answer judge of issue 17, ``answers``).
   the weakest of them counts.
 * A text cut at the caller's own ``max_tokens`` / ``max_completion_tokens`` is what the caller asked
   for: its ``finish_reason: "length"`` is not held against it (JSON cut short still fails its check).
+* ``answer_of`` / ``preferred``: the answer a judged call gives the query, and the one it keeps.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from modelyard_events import Choice, Generation
+from modelyard_events import Answer, Choice, Generation, ModelClass
 
 from .answers import Judgement, Model, Score, judge
 from .checks import calls_of, defects
@@ -52,3 +53,27 @@ def judge_call(query: str, c: Completion, generation: Generation | None, *, mode
         return Judgement(scores[0], 0)
     score = scores[weakest]
     return Judgement(replace(score, reasons=[f"choice {weakest}: {r}" for r in score.reasons]), 0)
+
+
+def answer_of(c: Completion, model_class: ModelClass, model: str, confidence: float, chosen: int | None = None) -> Answer:
+    """The answer a call gave: its text, and every choice when the text alone does not say it all; of
+    self-consistency samples, the ``chosen`` one alone (the caller asked for one answer)."""
+    choices = list(c.choices)
+    if chosen is not None and choices:
+        choices = [choices[chosen].model_copy(update={"index": 0})]
+    text = (choices[0].content or "") if choices else c.text
+    whole = len(choices) > 1 or (len(choices) == 1 and not choices[0].plain)
+    return Answer(text=text, model_class=model_class, model=model, confidence=confidence,
+                  choices=choices if whole else None)
+
+
+def preferred(answer: Answer, hard: bool, earlier: Answer | None) -> Answer:
+    """The answer a query keeps if nothing better comes: a larger model's answer replaces a smaller one's unsure
+    answer, unless it failed a hard verifier (empty, refused, cut off, wrong arithmetic ...); then the surer of the
+    two. Confidences are not compared otherwise: the scorer is trained on small-model answers, so its confidence
+    in a larger model's answer is not on the same scale (on the recorded GSM8K answers, keeping the more
+    confident answer kept the small one on a quarter of the escalated questions at the neutral threshold and
+    cost 0.016 of quality; docs/benchmarks.md)."""
+    if earlier is None or (not hard and answer.model_class != earlier.model_class):
+        return answer
+    return answer if answer.confidence >= earlier.confidence else earlier

@@ -48,6 +48,12 @@ class InferenceSettings(Settings):
     stream_flush_ms: float = Field(default=50.0, ge=0, le=1_000)
     #: ... or until this many deltas are waiting.
     stream_max_deltas: int = Field(default=32, ge=1)
+    #: Tenants' own endpoints (bring your own model): each gets a backend of its own with these limits, so
+    #: a slow or broken one holds few slots and opens its own circuit quickly.
+    tenant_endpoint_concurrency: int = Field(default=64, ge=1)
+    tenant_endpoint_attempts: int = Field(default=2, ge=1, le=10)
+    tenant_endpoint_timeout_s: float = Field(default=30.0, gt=0)
+    tenant_endpoint_breaker_failures: int = Field(default=5, ge=1)
     #: A query names an agent the local view has not seen yet: wait this long for the view to catch up.
     agent_sync_timeout_s: float = Field(default=1.0, ge=0)
     cascade: CascadeSettings = Field(default_factory=CascadeSettings)

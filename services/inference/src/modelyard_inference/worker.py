@@ -52,23 +52,12 @@ from modelyard_events import (
 from . import metrics
 from .answers import Judgement, Model, load_model, reasoning_question
 from .backend import Backend, BackendRejected, BackendUnavailable, Completion
-from .judging import judge_call
+from .judging import answer_of, judge_call, preferred
 from .settings import InferenceSettings
 from .streams import ChunkStream
+from .tenant_models import OwnModel, TenantModels
 
 log = logging.getLogger(__name__)
-
-
-def preferred(answer: Answer, hard: bool, earlier: Answer | None) -> Answer:
-    """The answer a query keeps if nothing better comes: a larger model's answer replaces a smaller one's unsure
-    answer, unless it failed a hard verifier (empty, refused, cut off, wrong arithmetic ...); then the surer of the
-    two. Confidences are not compared otherwise: the scorer is trained on small-model answers, so its confidence
-    in a larger model's answer is not on the same scale (on the recorded GSM8K answers, keeping the more
-    confident answer kept the small one on a quarter of the escalated questions at the neutral threshold and
-    cost 0.016 of quality; docs/benchmarks.md)."""
-    if earlier is None or (not hard and answer.model_class != earlier.model_class):
-        return answer
-    return answer if answer.confidence >= earlier.confidence else earlier
 
 
 def call_event_id(query_id: str, step: int) -> str:
@@ -103,18 +92,6 @@ def image_part(messages: list[dict[str, Any]] | None) -> str | None:
     return None
 
 
-def answer_of(c: Completion, model_class, model: str, confidence: float, chosen: int | None = None) -> Answer:
-    """The answer a call gave: its text, and every choice when the text alone does not say it all; of
-    self-consistency samples, the ``chosen`` one alone (the caller asked for one answer)."""
-    choices = list(c.choices)
-    if chosen is not None and choices:
-        choices = [choices[chosen].model_copy(update={"index": 0})]
-    text = (choices[0].content or "") if choices else c.text
-    whole = len(choices) > 1 or (len(choices) == 1 and not choices[0].plain)
-    return Answer(text=text, model_class=model_class, model=model, confidence=confidence,
-                  choices=choices if whole else None)
-
-
 @dataclass
 class Worker:
     settings: InferenceSettings
@@ -122,6 +99,8 @@ class Worker:
     backend: Backend
     pricing: PricingTable
     agents: CompactedTopicView[AgentSnapshot] | None = None
+    #: Tenants' own endpoints (bring your own model); None: every query goes to the pool's backend.
+    tenant_models: TenantModels | None = None
     _slots: asyncio.Semaphore = field(init=False, repr=False)
     _in_flight: int = field(default=0, init=False)
     _peak: int = field(default=0, init=False)
@@ -157,7 +136,8 @@ class Worker:
         r = d.event
         topics = self.bus.topics
         step_number = len(r.cascade) + 1
-        model, model_class = r.decision.model, r.decision.model_class
+        own = self.tenant_models.for_query(r) if self.tenant_models is not None else None
+        model, model_class = own.model if own else r.decision.model, r.decision.model_class
         if (where := image_part(r.request.messages)) is not None and self.pricing.reads_images(model) is False:
             return [self._unreadable(d, where)]
         live = self._live_stream(d)
@@ -165,31 +145,32 @@ class Worker:
         async with self._slots:
             self._enter()
             try:
-                call = await self._call(r, generation, live)
+                call = await self._call(r, generation, live, own)
             finally:
                 self._leave()
         if call.completion is None:
             core_metrics.MODEL_CALLS.labels(self.settings.pool, model, "error").inc()
             step = CascadeStep(model_class=model_class, model=model, error=call.error, latency_ms=call.elapsed_ms)
-            usage = self._usage(r, step_number, None, call.error, latency_ms=call.elapsed_ms)
+            usage = self._usage(r, step_number, None, call.error, latency_ms=call.elapsed_ms, own=own)
             if call.rejected is not None or (live is not None and live.started):
                 # The request is wrong, or the caller has part of this answer: nothing to escalate.
                 failed = finished_outcome(r, [*r.cascade, step], answer=None, error=call.rejected,
                                           reason=f"{model}: {call.error}")
                 core_metrics.OUTCOMES.labels("inference", "failed").inc()
                 return [Outgoing(topics.name("usage"), usage, cause=d), Outgoing(topics.name("outcomes"), failed, cause=d)]
-            return [Outgoing(topics.name("usage"), usage, cause=d), self._after_failure(d, step, call.error or "")]
+            after = self._own_failed(d, step, own, call.error or "") if own else self._after_failure(d, step, call.error or "")
+            return [Outgoing(topics.name("usage"), usage, cause=d), after]
 
         c = call.completion
         core_metrics.MODEL_CALLS.labels(self.settings.pool, model, "ok").inc()
         judged = self.judge(r, c, voting=samples > 1)
-        cost = self._cost(model, c.input_tokens, c.output_tokens)
+        cost = own.cost(c.input_tokens, c.output_tokens) if own else self._cost(model, c.input_tokens, c.output_tokens)
         core_metrics.COST_USD.labels(model_class.value).inc(cost)
         step = CascadeStep(
             model_class=model_class, model=model, confidence=judged.score.confidence, reasons=judged.score.reasons,
             input_tokens=c.input_tokens, output_tokens=c.output_tokens, cost_usd=cost, latency_ms=c.latency_ms,
         )
-        usage = self._usage(r, step_number, c, None, cost=cost, latency_ms=c.latency_ms, samples=samples)
+        usage = self._usage(r, step_number, c, None, cost=cost, latency_ms=c.latency_ms, samples=samples, own=own)
         chosen = judged.chosen if samples > 1 else None
         if live is not None:  # streamed: the caller has this answer already, it is the outcome
             answer = answer_of(c, model_class, model, judged.score.confidence)
@@ -224,15 +205,19 @@ class Worker:
         return ChunkStream(self.bus, d, flush_s=self.settings.stream_flush_ms / 1000,
                            max_deltas=self.settings.stream_max_deltas)
 
-    async def _call(self, r: QueryRouted, generation: Generation | None, live: ChunkStream | None = None) -> CallResult:
+    async def _call(self, r: QueryRouted, generation: Generation | None, live: ChunkStream | None = None,
+                    own: OwnModel | None = None) -> CallResult:
         loop = asyncio.get_running_loop()
         started = loop.time()
+        if own is not None and own.backend is None:
+            return CallResult(None, own.problem, 0.0)
+        backend, model = (own.backend, own.model) if own is not None and own.backend is not None else (self.backend, r.decision.model)
         try:
             if live is None:
-                completion = await self.backend.complete(r.decision.model, self.messages(r), generation)
+                completion = await backend.complete(model, self.messages(r), generation)
             else:
                 try:
-                    completion = await self.backend.stream(r.decision.model, self.messages(r), generation, live.add)
+                    completion = await backend.stream(model, self.messages(r), generation, live.add)
                 finally:
                     await live.close()
             return CallResult(completion, None, completion.latency_ms)
@@ -306,7 +291,7 @@ class Worker:
         """A confident answer completes; an unsure one escalates if it may, else the best answer so far completes."""
         r = d.event
         topics = self.bus.topics
-        model, model_class = r.decision.model, r.decision.model_class
+        model, model_class = step.model, r.decision.model_class
         answer = answer_of(c, model_class, model, judged.score.confidence, chosen)
         best = preferred(answer, judged.score.hard, r.best_answer)
         if not judged.score.escalate(r.cascade_threshold):
@@ -332,6 +317,17 @@ class Worker:
         failed = finished_outcome(r, steps, answer=None, reason=f"model backend unavailable: {error}")
         return Outgoing(topics.name("outcomes"), failed, cause=d)
 
+    def _own_failed(self, d: Delivery[QueryRouted], step: CascadeStep, own: OwnModel, error: str) -> Outgoing:
+        """The tenant's own endpoint failed: that query ends here (the platform's models do not stand in
+        for a model the tenant chose and pays for), with the best earlier answer if there is one."""
+        r = d.event
+        topics = self.bus.topics
+        reason = own.describe(error)
+        if r.best_answer is not None:
+            return Outgoing(topics.name("outcomes"), self._completed(r, step, r.best_answer, f"{reason}; earlier answer kept"), cause=d)
+        core_metrics.OUTCOMES.labels("inference", "failed").inc()
+        return Outgoing(topics.name("outcomes"), finished_outcome(r, [*r.cascade, step], answer=None, reason=reason), cause=d)
+
     # -- events ----------------------------------------------------------------------------------
 
     def _cost(self, model: str, input_tokens: int, output_tokens: int) -> float:
@@ -343,14 +339,15 @@ class Worker:
         return 0.0
 
     def _usage(self, r: QueryRouted, step: int, c: Completion | None, error: str | None, *,
-               cost: float = 0.0, latency_ms: float = 0.0, samples: int = 1) -> UsageRecorded:
+               cost: float = 0.0, latency_ms: float = 0.0, samples: int = 1,
+               own: OwnModel | None = None) -> UsageRecorded:
         tin, tout = (c.input_tokens, c.output_tokens) if c else (0, 0)
         completions = len(c.samples) if c else 1
         return UsageRecorded(
             event_id=call_event_id(r.query_id, step),
             tenant_id=r.tenant_id,
             query_id=r.query_id,
-            model=r.decision.model,
+            model=own.model if own else r.decision.model,
             model_class=r.decision.model_class,
             agent_id=r.request.agent_id,
             input_tokens=tin,
@@ -363,6 +360,7 @@ class Worker:
             cascade_step=step > 1,
             error=error,
             completions=completions,
+            tenant_paid=own is not None,
         )
 
     def _escalation(self, r: QueryRouted, step: CascadeStep, best: Answer | None, reasons: list[str]) -> QueryEscalated:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -88,6 +89,7 @@ def completion(o: QueryOutcome, *, created: int | None = None) -> dict[str, Any]
 
 _REJECTIONS: dict[RejectCode, tuple[int, str]] = {
     RejectCode.QUOTA: (429, "insufficient_quota"),
+    RejectCode.RATE_LIMITED: (429, "rate_limit_error"),
     RejectCode.POLICY: (403, "permission_error"),
     RejectCode.SUSPENDED: (403, "permission_error"),
     RejectCode.UNKNOWN_TENANT: (403, "permission_error"),
@@ -102,6 +104,12 @@ def outcome_error(o: QueryOutcome) -> OpenAIError | None:
     if o.status is OutcomeStatus.REJECTED:
         status, kind = _REJECTIONS.get(o.reject_code or RejectCode.POLICY, (403, "permission_error"))
         code = (o.reject_code or RejectCode.POLICY).value
+        if o.reject_code is RejectCode.RATE_LIMITED:
+            # The router decided it (exactly, across replicas); nothing was metered, so the client may
+            # retry once the wait is over.
+            wait = math.ceil(o.retry_after_s if o.retry_after_s is not None else 60)
+            return OpenAIError(status, f"{o.reason}; retry after {wait} s", type=kind, code="rate_limit_exceeded",
+                               headers={"Retry-After": str(wait)}, **{**common, "retry": True})
         return OpenAIError(status, o.reason or f"rejected ({code})", type=kind, code=code, **common)
     if o.error is not None:  # the model refused the request: its status, its words
         e = o.error
