@@ -76,7 +76,7 @@ endif
 	@echo "  model simulator http://127.0.0.1:$${MODELYARD_SIMULATOR_PORT:-8090}/v1"
 	@echo "  Kafka           127.0.0.1:$${MODELYARD_KAFKA_PORT:-9092}"
 	@echo "  MongoDB (FerretDB) mongodb://127.0.0.1:$${MODELYARD_MONGO_PORT:-27017}"
-	@o=$${MODELYARD_OPS_PORT_BASE:-9101}; echo "  ops endpoints   router :$$o, inference-slm :$$((o+1)), inference-llm :$$((o+2)), metering :$$((o+3)) (/healthz /readyz /metrics)"
+	@o=$${MODELYARD_OPS_PORT_BASE:-9101}; echo "  ops endpoints   router :$$o, inference-slm :$$((o+1)), inference-llm :$$((o+2)), metering :$$((o+3)), webhooks :$$((o+4)) (/healthz /readyz /metrics)"
 	@echo "  logs            $${MODELYARD_RUN_DIR:-.run/dev}/logs/;  stop with: make down"
 
 down: ## Stop everything `make up` started

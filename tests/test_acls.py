@@ -36,7 +36,7 @@ def test_each_service_reads_exactly_what_it_receives_and_writes_exactly_what_it_
         assert all(b.user == f"modelyard-{service}" for b in acls.service_bindings(service, topics))
     assert "p.usage.recorded" not in rules("router", "READ")
     assert "p.tenants.snapshots" not in rules("inference", "WRITE")
-    assert rules("ingress", "READ") == {"p.queries.outcomes", "p.tenants.revocations"}
+    assert rules("ingress", "READ") == {"p.queries.outcomes", "p.queries.streams", "p.tenants.revocations"}
 
 
 def test_the_services_consumer_groups_are_the_topologys():

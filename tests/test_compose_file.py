@@ -40,7 +40,7 @@ def seconds(duration: str) -> float:
 
 def test_every_process_of_the_stack_is_there(compose: dict[str, Any]) -> None:
     commands = {tuple(s["command"]) for s in modelyard_services(compose).values()}
-    assert {("tenant",), ("router",), ("metering",), ("simulator",), ("dashboard",),
+    assert {("tenant",), ("router",), ("metering",), ("simulator",), ("dashboard",), ("webhooks",),
             ("inference", "--pool", "slm"), ("inference", "--pool", "llm")} <= commands
     assert compose["services"]["kafka"]["image"].startswith("apache/kafka:4.")
     assert compose["services"]["mongo"]["image"].startswith("mongo:")

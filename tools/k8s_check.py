@@ -40,9 +40,9 @@ DEFAULT_ROOT = REPO / "deploy" / "k8s"
 DEFAULT_KUBE_VERSION = "1.33"
 CONFIG_MAP = "modelyard-config"
 # Commands of the image that talk to Kafka (everything but the simulator).
-KAFKA_COMMANDS = {"tenant", "router", "metering", "inference", "ingress"}
+KAFKA_COMMANDS = {"tenant", "router", "metering", "inference", "ingress", "webhooks"}
 # An environment variable with one of these names carries a secret and must come from a Secret.
-SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|API_KEY|SESSION_KEY|MONGO__URL)$")
+SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|API_KEY|SESSION_KEY|MASTER_KEYS|MONGO__URL)$")
 CUSTOM_GROUPS = {"keda.sh", "kafka.strimzi.io"}
 #: The kustomize that kubectl 1.32 embeds; the version `go install` builds where no kubectl is found.
 KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5@v5.5.0"

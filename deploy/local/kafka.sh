@@ -31,7 +31,7 @@ PIDFILE=$DIR/kafka.pid
 LOGFILE=$DIR/kafka.log
 # The services that get a SCRAM user on the secured broker (modelyard_events.topology.SERVICES; a test
 # checks the two lists agree).
-SERVICES=(tenant router inference metering ingress)
+SERVICES=(tenant router inference metering ingress billing webhooks)
 
 fetch() {
   if [[ -f $LIBS/.complete ]]; then log "Kafka jars cached in $LIBS"; return; fi

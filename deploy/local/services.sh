@@ -3,8 +3,8 @@
 #   services.sh start | stop | status
 # Ports: tenant API $MODELYARD_API_PORT (8080), OpenAI-compatible ingress $MODELYARD_INGRESS_PORT (8081),
 # dashboard $MODELYARD_DASHBOARD_PORT (8082), simulator $MODELYARD_SIMULATOR_PORT (8090),
-# ops endpoints (/healthz /readyz /metrics) of router, inference-slm, inference-llm and metering on
-# $MODELYARD_OPS_PORT_BASE (9101) and the three ports after it.
+# ops endpoints (/healthz /readyz /metrics) of router, inference-slm, inference-llm, metering and the
+# webhook dispatcher on $MODELYARD_OPS_PORT_BASE (9101) and the four ports after it.
 source "$(dirname "$0")/common.sh"
 
 MODELYARD=$REPO_ROOT/.venv/bin/modelyard
@@ -34,6 +34,7 @@ SERVICES=(
   "inference-slm|inference --pool slm|http://127.0.0.1:$((OPS + 1))/readyz|MODELYARD_OPS_PORT=$((OPS + 1))"
   "inference-llm|inference --pool llm|http://127.0.0.1:$((OPS + 2))/readyz|MODELYARD_OPS_PORT=$((OPS + 2))"
   "metering|metering|http://127.0.0.1:$((OPS + 3))/readyz|MODELYARD_OPS_PORT=$((OPS + 3))"
+  "webhooks|webhooks|http://127.0.0.1:$((OPS + 4))/readyz|MODELYARD_OPS_PORT=$((OPS + 4))"
   "tenant|tenant|http://127.0.0.1:$API_PORT/readyz|MODELYARD_API_PORT=$API_PORT"
   "ingress|ingress|http://127.0.0.1:$INGRESS_PORT/readyz|MODELYARD_INGRESS_PORT=$INGRESS_PORT"
   "dashboard|dashboard|http://127.0.0.1:$DASHBOARD_PORT/readyz|MODELYARD_DASHBOARD_PORT=$DASHBOARD_PORT MODELYARD_DASHBOARD_API_URL=http://127.0.0.1:$API_PORT"

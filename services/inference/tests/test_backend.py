@@ -7,7 +7,6 @@ import openai
 import pytest
 from modelyard_inference.backend import (
     BackendUnavailable,
-    Choice,
     MalformedResponse,
     _retry_after,
     classify,
@@ -56,11 +55,16 @@ def test_parse_completion_reads_text_usage_and_logprobs_and_rejects_garbage() ->
     raw = (b'{"choices": [{"message": {"content": "Hi"}, "finish_reason": "stop", '
            b'"logprobs": {"content": [{"token": "Hi", "logprob": -0.1}]}}], '
            b'"usage": {"prompt_tokens": 7, "completion_tokens": 1}}')
-    assert parse_completion(raw) == ((Choice("Hi", "stop", [-0.1]),), 7, 1)
-    assert parse_completion(b'{"choices": [{"message": {"content": null}}]}') == ((Choice("", None, None),), 0, 0)
-    several = (b'{"choices": [{"index": 1, "message": {"content": "B"}, "finish_reason": "length"}, '
-               b'{"index": 0, "message": {"content": "A"}, "finish_reason": "stop"}], "usage": {"completion_tokens": 9}}')
-    assert parse_completion(several) == ((Choice("A", "stop", None), Choice("B", "length", None)), 0, 9)
+    c = parse_completion(raw)
+    assert (c.text, c.finish_reason, c.input_tokens, c.output_tokens, c.logprobs) == ("Hi", "stop", 7, 1, [-0.1])
+    assert c.choices[0].logprobs is None  # the worker asked for them, the caller did not
+    assert parse_completion(raw, keep_logprobs=True).choices[0].logprobs == {"content": [{"token": "Hi", "logprob": -0.1}]}
+    empty = parse_completion(b'{"choices": [{"message": {"content": null}}]}')
+    assert (empty.text, empty.finish_reason, empty.input_tokens, empty.output_tokens, empty.logprobs) == ("", None, 0, 0, None)
+    several = parse_completion(b'{"choices": [{"index": 1, "message": {"content": "B"}, "finish_reason": "length"}, '
+                               b'{"index": 0, "message": {"content": "A"}, "finish_reason": "stop"}], "usage": {"completion_tokens": 9}}')
+    assert [(s.text, s.finish_reason) for s in several.samples] == [("A", "stop"), ("B", "length")]
+    assert several.output_tokens == 9  # every choice's tokens
     for garbage in (b"<html>", b"{}", b'{"choices": []}', b'{"choices": [{"logprobs": {"content": [{}]}}]}'):
         with pytest.raises(MalformedResponse):
             parse_completion(garbage)

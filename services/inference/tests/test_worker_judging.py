@@ -1,5 +1,6 @@
 """The worker's judging: the scorer model it loads, and self-consistency. The backend is an in-memory fake that
-returns the completions each test scripts (this is pure decision logic; the simulator tests cover the wire)."""
+returns the completions each test scripts (this is pure decision logic; the simulator tests cover the wire).
+The k samples are asked for as the generation parameters ``n`` and ``temperature`` of the call."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from modelyard_core.bus import Bus
-from modelyard_events import ModelClass, OutcomeStatus, QueryEscalated, QueryOutcome, SelfConsistency
+from modelyard_events import Choice, Generation, ModelClass, OutcomeStatus, QueryEscalated, QueryOutcome, SelfConsistency
 from modelyard_inference.answers import default_model, judge
-from modelyard_inference.backend import Choice, Completion
+from modelyard_inference.backend import Completion
 from modelyard_inference.worker import Worker
 
 from .conftest import fast_settings
@@ -26,11 +27,12 @@ class FakeBackend:
         self.texts = texts
         self.calls: list[dict] = []
 
-    async def complete(self, model: str, messages: list[dict[str, str]], *, samples: int = 1,
-                       temperature: float | None = None) -> Completion:
+    async def complete(self, model: str, messages: list[dict[str, str]], generation: Generation | None = None) -> Completion:
+        samples = generation.n if generation is not None and generation.n else 1
+        temperature = generation.temperature if generation is not None else None
         self.calls.append({"model": model, "samples": samples, "temperature": temperature})
-        choices = tuple(Choice(t, "stop", None) for t in self.texts[:samples])
-        return Completion(choices[0].text, "stop", 100, 40 * samples, None, 5.0, 1, choices if samples > 1 else ())
+        choices = tuple(Choice(index=i, content=t, finish_reason="stop") for i, t in enumerate(self.texts[:samples]))
+        return Completion(choices[0].content, "stop", 100, 40 * samples, None, 5.0, 1, choices)
 
 
 def worker_with(texts: list[str], pool: str = "slm", **settings) -> tuple[Worker, FakeBackend]:
@@ -121,6 +123,6 @@ def test_a_scorer_file_that_does_not_load_stops_the_worker_at_start(tmp_path: Pa
 async def test_the_worker_and_the_offline_judge_agree() -> None:
     worker, _ = worker_with([worked(), worked(6), worked()])
     q = routed(DUCKS).model_copy(update={"self_consistency": SC})
-    completion = await worker.backend.complete("gpt-4o-mini", [], samples=3)
-    online = worker.judge(q, completion)
+    completion = await worker.backend.complete("gpt-4o-mini", [], Generation(n=3))
+    online = worker.judge(q, completion, voting=True)
     assert online == judge(DUCKS, completion.samples, model=default_model(), min_agreement=SC.min_agreement)

@@ -88,18 +88,19 @@ async def test_openai_client_gets_an_answer_with_usage_and_modelyard_details(dep
     assert record.key == tenant["tenant_id"].encode()
 
 
-def following_outcomes(deployment: Deployment) -> float | None:
-    """The ingress's ``modelyard_ingress_following_outcomes`` gauge (None until it is exported)."""
+def following_outcomes(deployment: Deployment, gauge: str = "modelyard_ingress_following_outcomes") -> float | None:
+    """The ingress's ``modelyard_ingress_following_outcomes`` gauge, or another (None until it is exported)."""
     text = httpx.get(f"{deployment.ingress_url}/metrics", timeout=5).text
     for line in text.splitlines():
-        if line.startswith("modelyard_ingress_following_outcomes "):
+        if line.startswith(f"{gauge} "):
             return float(line.split()[1])
     return None
 
 
-async def wait_for_gauge(deployment: Deployment, value: float, timeout_s: float) -> None:
-    await asyncio.to_thread(wait_until, lambda: following_outcomes(deployment) == value, timeout_s,
-                            f"modelyard_ingress_following_outcomes == {value}", 0.1)
+async def wait_for_gauge(deployment: Deployment, value: float, timeout_s: float,
+                         gauge: str = "modelyard_ingress_following_outcomes") -> None:
+    await asyncio.to_thread(wait_until, lambda: following_outcomes(deployment, gauge) == value, timeout_s,
+                            f"{gauge} == {value}", 0.1)
 
 
 async def test_an_idle_ingress_stops_reading_outcomes_and_the_next_request_still_gets_its_answer(deployment, tenant):
@@ -116,6 +117,17 @@ async def test_an_idle_ingress_stops_reading_outcomes_and_the_next_request_still
     resp = await client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "What are your opening hours?"}])
     assert resp.choices[0].message.content and resp.model_extra["modelyard"]["status"] == "completed"
     await wait_for_gauge(deployment, 0.0, 30)  # and it pauses again once nobody waits
+
+
+async def test_a_streamed_request_at_a_paused_stream_reader_still_gets_its_tokens_live(deployment, tenant):
+    client = deployment.client(tenant["api_key"])
+    await wait_for_gauge(deployment, 0.0, 30, "modelyard_ingress_following_streams")  # nobody streaming: paused
+    stream = await client.chat.completions.create(model="llm", messages=[{"role": "user", "content": "Explain DNS caching"}],
+                                                  stream=True)
+    content = [c.choices[0].delta.content for c in [c async for c in stream] if c.choices and c.choices[0].delta.content]
+    # A pinned class is a final route: live batches (the first token alone, then the rest), not one held chunk.
+    assert len(content) >= 2 and "".join(content)
+    await wait_for_gauge(deployment, 0.0, 30, "modelyard_ingress_following_streams")
 
 
 async def test_model_pins_the_class_or_the_model_and_streams_and_jwts_work(deployment, tenant):

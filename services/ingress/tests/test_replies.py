@@ -1,11 +1,9 @@
-"""The in-flight map the reply consumer feeds."""
+"""The in-flight map the reply consumers (outcomes, streamed batches) feed."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from modelyard_events import OutcomeStatus, QueryOutcome
+from modelyard_events import ChoiceDelta, ModelClass, OutcomeStatus, QueryChunk, QueryOutcome
 from modelyard_ingress.replies import PendingOutcomes, TooManyWaiting
 
 
@@ -42,3 +40,23 @@ async def test_capacity_is_bounded_and_forgetting_frees_a_slot():
     pending.forget("a")
     pending.expect("c")
     assert pending.offer(raw("a")) is False  # a forgotten (timed-out) query's late outcome is ignored
+
+
+def chunk(query_id: str, seq: int = 0) -> bytes:
+    return QueryChunk(tenant_id="t", query_id=query_id, run="r", seq=seq, model="gpt-4o", model_class=ModelClass.LLM,
+                      deltas=[ChoiceDelta(content="Hi")]).model_dump_json().encode()
+
+
+async def test_a_streamed_request_gets_its_batches_then_its_outcome_and_nothing_after():
+    pending = PendingOutcomes(capacity=4)
+    queue = pending.expect_stream("s")
+    plain = pending.expect("p")
+    assert pending.streams == 1
+    assert pending.offer_chunk(chunk("s")) is True
+    assert pending.offer_chunk(chunk("p")) is False  # a request that did not ask to stream gets no batches
+    assert pending.offer_chunk(chunk("nobody")) is False and pending.offer_chunk(b"garbage") is False
+    assert pending.offer(raw("s")) is True
+    first, second = queue.get_nowait(), queue.get_nowait()
+    assert isinstance(first, QueryChunk) and first.seq == 0 and isinstance(second, QueryOutcome)
+    assert pending.offer_chunk(chunk("s", 1)) is False and queue.empty()  # the stream ended with its outcome
+    assert pending.streams == 0 and len(pending) == 1 and not plain.done()

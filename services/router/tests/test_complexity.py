@@ -165,6 +165,13 @@ def test_context_role_agent_and_history_add_points(model):
     assert model.analyze(text, user_role="astronaut").score == base
 
 
+def test_a_request_offering_tools_adds_the_documented_points(model):
+    text = "What is the weather in Paris?"
+    plain, with_tools = model.analyze(text), model.analyze(text, offers_tools=True)
+    assert with_tools.score == pytest.approx(plain.score + load_spec()["context"]["tools_offered"])
+    assert "tools offered +0.50" in with_tools.reasons and not any("tools" in r for r in plain.reasons)
+
+
 def test_short_urgent_outage_reaches_the_llm_levels(model):
     a = model.analyze("all prod down. payments failing everywhere")
     assert a.level in (COMPLEX, CRITICAL)
@@ -195,7 +202,7 @@ def test_a_critical_keyword_with_a_short_text_is_critical(model):
     ],
 )
 def test_reasons_explain_the_whole_score(model, text):
-    a = model.analyze(text, user_role="cto", agent_type="sre", history_turns=7)
+    a = model.analyze(text, user_role="cto", agent_type="sre", history_turns=7, offers_tools=True)
     assert _points(a.reasons) == pytest.approx(a.score, abs=0.011)
     assert a.reasons[-1].startswith(f"score {a.score:.2f} -> {a.level.value}")
 

@@ -7,6 +7,7 @@ from modelyard_core.pricing import load_pricing
 from modelyard_events import (
     TIER_LIMITS,
     ComplexityLevel,
+    Generation,
     Industry,
     ModelClass,
     QueryRequest,
@@ -61,6 +62,18 @@ def test_seed_examples_route_to_the_seed_classes(pricing):
     assert rca.complexity is ComplexityLevel.COMPLEX and rca.model_class is LLM and rca.model == "gpt-4o"
     dr = route("Design disaster recovery plan", None, pricing)
     assert dr.complexity is ComplexityLevel.CRITICAL and dr.model_class is LLM_PLUS and dr.model == "gpt-4-turbo"
+
+
+def test_tools_offered_and_a_tool_conversation_count_as_factors(pricing):
+    text = "What is the weather in Paris?"
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    plain = route(text, None, pricing)
+    offered = route(text, None, pricing, generation=Generation(tools=[tool]))
+    assert offered.score == pytest.approx(plain.score + 0.5) and "tools offered +0.50" in offered.reasons
+    # A conversation carried as OpenAI messages counts its earlier turns as history, like history does.
+    turns = [{"role": "user", "content": text}, {"role": "assistant", "content": None, "tool_calls": []},
+             {"role": "tool", "tool_call_id": "c1", "content": "12 C"}, {"role": "user", "content": text}]
+    assert any(r.startswith("history 3 turns") for r in route(text, None, pricing, messages=turns).reasons)
 
 
 def test_short_urgent_outage_goes_to_the_llm_pool_even_for_cost_preferring_tenants(pricing):

@@ -51,7 +51,9 @@ pytestmark = pytest.mark.system
 def router_stack(kafka: str, mongo_url: str) -> Iterator[Stack]:
     prefix = unique_prefix("router")
     stack = isolated_stack(kafka, mongo_url, prefix)
-    stack.add("router", ["router"], "/readyz")
+    # These tests are about daily quotas: thousands of queries at one instant, above any rate limit
+    # (rates have their own tests, tests/test_rate_limits_system.py).
+    stack.add("router", ["router"], "/readyz", MODELYARD_RATE_LIMITS__ENABLED="false")
     stack.start("router")
     try:
         yield stack

@@ -17,14 +17,16 @@ async def test_large_models_read_images_and_count_their_tokens(simulator) -> Non
     assert 85 <= low.usage.prompt_tokens - text_only.usage.prompt_tokens < 765
 
 
-async def test_small_models_refuse_images_with_openais_400_unless_the_knob_says_vision(simulator) -> None:
+async def test_models_without_vision_refuse_images_with_openais_400_unless_the_knob_says_vision(simulator) -> None:
     sdk, _ = simulator()
+    # The pricing table says which models read images: gpt-4o-mini does, Llama 3.1 does not.
+    assert (await sdk.chat.completions.create(model="gpt-4o-mini", messages=with_image())).choices[0].message.content
     with pytest.raises(openai.BadRequestError) as caught:
-        await sdk.chat.completions.create(model="gpt-4o-mini", messages=with_image())
+        await sdk.chat.completions.create(model="llama-3.1-8b-instruct", messages=with_image())
     assert caught.value.body["message"] == "Invalid content type. image_url is only supported by certain models."
     assert caught.value.param == "messages[0].content[1].type"
-    seeing, _ = simulator(models={"gpt-4o-mini": {"vision": True}})
-    assert (await seeing.chat.completions.create(model="gpt-4o-mini", messages=with_image())).choices[0].message.content
+    seeing, _ = simulator(models={"llama-3.1-8b-instruct": {"vision": True}})
+    assert (await seeing.chat.completions.create(model="llama-3.1-8b-instruct", messages=with_image())).choices[0].message.content
     blind, _ = simulator(models={"gpt-4o": {"vision": False}})
     with pytest.raises(openai.BadRequestError):
         await blind.chat.completions.create(model="gpt-4o", messages=with_image())

@@ -107,5 +107,5 @@ def test_images(sdk: openai.OpenAI) -> None:
     )
     assert streamed == seen.choices[0].message.content
     with pytest.raises(openai.BadRequestError) as caught:
-        sdk.chat.completions.create(model="gpt-4o-mini", messages=with_image())
+        sdk.chat.completions.create(model="llama-3.1-8b-instruct", messages=with_image())
     assert caught.value.param == "messages[0].content[1].type"

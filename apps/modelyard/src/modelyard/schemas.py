@@ -85,6 +85,16 @@ W3C `traceparent`. Read the result from `queries.outcomes`: exactly one outcome 
 (`completed`, `rejected` or `failed`). A redelivery after a crash may repeat an outcome with the *same*
 `event_id`: de-duplicate on it.
 
+OpenAI's generation parameters go in `generation` (temperature, max_tokens, stop, seed, tools,
+response_format, n, ...: they reach the model unchanged, on every escalation too); a conversation with
+tool calls, tool results or images goes whole in `messages` (OpenAI's format), with `text` its last user
+message. An outcome's `choices` are the model's own when the answer is more than one text (tool calls,
+`n`, a finish other than `stop`); a `failed` outcome's `error` is the model's own refusal of the request
+(a 400 with its `param`). To receive tokens while they are generated, name a partition of
+`queries.streams` you read in `stream_to`: a final route (a pinned class or model, no escalation left)
+streams `modelyard.query.chunk.v1` batches there, numbered by `seq`; the outcome still follows and is
+the whole answer. Each field and the test that proves it: `docs/openai-compatibility.md`.
+
 **For analytics consumers.** `metering.usage` carries, after each metering flush, per tenant and day,
 what the flush added (`delta`) and the day's totals (`totals`); `usage.recorded` has every model call.
 `tenants.alerts` carries quota alerts at 80% and 100%.

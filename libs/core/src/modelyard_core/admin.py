@@ -15,9 +15,8 @@ log = logging.getLogger(__name__)
 
 
 async def ensure_topics(settings: Settings, names: Sequence[str]) -> None:
-    """Create missing topics (compacted where the contract says so); existing ones are left alone."""
+    """Create missing topics (compacted or short-lived where the contract says so); existing ones are left alone."""
     k = settings.kafka
-    compacted = settings.topics.compacted()
     admin = make_admin(k, client_id="modelyard-admin")
     await admin.start()
     try:
@@ -30,7 +29,7 @@ async def ensure_topics(settings: Settings, names: Sequence[str]) -> None:
                 name=n,
                 num_partitions=k.partitions,
                 replication_factor=k.replication_factor,
-                topic_configs={"cleanup.policy": "compact"} if n in compacted else {},
+                topic_configs=settings.topics.configs(n),
             )
             for n in missing
         ]

@@ -92,6 +92,7 @@ class Bus:
             body,
             topic=out.topic,
             key=key.encode() if key else None,
+            partition=out.partition,
             headers=headers,
             no_confirm=True,
         )

@@ -83,6 +83,8 @@ class Outgoing:
     event: Model
     key: str | None = None
     cause: Delivery | None = None
+    #: A partition chosen by the receiver (a stream's ``StreamTo``); None: the key's partition.
+    partition: int | None = None
 
 
 def tracing_enabled() -> bool:

@@ -1,4 +1,4 @@
-"""Model prices (USD per 1M input / output tokens) from a data file, and the cost of a call."""
+"""Model prices (USD per 1M input / output tokens) and capabilities from a data file, and the cost of a call."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from modelyard_events import ModelClass
 class Price:
     input_per_m: float
     output_per_m: float
+    #: the model reads image content parts
+    vision: bool = False
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         return (input_tokens * self.input_per_m + output_tokens * self.output_per_m) / 1_000_000
@@ -26,7 +28,8 @@ class PricingTable:
         self.baseline_model: str = data["baseline_llm_model"]
         self.class_defaults = {ModelClass(k): v for k, v in data["class_defaults"].items()}
         self.multipliers = {ModelClass(k): float(v) for k, v in data["class_cost_multipliers"].items()}
-        self._prices = {name: Price(p["input"], p["output"]) for name, p in data["models"].items()}
+        self._prices = {name: Price(p["input"], p["output"], bool(p.get("vision", False)))
+                        for name, p in data["models"].items()}
         for model in (self.baseline_model, *self.class_defaults.values()):
             if model not in self._prices:
                 raise ValueError(f"pricing table {self.version}: no price for default model {model!r}")
@@ -39,6 +42,11 @@ class PricingTable:
 
     def knows(self, model: str) -> bool:
         return model in self._prices
+
+    def reads_images(self, model: str) -> bool | None:
+        """Whether ``model`` accepts image content parts; None for a model the table does not know."""
+        price = self._prices.get(model)
+        return None if price is None else price.vision
 
     def cost(self, model: str, input_tokens: int, output_tokens: int) -> float:
         return self.price(model).cost(input_tokens, output_tokens)

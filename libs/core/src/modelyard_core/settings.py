@@ -5,12 +5,27 @@ Settings objects own the topic names; no service spells a topic itself.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .runtime import DEFAULT_GEN0_THRESHOLD
+
+
+def per_tier_overrides(given: Any, defaults: Mapping[Any, BaseModel]) -> Any:
+    """A per-tier table from configuration laid over its defaults, field by field: one variable such as
+    ``MODELYARD_RATE_LIMITS__TIERS__BASIC__REQUESTS_PER_MINUTE=120`` changes that value only."""
+    if not isinstance(given, Mapping):
+        return given
+    merged = {str(k.value if hasattr(k, "value") else k): v.model_dump() for k, v in defaults.items()}
+    for key, fields in given.items():
+        name = str(key.value if hasattr(key, "value") else key).lower()
+        if isinstance(fields, BaseModel):
+            fields = fields.model_dump()
+        merged[name] = {**merged.get(name, {}), **fields} if isinstance(fields, Mapping) else fields
+    return merged
 
 
 class Topics(BaseModel):
@@ -23,15 +38,22 @@ class Topics(BaseModel):
     escalations: str = "queries.escalations"
     outcomes: str = "queries.outcomes"
     shadows: str = "queries.shadows"
+    #: Streamed tokens of final routes (``QueryChunk``); read once, so kept for ``streams_retention_ms`` only.
+    streams: str = "queries.streams"
     usage: str = "usage.recorded"
     metering: str = "metering.usage"
     tenant_snapshots: str = "tenants.snapshots"
     tenant_agents: str = "tenants.agents"
     tenant_alerts: str = "tenants.alerts"
+    tenant_events: str = "tenants.events"
+    webhooks_parked: str = "webhooks.parked"
+    billing_statements: str = "billing.statements"
+    meter_events: str = "billing.meter_events"
     revocations: str = "tenants.revocations"
     audit: str = "audit.events"
     router_models: str = "router.models"
     deadletter_prefix: str = "deadletter."
+    streams_retention_ms: int = Field(default=3_600_000, ge=60_000, description="Retention of the streams topic.")
 
     def name(self, topic: str) -> str:
         return f"{self.prefix}{getattr(self, topic)}"
@@ -45,8 +67,17 @@ class Topics(BaseModel):
     def compacted(self) -> set[str]:
         return {self.name("tenant_snapshots"), self.name("tenant_agents"), self.name("revocations"), self.name("router_models")}
 
-    def all_topics(self, services: tuple[str, ...] = ("router", "inference", "metering", "tenant", "ingress")) -> list[str]:
-        names = [self.name(f) for f in type(self).model_fields if f not in ("prefix", "deadletter_prefix")]
+    def configs(self, name: str) -> dict[str, str]:
+        """Topic configuration to create ``name`` with: compacted, short-lived, or the broker's defaults."""
+        if name in self.compacted():
+            return {"cleanup.policy": "compact"}
+        if name == self.name("streams"):
+            return {"retention.ms": str(self.streams_retention_ms)}
+        return {}
+
+    def all_topics(self, services: tuple[str, ...] = ("router", "inference", "metering", "tenant", "ingress", "webhooks")) -> list[str]:
+        names = [self.name(f) for f, info in type(self).model_fields.items()
+                 if f not in ("prefix", "deadletter_prefix") and info.annotation is str]
         return names + [self.deadletter(s) for s in services]
 
 
@@ -112,3 +143,6 @@ class Settings(BaseSettings):
     #: with start-up objects frozen out of collections; 0 keeps Python's defaults (see runtime.tune_gc).
     gc_gen0_threshold: int = Field(default=DEFAULT_GEN0_THRESHOLD, ge=0)
     pricing_file: str | None = Field(default=None, description="Override the built-in pricing table (JSON).")
+    #: Fernet keys (comma-separated: the first encrypts, all decrypt) of the secrets modelyard stores and
+    #: reads back: webhook signing secrets, tenants' model API keys (see ``modelyard_core.secrets``).
+    master_keys: SecretStr | None = None

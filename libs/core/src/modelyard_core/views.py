@@ -53,7 +53,11 @@ async def stop_following(task: asyncio.Task | None, consumer: AIOKafkaConsumer |
         except asyncio.CancelledError:
             pass
     if consumer is not None:
-        await consumer.stop()
+        try:
+            await consumer.stop()
+        except Exception as exc:  # noqa: BLE001 - stopping must not fail on a broker that went away meanwhile
+            # (aiokafka re-raises the error of its last background metadata update from stop())
+            log.warning("stopping a follower: %r", exc)
 
 
 class CompactedTopicView(Generic[V]):
@@ -99,17 +103,17 @@ class CompactedTopicView(Generic[V]):
         assert self._consumer is not None, "view not started"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        resubscribe_at = loop.time() + 0.5
+        resubscribe_at = loop.time() + 1.0
         while not self._consumer.assignment():
             if loop.time() > deadline:
                 log.warning("view %s: no partitions of %s assigned within %.1fs", self.name, self.topic, timeout_s)
                 return False
             if loop.time() > resubscribe_at:
-                # A topic the first metadata answer did not know (created a moment earlier on a busy broker)
-                # would otherwise wait for the next scheduled metadata refresh: minutes. Subscribing again
-                # asks for it now.
+                # A topic created a moment ago may be missing from the first metadata answer, and the
+                # client would only ask again after metadata_max_age_ms (5 min): subscribing again asks now.
+                self._consumer.unsubscribe()
                 self._consumer.subscribe([self.topic])
-                resubscribe_at = loop.time() + 0.5
+                resubscribe_at = loop.time() + 1.0
             await asyncio.sleep(0.02)
         tps = list(self._consumer.assignment())
         ends = await self._consumer.end_offsets(tps)

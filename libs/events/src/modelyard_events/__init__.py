@@ -4,6 +4,8 @@ JSON Schemas in ``schemas/`` are generated from these classes (``make schemas``)
 """
 
 from .base import DERIVED_ID_NAMESPACE, Event, Model, QueryEvent, derived_id, new_id, utcnow
+from .billing import MeterEventExported, MonthClosed
+from .changes import Change, TenantChanged
 from .deadletter import DeadLetter
 from .domain import (
     CASCADE_THRESHOLDS,
@@ -18,6 +20,8 @@ from .domain import (
     TierLimits,
     smallest_tier_allowing,
 )
+from .assembly import Assembly, ChoiceBuilder
+from .generation import Choice, ChoiceDelta, Generation, ModelError, QueryChunk, StreamTo
 from .queries import (
     Answer,
     CascadeStep,
@@ -39,8 +43,18 @@ from .queries import (
 )
 from .router_models import RouterModelPublished
 from .security import PLATFORM_TENANT, AuditOutcome, AuditRecorded, KeyRevoked, RevocationReason
-from .tenants import AgentSnapshot, AlertMetric, RoutingPolicy, TenantAlert, TenantBudget, TenantSnapshot, TenantStatus
+from .tenants import (
+    AgentSnapshot,
+    AlertMetric,
+    RoutingPolicy,
+    TenantAlert,
+    TenantBudget,
+    TenantEndpoint,
+    TenantSnapshot,
+    TenantStatus,
+)
 from .usage import MeteringUsage, UsageCounters, UsageRecorded
+from .webhooks import WebhookParked
 
 #: Every event class of the contract, by its versioned type.
 EVENT_TYPES: dict[str, type[Model]] = {
@@ -50,12 +64,17 @@ EVENT_TYPES: dict[str, type[Model]] = {
         QueryRouted,
         QueryEscalated,
         QueryOutcome,
+        QueryChunk,
         UsageRecorded,
         MeteringUsage,
         TenantSnapshot,
         AgentSnapshot,
         TenantAlert,
         DeadLetter,
+        MonthClosed,
+        MeterEventExported,
+        TenantChanged,
+        WebhookParked,
         KeyRevoked,
         AuditRecorded,
         RouterModelPublished,
@@ -73,18 +92,28 @@ __all__ = [
     "AuditOutcome",
     "AuditRecorded",
     "Answer",
+    "Assembly",
     "CascadeStep",
+    "Change",
     "ChatMessage",
+    "Choice",
+    "ChoiceBuilder",
+    "ChoiceDelta",
     "ComplexityLevel",
     "DeadLetter",
     "Event",
+    "Generation",
     "Industry",
+    "MeterEventExported",
     "KeyRevoked",
     "MeteringUsage",
     "Model",
     "ModelClass",
+    "ModelError",
+    "MonthClosed",
     "OutcomeStatus",
     "PLATFORM_TENANT",
+    "QueryChunk",
     "QueryEscalated",
     "QueryEvent",
     "QueryOutcome",
@@ -102,14 +131,18 @@ __all__ = [
     "RoutingPolicy",
     "RoutingPreference",
     "SelfConsistency",
+    "StreamTo",
     "TenantAlert",
     "TenantBudget",
+    "TenantChanged",
+    "TenantEndpoint",
     "TenantSnapshot",
     "TenantStatus",
     "Tier",
     "TierLimits",
     "UsageCounters",
     "UsageRecorded",
+    "WebhookParked",
     "derived_id",
     "finished_outcome",
     "new_id",

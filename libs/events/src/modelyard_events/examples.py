@@ -8,8 +8,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from .base import Model
+from .billing import MeterEventExported, MonthClosed
+from .changes import Change, TenantChanged
 from .deadletter import DeadLetter
 from .domain import TIER_LIMITS, ChatMessage, ComplexityLevel, Industry, ModelClass, RoutingPreference, Tier
+from .generation import ChoiceDelta, Generation, QueryChunk, StreamTo
 from .queries import (
     Answer,
     CascadeStep,
@@ -27,6 +30,7 @@ from .router_models import RouterModelPublished
 from .security import AuditOutcome, AuditRecorded, KeyRevoked, RevocationReason
 from .tenants import AgentSnapshot, AlertMetric, RoutingPolicy, TenantAlert, TenantBudget, TenantSnapshot
 from .usage import MeteringUsage, UsageCounters, UsageRecorded
+from .webhooks import WebhookParked
 
 T0 = datetime(2026, 11, 26, 9, 30, 0, tzinfo=UTC)
 TENANT = "8f14e45f-ceea-4e7a-9d6f-3c59d3a1b2c4"
@@ -39,6 +43,8 @@ def examples() -> list[Model]:
         history=[ChatMessage(role="user", content="Our nightly jobs ran twice yesterday.")],
         user_role="engineer", agent_id="agent-incident-1", agent_type="incident_specialist",
         metadata={"ticket": "INC-4521"},
+        generation=Generation(temperature=0.2, max_completion_tokens=400, seed=7, stop=["\n\nCustomer:"]),
+        stream_to=StreamTo(partition=3, instance="ingress-5d8f7c6b9-x2x7q"),
     )
     decision = RoutingDecision(complexity=ComplexityLevel.MODERATE, score=3.0, model_class=ModelClass.SLM,
                                model="gpt-4o-mini", reasons=["keywords moderate: 'why' +1.00", "score 3.00 -> moderate"])
@@ -69,6 +75,9 @@ def examples() -> list[Model]:
         ShadowCompared(event_id="d0e1f2a3-b4c5-4d6e-9f70-8a9b0c1d2e3f", **common, route=RouteContext.of(request, decision),
                        small_model="gpt-4o-mini", large_model="gpt-4o", agreed=False, method="similarity",
                        similarity=0.31, share=0.05),
+        QueryChunk(event_id="0e1d2c3b-4a59-4867-8fa5-b4c3d2e1f0a9", **common, run="5f4e3d2c-1b0a-4987-8a6b-5c4d3e2f1a0b",
+                   seq=0, model="gpt-4o", model_class=ModelClass.LLM,
+                   deltas=[ChoiceDelta(index=0, content="Lease renewals run on the same thread")]),
         UsageRecorded(event_id="4d5e6f7a-8b9c-4d3e-8f4a-5b6c7d8e9fa0", **common, model="gpt-4o", model_class=ModelClass.LLM,
                       agent_id="agent-incident-1", input_tokens=42, output_tokens=180, cost_usd=0.001905,
                       llm_cost_usd=0.001905, latency_ms=640.0, cascade_step=True),
@@ -92,6 +101,21 @@ def examples() -> list[Model]:
                              name="default", version=1795685400000000,
                              model_id="0c33ddb20fed61d3d1f1a0a6b5c3e9f2b8a7d6c5e4f3a2b1c0d9e8f7a6b5c4d3",
                              label="default@0c33ddb20fed", source="operator", description="helpdesk model, 2026-11"),
+        MonthClosed(event_id="0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e", tenant_id=TENANT, time=T0, month="2026-10",
+                    closed_at=T0, currency="usd", base_cents=45_000, overage_cents=1_250, total_cents=46_250),
+        MeterEventExported(event_id="1c2d3e4f-5a6b-4c7d-9e8f-0a1b2c3d4e5f", tenant_id=TENANT, time=T0,
+                           event_name="modelyard_tokens", identifier="my-1c2d3e4f-5a6b-4c7d-9e8f-0a1b2c3d4e5f",
+                           timestamp=1793491199, stripe_customer_id="cus_NciAYcXfLnqBoz", value=24_166_020,
+                           meter="tokens", month="2026-10", line="report"),
+        TenantChanged(event_id="2d3e4f5a-6b7c-4d8e-8f9a-1b2c3d4e5f6a", tenant_id=TENANT, time=T0, change=Change.TIER_CHANGED,
+                      version=4, from_tier=Tier.BASIC, to_tier=Tier.PROFESSIONAL),
+        WebhookParked(event_id="3e4f5a6b-7c8d-4e9f-9a0b-2c3d4e5f6a7b", tenant_id=TENANT, time=T0,
+                      endpoint_id="5b7d4e6f8a0b1c2d3e4f5a6b3f2a9c1e", delivery_id="5b7d4e6f8a0b1c2d3e4f5a6b3f2a9c1e|evt_8b9cadbe",
+                      webhook_id="evt_8b9cadbe-cfd0-4b7c-8d8e-9fa0b1c2d3e4", webhook_type="quota.warning",
+                      body='{"data":{"limit":10000,"metric":"api_calls_per_day","period":"2026-11-26","threshold_pct":80,'
+                           '"value":8000},"id":"evt_8b9cadbe-cfd0-4b7c-8d8e-9fa0b1c2d3e4","tenant_id":"8f14e45f-ceea-4e7a-9d6f-'
+                           '3c59d3a1b2c4","timestamp":"2026-11-26T09:30:00Z","type":"quota.warning"}',
+                      attempts=18, first_attempt_at=T0, last_error="HTTP 503"),
         KeyRevoked(event_id="adbecfd0-e1f2-4d9e-8fa0-b1c2d3e4f5a6", tenant_id=TENANT, time=T0,
                    key_id="3f2a9c1e5b7d4e6f8a0b1c2d3e4f5a6b", revoked_at=T0, reason=RevocationReason.REVOKED),
         AuditRecorded(event_id="becfd0e1-f2a3-4eaf-9a0b-c1d2e3f4a5b6", tenant_id=TENANT, time=T0, service="tenant",

@@ -11,8 +11,10 @@ from pydantic import Field
 
 from .base import ID_MAX, Model, QueryEvent, derived_id
 from .domain import ChatMessage, ComplexityLevel, ModelClass, SelfConsistency
+from .generation import Choice, Generation, JSONObject, ModelError, StreamTo
 
 TEXT_MAX = 32_000
+MESSAGES_MAX = 256
 
 
 class _RequestFields(Model):
@@ -24,6 +26,14 @@ class _RequestFields(Model):
     requested_class: ModelClass | None = Field(default=None, description="Pin a model class instead of letting the router decide.")
     requested_model: str | None = Field(default=None, max_length=128, description="Pin a concrete configured model.")
     metadata: dict[str, str] = Field(default_factory=dict, max_length=32, description="Opaque caller data, echoed on the outcome.")
+    generation: Generation | None = Field(default=None, description="OpenAI generation parameters, sent to the model unchanged.")
+    messages: list[JSONObject] | None = Field(
+        default=None, max_length=MESSAGES_MAX,
+        description="The whole conversation as OpenAI messages, when it is more than text turns (assistant tool "
+                    "calls, tool results, image parts): sent to the model as it is, after the agent's system prompt, "
+                    "instead of history and text. text stays the last user message: what the router and the "
+                    "judging of the answer read.")
+    stream_to: StreamTo | None = Field(default=None, description="Stream the tokens of a final route here as they are generated.")
 
 
 class QueryRequest(_RequestFields):
@@ -73,6 +83,8 @@ class Answer(Model):
     model_class: ModelClass
     model: str
     confidence: float = Field(ge=0, le=1)
+    choices: list[Choice] | None = Field(default=None, description="Every choice, when more than text answered "
+                                         "(several, tool calls, a refusal, a finish other than stop); text is the first's.")
 
 
 class ShadowPlan(Model):
@@ -143,6 +155,7 @@ class RejectCode(StrEnum):
     UNKNOWN_TENANT = "unknown_tenant"
     SUSPENDED = "suspended"
     QUOTA = "quota"
+    RATE_LIMITED = "rate_limited"
     POLICY = "policy"
 
 
@@ -159,8 +172,10 @@ class RouteContext(Model):
 
     @classmethod
     def of(cls, request: QueryRequest, decision: RoutingDecision) -> RouteContext:
+        # The same count the router's analysis used: a messages conversation counts its turns before the last.
+        turns = len(request.messages) - 1 if request.messages else len(request.history)
         return cls(text=request.text, user_role=request.user_role, agent_id=request.agent_id,
-                   agent_type=request.agent_type, history_turns=len(request.history), router_model=decision.router_model)
+                   agent_type=request.agent_type, history_turns=max(turns, 0), router_model=decision.router_model)
 
 
 class QueryOutcome(QueryEvent):
@@ -179,10 +194,17 @@ class QueryOutcome(QueryEvent):
     cascade: list[CascadeStep] = Field(default_factory=list)
     reject_code: RejectCode | None = None
     reason: str | None = Field(default=None, description="Human-readable reason for rejected and failed outcomes.")
+    retry_after_s: float | None = Field(default=None, ge=0, description="For a rate_limited rejection: seconds until "
+                                        "the same request would be admitted.")
     input_tokens: int = Field(default=0, ge=0)
     output_tokens: int = Field(default=0, ge=0)
     cost_usd: float = Field(default=0.0, ge=0)
     metadata: dict[str, str] = Field(default_factory=dict)
+    choices: list[Choice] | None = Field(default=None, description="Every choice as the model returned it, when "
+                                         "answer alone does not say it all: several (n), tool calls, a refusal, a "
+                                         "finish other than stop, log-probabilities. None: one text choice, answer.")
+    error: ModelError | None = Field(default=None, description="On a failed outcome: the model refused the request "
+                                     "(e.g. a parameter it does not support), with its own status and message.")
     route: RouteContext | None = Field(default=None, description="Set when the first model call was the small model's: "
                                        "what the router's learner needs to learn from this outcome.")
 
@@ -211,11 +233,12 @@ def outcome_id(query_id: str) -> str:
 
 
 def finished_outcome(query: QueryRouted | QueryEscalated, cascade: list[CascadeStep], *, answer: Answer | None,
-                     reason: str | None = None) -> QueryOutcome:
+                     reason: str | None = None, error: ModelError | None = None) -> QueryOutcome:
     """The outcome of a query that made model calls: ``completed`` with ``answer``, ``failed`` without one.
 
     The inference pool builds it when a call ends the query, the router when an escalation may go no
-    higher. Tokens and cost are the sums over ``cascade`` (every call, failed ones included).
+    higher. Tokens and cost are the sums over ``cascade`` (every call, failed ones included); ``error`` is
+    the model's refusal of the request, on a failed outcome.
     """
     common = dict(
         event_id=outcome_id(query.query_id), tenant_id=query.tenant_id, query_id=query.query_id,
@@ -225,6 +248,6 @@ def finished_outcome(query: QueryRouted | QueryEscalated, cascade: list[CascadeS
         route=RouteContext.of(query.request, query.decision) if cascade and cascade[0].model_class is ModelClass.SLM else None,
     )
     if answer is None:
-        return QueryOutcome(status=OutcomeStatus.FAILED, **common)
+        return QueryOutcome(status=OutcomeStatus.FAILED, error=error, **common)
     return QueryOutcome(status=OutcomeStatus.COMPLETED, answer=answer.text, model_class=answer.model_class,
-                        model=answer.model, confidence=answer.confidence, **common)
+                        model=answer.model, confidence=answer.confidence, choices=answer.choices, **common)

@@ -42,6 +42,23 @@ class TenantBudget(Model):
     monthly_tokens: int | None = Field(default=None, ge=0)
 
 
+class TenantEndpoint(Model):
+    """A tenant's own OpenAI-compatible endpoint for one model class (bring your own model, enterprise).
+
+    The API key travels sealed with the platform's master key (``modelyard_core.secrets``): only the
+    inference workers, which hold the key, can open it. Calls to it are priced with the tenant's prices
+    and metered as tenant-paid.
+    """
+
+    endpoint_id: str = Field(max_length=ID_MAX)
+    model_class: ModelClass
+    base_url: str = Field(max_length=2048)
+    model: str = Field(max_length=128, description="The model name the endpoint serves.")
+    sealed_api_key: str = Field(max_length=4096, description="The API key, encrypted with the master key.")
+    input_usd_per_m: float = Field(ge=0, description="The tenant's price per million input tokens.")
+    output_usd_per_m: float = Field(ge=0, description="The tenant's price per million output tokens.")
+
+
 class TenantSnapshot(Event):
     """The tenant's current state on the compacted ``tenants.snapshots`` topic (key: tenant_id).
 
@@ -60,6 +77,8 @@ class TenantSnapshot(Event):
     limits: TierLimits
     policy: RoutingPolicy = Field(default_factory=RoutingPolicy)
     budget: TenantBudget = Field(default_factory=TenantBudget)
+    endpoints: list[TenantEndpoint] = Field(default_factory=list, max_length=len(ModelClass),
+                                            description="The tenant's own model endpoints, at most one per class.")
 
 
 class AgentSnapshot(Event):

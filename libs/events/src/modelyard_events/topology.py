@@ -11,12 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .base import Model
+from .billing import MeterEventExported, MonthClosed
+from .changes import TenantChanged
 from .deadletter import DeadLetter
+from .generation import QueryChunk
 from .queries import QueryEscalated, QueryOutcome, QueryRouted, QuerySubmitted, ShadowCompared
 from .router_models import RouterModelPublished
 from .security import AuditRecorded, KeyRevoked
 from .tenants import AgentSnapshot, TenantAlert, TenantSnapshot
 from .usage import MeteringUsage, UsageRecorded
+from .webhooks import WebhookParked
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,9 @@ CHANNELS: dict[str, Channel] = {
     "shadows": Channel("queries.shadows", ShadowCompared, "tenant_id",
                        "Shadow evaluation: a sampled accepted small-model answer compared with the large model's "
                        "answer to the same query (the router's learner reads them)."),
+    "streams": Channel("queries.streams", QueryChunk, "tenant_id (the partition is the one the query's stream_to names)",
+                       "Tokens of final routes while the model generates them, in batches; short retention. Each "
+                       "ingress instance reads one partition."),
     "usage": Channel("usage.recorded", UsageRecorded, "tenant_id", "One record per model call."),
     "metering": Channel("metering.usage", MeteringUsage, "tenant_id",
                         "Per tenant and day, after each metering flush: the delta and the new totals."),
@@ -49,6 +56,16 @@ CHANNELS: dict[str, Channel] = {
     "tenant_agents": Channel("tenants.agents", AgentSnapshot, "tenant_id/agent_id",
                              "Current state of each tenant agent; a tombstone when deleted.", compacted=True),
     "tenant_alerts": Channel("tenants.alerts", TenantAlert, "tenant_id", "Quota alerts at 80% and 100%."),
+    "tenant_events": Channel("tenants.events", TenantChanged, "tenant_id",
+                             "Tier changes, API keys created and revoked, tenants exported and deleted (for webhooks)."),
+    "webhooks_parked": Channel("webhooks.parked", WebhookParked, "endpoint_id",
+                               "Webhook deliveries that failed for the whole retry window; `modelyard webhooks replay` "
+                               "sends them again."),
+    "billing_statements": Channel("billing.statements", MonthClosed, "tenant_id",
+                                  "A tenant's monthly report was closed (frozen); later usage becomes adjustment lines."),
+    "meter_events": Channel("billing.meter_events", MeterEventExported, "identifier",
+                            "Stripe Billing meter events of closed months, for a connector to forward; the identifier "
+                            "is the idempotency key."),
     "revocations": Channel("tenants.revocations", KeyRevoked, "key_id",
                            "Revoked API keys: the JWTs minted from them are refused by every service that "
                            "accepts JWTs.", compacted=True),
@@ -63,13 +80,17 @@ CHANNELS: dict[str, Channel] = {
 
 #: service → (channels it receives, channels it sends)
 SERVICES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "tenant": (("revocations",), ("tenant_snapshots", "tenant_agents", "revocations", "audit")),
+    "tenant": (("revocations",), ("tenant_snapshots", "tenant_agents", "revocations", "audit", "tenant_events",
+                                  "billing_statements")),
     "router": (("submitted", "escalations", "tenant_snapshots", "outcomes", "shadows", "router_models"),
                ("routed_slm", "routed_llm", "outcomes", "router_models", "deadletter")),
-    "inference": (("routed_slm", "routed_llm", "tenant_agents"),
-                  ("outcomes", "escalations", "usage", "routed_llm", "shadows", "deadletter")),
+    "inference": (("routed_slm", "routed_llm", "tenant_agents", "tenant_snapshots"),
+                  ("outcomes", "escalations", "streams", "usage", "routed_llm", "shadows", "deadletter")),
     "metering": (("usage", "tenant_snapshots"), ("metering", "tenant_alerts", "deadletter")),
-    "ingress": (("outcomes", "revocations"), ("submitted",)),
+    "ingress": (("outcomes", "streams", "revocations"), ("submitted",)),
+    # `modelyard billing close|export` (and the tenant API's close call) publish these.
+    "billing": ((), ("billing_statements", "meter_events")),
+    "webhooks": (("tenant_alerts", "tenant_events", "billing_statements"), ("webhooks_parked", "deadletter")),
 }
 
 #: service → the consumer groups it joins (defaults of the services' ``group_id`` settings; without a
@@ -78,4 +99,5 @@ CONSUMER_GROUPS: dict[str, tuple[str, ...]] = {
     "router": ("modelyard-router",),
     "inference": ("modelyard-inference-slm", "modelyard-inference-llm"),
     "metering": ("modelyard-metering",),
+    "webhooks": ("modelyard-webhooks",),
 }

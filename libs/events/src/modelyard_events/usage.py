@@ -36,6 +36,8 @@ class UsageRecorded(QueryEvent):
                                        "agreed with the small model's.")
     completions: int = Field(default=1, ge=1, description="Completions the call returned (OpenAI n, e.g. self-consistency "
                              "samples); the tokens and the cost cover all of them.")
+    tenant_paid: bool = Field(default=False, description="The call went to the tenant's own endpoint (priced with "
+                              "its prices, billed by its provider, not part of the platform's overage).")
 
 
 class UsageCounters(Model):

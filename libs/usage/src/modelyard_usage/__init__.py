@@ -1,7 +1,7 @@
 """The usage read model: the documents metering writes and the queries that read them.
 
 Metering (the one writer) folds usage events into these collections; the tenant API, the CLI and the
-demo (and, next, billing and the dashboard) read them with ``modelyard_usage.read``. Neither side
+demo (and billing and the dashboard) read them with ``modelyard_usage.read``. Neither side
 imports the other: both import this package.
 """
 

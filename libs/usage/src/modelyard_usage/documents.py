@@ -31,6 +31,8 @@ DOC_COUNTERS = (
     "calls", "queries", "errors", "cascade_steps", "slm_calls", "llm_calls", "input_tokens", "output_tokens",
     "cost_nusd", "llm_cost_nusd", "latency_us_sum", "latency_count", "extra_completions",
     "shadow_calls", "shadow_compared", "shadow_agreed", "shadow_input_tokens", "shadow_output_tokens", "shadow_cost_nusd",
+    # Calls to tenants' own endpoints (bring your own model): billed by their provider, not the platform.
+    "tenant_paid_calls", "tenant_paid_tokens",
 )
 
 

@@ -146,3 +146,12 @@ async def month_usage(db: AsyncDatabase, tenant_id: str, month: str) -> dict:
     doc = await TenantScoped(db[MONTHLY], tenant_id).find_one({"month": month})
     return {"tenant_id": tenant_id, "month": month, **_summary(doc or {}),
             "alerted": sorted((doc or {}).get("alerted") or {})}
+
+
+async def daily_documents(db: AsyncDatabase, first: date, last: date, tenant_id: str | None = None) -> list[dict]:
+    """The per-(tenant, day, model) documents of [first, last] as stored (integer counters): what billing
+    sums. One tenant's (scoped), or every tenant's."""
+    flt = _range(first, last)
+    if tenant_id is not None:
+        return await TenantScoped(db[DAILY], tenant_id).find(flt)
+    return [d async for d in db[DAILY].find(flt)]

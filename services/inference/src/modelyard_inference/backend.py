@@ -13,6 +13,14 @@ httpx2's connection pool, which scans every pooled connection per request. So th
 Base URL, API key, headers, timeouts and the mapping of HTTP errors to ``openai.APIStatusError`` and its
 subclasses stay the SDK's. The SDK's own retries are off: ours are bounded, jittered, honour
 ``Retry-After`` and are visible to the circuit breaker.
+
+A model that refuses the request itself (400, 413, 422: a parameter it does not support, a tool schema it
+cannot read) raises ``BackendRejected`` with the model's own error: the request is wrong, not the backend,
+so it is neither retried nor counted against the circuit, and the caller gets that error back.
+
+``stream`` makes the same call with ``stream: true`` and hands each chunk's deltas to a callback as they
+arrive (the worker forwards them to the asker). Until the first delta, a failed attempt is retried like
+any other; after it, the call has failed (what was already forwarded cannot be taken back).
 """
 
 from __future__ import annotations
@@ -21,17 +29,32 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from enum import Enum
+from typing import Any
 
 import httpx2
 import openai
 import orjson
+from modelyard_events import ChoiceDelta, Generation, ModelError
 from openai import AsyncOpenAI, DefaultAioHttpClient, DefaultAsyncHttpxClient
 
 from . import metrics
+from .breaker import CircuitBreaker, Permit, Result, State
+from .completions import (
+    Completion,
+    MalformedResponse,
+    StreamError,
+    StreamFold,
+    caller_wants_logprobs,
+    parse_completion,
+    request_body,
+    sse_events,
+)
 from .settings import InferenceSettings
+
+__all__ = ["Backend", "BackendRejected", "BackendUnavailable", "CircuitBreaker", "Completion", "MalformedResponse",
+           "Permit", "Result", "State", "classify", "parse_completion"]
 
 log = logging.getLogger(__name__)
 
@@ -50,45 +73,27 @@ class BackendUnavailable(Exception):
         self.circuit_open = circuit_open
 
 
-class MalformedResponse(ValueError):
-    """The backend answered 2xx with something that is not a chat completion."""
+class BackendRejected(BackendUnavailable):
+    """The model refused the request (400, 413, 422): ``error`` is what it said, for the caller."""
+
+    def __init__(self, message: str, *, error: ModelError, attempts: int, elapsed_ms: float) -> None:
+        super().__init__(message, attempts=attempts, elapsed_ms=elapsed_ms)
+        self.error = error
 
 
-@dataclass(frozen=True, slots=True)
-class Choice:
-    """One completion of a call (a call asking for ``n`` of them returns n)."""
-
-    text: str
-    finish_reason: str | None
-    logprobs: list[float] | None
+class StreamBroken(Exception):
+    """A streamed call failed after its first delta was forwarded: it cannot be retried."""
 
 
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """A call's answer. ``text``, ``finish_reason`` and ``logprobs`` are its first choice's; the tokens count
-    every choice (the prompt once, as OpenAI bills it)."""
-
-    text: str
-    finish_reason: str | None
-    input_tokens: int
-    output_tokens: int
-    logprobs: list[float] | None
-    #: the successful attempt only
-    latency_ms: float
-    attempts: int = 1
-    #: every choice, in index order (one unless the call asked for several)
-    choices: tuple[Choice, ...] = ()
-
-    @property
-    def samples(self) -> tuple[Choice, ...]:
-        return self.choices or (Choice(self.text, self.finish_reason, self.logprobs),)
+#: Statuses by which a model refuses the request itself (as opposed to being unable to answer it).
+REJECTION_STATUSES = frozenset({400, 413, 422})
 
 
 @dataclass(frozen=True, slots=True)
 class Failure:
     """What one failed attempt says about the backend."""
 
-    kind: str  # timeout | connection | status | malformed
+    kind: str  # timeout | connection | status | rejected | stream | malformed
     retryable: bool
     #: True when the backend itself misbehaved (counts towards opening its circuit); a 400 does not
     backend_fault: bool
@@ -107,10 +112,27 @@ def classify(exc: BaseException) -> Failure | None:
         retryable = status in RETRY_STATUSES or status >= 500
         detail = f"HTTP {status}: {_error_message(exc)}"
         # A 4xx other than 408/409/429 means the backend is up and our request is wrong.
-        return Failure("status", retryable, retryable, detail, _retry_after(exc.response) if retryable else None)
+        kind = "rejected" if status in REJECTION_STATUSES else "status"
+        return Failure(kind, retryable, retryable, detail, _retry_after(exc.response) if retryable else None)
+    if isinstance(exc, StreamError):  # an error event before the first token: as a 5xx would be
+        return Failure("stream", True, True, f"error event: {exc}")
     if isinstance(exc, MalformedResponse):
         return Failure("malformed", False, True, f"malformed response: {exc}")
     return None
+
+
+def model_error(exc: openai.APIStatusError) -> ModelError:
+    """The model's own error of a rejected request (OpenAI's error shape, or what the body says)."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    inner = body.get("error", body)
+    inner = inner if isinstance(inner, dict) else {}
+
+    def field(name: str, limit: int) -> str | None:
+        value = inner.get(name)
+        return str(value)[:limit] if value is not None else None
+
+    return ModelError(status=exc.status_code, message=field("message", 2000) or _error_message(exc),
+                      type=field("type", 64), code=field("code", 64), param=field("param", 256))
 
 
 def _error_message(exc: openai.APIStatusError) -> str:
@@ -140,100 +162,6 @@ def _retry_after(response: httpx2.Response | None) -> float | None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Circuit breaker
-
-
-class State(Enum):
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
-
-
-class Result(Enum):
-    OK = "ok"
-    FAILED = "failed"
-    #: the attempt ended without a verdict on the backend (cancelled, or our own bug)
-    ABANDONED = "abandoned"
-
-
-@dataclass(frozen=True, slots=True)
-class Permit:
-    generation: int
-    trial: bool
-
-
-class CircuitBreaker:
-    """Closed → open after ``failures`` consecutive failed attempts → after ``reset_s`` half-open.
-
-    Half-open lets exactly ONE trial attempt through while every other caller fails fast; the trial's
-    success closes the circuit, its failure opens it for another ``reset_s``. Attempts admitted before
-    the circuit opened may finish later: their results belong to an older generation and change nothing.
-    Single event loop: no lock needed, every transition happens between awaits.
-    """
-
-    def __init__(self, name: str, failures: int, reset_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.name = name
-        self.threshold = failures
-        self.reset_s = reset_s
-        self.clock = clock
-        self.state = State.CLOSED
-        self.consecutive = 0
-        self.opened_at = 0.0
-        self.generation = 0
-        self._trial_out = False
-
-    def acquire(self) -> Permit | None:
-        """A permit to attempt a call, or None: fail fast."""
-        if self.state is State.CLOSED:
-            return Permit(self.generation, trial=False)
-        if self.state is State.OPEN and self.clock() - self.opened_at >= self.reset_s:
-            self._set(State.HALF_OPEN)
-        if self.state is State.HALF_OPEN and not self._trial_out:
-            self._trial_out = True
-            return Permit(self.generation, trial=True)
-        return None
-
-    def record(self, permit: Permit, result: Result) -> None:
-        if permit.trial:
-            self._trial_out = False
-            if result is Result.OK:
-                self._close()
-            elif result is Result.FAILED:
-                self._open()
-            # abandoned: stay half-open, the next caller becomes the trial
-            return
-        if permit.generation != self.generation or self.state is not State.CLOSED:
-            return  # admitted before the circuit last opened: old news
-        if result is Result.OK:
-            self.consecutive = 0
-        elif result is Result.FAILED:
-            self.consecutive += 1
-            if self.consecutive >= self.threshold:
-                self._open()
-
-    @property
-    def is_open(self) -> bool:
-        return self.state is not State.CLOSED
-
-    def _open(self) -> None:
-        self.opened_at = self.clock()
-        self.generation += 1
-        if self.state is not State.OPEN:
-            log.warning("circuit of %s opened after %d consecutive failures", self.name, self.consecutive)
-        self._set(State.OPEN)
-
-    def _close(self) -> None:
-        self.consecutive = 0
-        self.generation += 1
-        log.info("circuit of %s closed: trial call succeeded", self.name)
-        self._set(State.CLOSED)
-
-    def _set(self, state: State) -> None:
-        self.state = state
-        metrics.BREAKER_STATE.labels(self.name).set(list(State).index(state))
-
-
-# --------------------------------------------------------------------------------------------------
 # Backend
 
 
@@ -254,28 +182,8 @@ def make_client(settings: InferenceSettings, *, default_headers: dict[str, str] 
 
 
 _JSON = {"headers": {"Content-Type": "application/json"}}
-
-
-def _choice(choice: dict) -> Choice:
-    text = (choice.get("message") or {}).get("content") or ""
-    logprobs = None
-    if (lp := choice.get("logprobs")) and (entries := lp.get("content")):
-        logprobs = [float(e["logprob"]) for e in entries]
-    return Choice(text, choice.get("finish_reason"), logprobs)
-
-
-def parse_completion(raw: bytes) -> tuple[tuple[Choice, ...], int, int]:
-    """The choices (in index order), prompt tokens and completion tokens of a chat completion."""
-    try:
-        doc = orjson.loads(raw)
-        listed = doc["choices"]
-        choices = tuple(_choice(c) for c in sorted(listed, key=lambda c: c.get("index", 0)))
-        if not choices:
-            raise IndexError("no choices")
-        usage = doc.get("usage") or {}
-        return choices, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
-        raise MalformedResponse(f"{type(exc).__name__}: {exc}"[:200]) from None
+#: The SDK's raw-response mode with the body left unread: a streamed call reads it as it comes.
+_RAW_STREAM = {"headers": {"Content-Type": "application/json", "X-Stainless-Raw-Response": "stream"}}
 
 
 class Backend:
@@ -292,20 +200,61 @@ class Backend:
             b = self.breakers[model] = CircuitBreaker(model, s.breaker_failures, s.breaker_reset_s)
         return b
 
-    async def complete(self, model: str, messages: list[dict[str, str]], *, samples: int = 1,
-                       temperature: float | None = None) -> Completion:
-        """Answer ``messages`` with ``model`` (``samples`` completions: OpenAI ``n``); BackendUnavailable when
-        the model cannot."""
+    def _body(self, model: str, messages: list[dict[str, Any]], generation: Generation | None, *,
+              stream: bool = False) -> bytes:
+        s = self.settings
+        return orjson.dumps(request_body(s.backend_models.get(model, model), messages, generation,
+                                         max_output_tokens=s.max_output_tokens, request_logprobs=s.request_logprobs,
+                                         stream=stream))
+
+    async def complete(self, model: str, messages: list[dict[str, Any]], generation: Generation | None = None) -> Completion:
+        """Answer ``messages`` with ``model`` and the caller's ``generation`` parameters; BackendUnavailable
+        when the model cannot, BackendRejected when it refuses the request."""
+        content = self._body(model, messages, generation)
+        keep = caller_wants_logprobs(generation)
+
+        async def attempt() -> Completion:
+            response = await self.client.post("/chat/completions", cast_to=httpx2.Response, content=content, options=_JSON)
+            return parse_completion(response.content, keep_logprobs=keep)
+
+        return await self._call(model, attempt)
+
+    async def stream(self, model: str, messages: list[dict[str, Any]], generation: Generation | None,
+                     forward: Callable[[list[ChoiceDelta]], Awaitable[None] | None]) -> Completion:
+        """``complete`` with ``stream: true``: each chunk's deltas go to ``forward`` as they arrive.
+
+        The body streams raw through the SDK (its raw-response mode: statuses, errors and connection
+        handling stay the SDK's) and each event is read with orjson: the SDK's own stream class decodes
+        every event in pure Python, which at hundreds of tokens a second is most of a worker's CPU."""
+        content = self._body(model, messages, generation, stream=True)
+        keep = caller_wants_logprobs(generation)
+
+        async def attempt() -> Completion:
+            fold = StreamFold(keep_logprobs=keep)
+            response = await self.client.post("/chat/completions", cast_to=httpx2.Response, content=content,
+                                              options=_RAW_STREAM)
+            forwarded = False
+            try:
+                async for event in sse_events(response.aiter_lines()):
+                    if deltas := fold.add(event):
+                        pending = forward(deltas)
+                        forwarded = True
+                        if pending is not None:
+                            await pending
+            except Exception as exc:
+                if forwarded:
+                    raise StreamBroken(f"the stream broke after its first tokens: {type(exc).__name__}: {exc}"[:300]) from exc
+                raise
+            finally:
+                await response.aclose()
+            return fold.completion()
+
+        return await self._call(model, attempt)
+
+    async def _call(self, model: str, attempt_once: Callable[[], Awaitable[Completion]]) -> Completion:
+        """One model call: attempts under the circuit breaker, retried with jittered backoff where worth it."""
         s = self.settings
         breaker = self.breaker(model)
-        body: dict = {"model": s.backend_models.get(model, model), "messages": messages, "max_tokens": s.max_output_tokens}
-        if samples > 1:
-            body["n"] = samples
-        if temperature is not None:
-            body["temperature"] = temperature
-        if s.request_logprobs:
-            body["logprobs"] = True
-        content = orjson.dumps(body)
         started = time.perf_counter()
         delay = s.backend_backoff_s
         last = ""
@@ -319,13 +268,14 @@ class Backend:
             attempt_started = time.perf_counter()
             try:
                 async with asyncio.timeout(s.backend_timeout_s):
-                    response = await self.client.post(
-                        "/chat/completions", cast_to=httpx2.Response, content=content, options=_JSON,
-                    )
-                choices, tin, tout = parse_completion(response.content)
+                    completion = await attempt_once()
             except asyncio.CancelledError:
                 breaker.record(permit, Result.ABANDONED)
                 raise
+            except StreamBroken as exc:
+                breaker.record(permit, Result.FAILED)
+                metrics.ATTEMPT_FAILURES.labels(model, "stream").inc()
+                raise BackendUnavailable(f"{model}: {exc}", attempts=attempt, elapsed_ms=_ms_since(started)) from exc
             except Exception as exc:
                 failure = classify(exc)
                 if failure is None:
@@ -335,6 +285,9 @@ class Backend:
                 breaker.record(permit, Result.FAILED if failure.backend_fault else Result.OK)
                 last = failure.detail
                 metrics.ATTEMPT_FAILURES.labels(model, failure.kind).inc()
+                if failure.kind == "rejected" and isinstance(exc, openai.APIStatusError):
+                    raise BackendRejected(f"{model} refused the request: {failure.detail}", error=model_error(exc),
+                                          attempts=attempt, elapsed_ms=_ms_since(started)) from exc
                 if not failure.retryable:
                     raise BackendUnavailable(
                         f"{model}: {failure.detail}", attempts=attempt, elapsed_ms=_ms_since(started)
@@ -344,9 +297,7 @@ class Backend:
                     delay *= 2
                 continue
             breaker.record(permit, Result.OK)
-            first = choices[0]
-            return Completion(first.text, first.finish_reason, tin, tout, first.logprobs, _ms_since(attempt_started),
-                              attempt, choices if len(choices) > 1 else ())
+            return completion.with_timing(_ms_since(attempt_started), attempt)
         raise BackendUnavailable(
             f"{model}: failed after {s.backend_attempts} attempts (last: {last})",
             attempts=s.backend_attempts, elapsed_ms=_ms_since(started),

@@ -14,3 +14,5 @@ SHADOW_COMPARISONS = Counter(
     "modelyard_inference_shadow_comparisons_total", "Shadow evaluation: accepted small answers compared with the large "
     "model's", ["result"]
 )
+STREAM_BATCHES = Counter("modelyard_inference_stream_batches_total",
+                         "Batches of live tokens sent to queries.streams (final routes of streamed requests)")

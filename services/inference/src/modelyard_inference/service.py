@@ -10,11 +10,13 @@ from modelyard_core.app import stream_app
 from modelyard_core.bus import Bus
 from modelyard_core.pricing import load_pricing
 from modelyard_core.views import CompactedTopicView
-from modelyard_events import AgentSnapshot, QueryRouted
+from modelyard_core.secrets import SecretBox
+from modelyard_events import AgentSnapshot, QueryRouted, TenantSnapshot
 
 from .backend import Backend
 from .pipeline import PipelinedConsumer
 from .settings import InferenceSettings
+from .tenant_models import TenantModels
 from .worker import Worker
 
 
@@ -28,7 +30,10 @@ def create_app(settings: InferenceSettings | None = None) -> FastStream:
     # Agents supply system prompts; every worker needs all of them, so a full view, not a partition's share.
     agents = CompactedTopicView(settings, topics.name("tenant_agents"), AgentSnapshot, name=f"{service}-agents")
     backend = Backend(settings)
-    worker = Worker(settings, bus, backend, load_pricing(settings.pricing_file), agents)
+    # Tenants' own endpoints come with their snapshots (bring your own model).
+    tenants = CompactedTopicView(settings, topics.name("tenant_snapshots"), TenantSnapshot, name=f"{service}-tenants")
+    tenant_models = TenantModels(settings, tenants, SecretBox.from_setting(settings.master_keys))
+    worker = Worker(settings, bus, backend, load_pricing(settings.pricing_file), agents, tenant_models)
     # Not bus.consume: a batch consumer would wait for the slowest model call of every batch (see pipeline).
     consumer = PipelinedConsumer(bus, topics.routed(settings.pool), QueryRouted, worker.answer_one,
                                  group_id=settings.group_id, concurrency=settings.concurrency)
@@ -36,7 +41,8 @@ def create_app(settings: InferenceSettings | None = None) -> FastStream:
     async def stop_consuming() -> None:
         await consumer.stop(timeout_s=settings.shutdown_timeout_s)
 
-    app = stream_app(settings, bus, startup=[agents.start, backend.warm_up], shutdown=[agents.stop, backend.close])
+    app = stream_app(settings, bus, startup=[agents.start, tenants.start, backend.warm_up],
+                     shutdown=[agents.stop, tenants.stop, tenant_models.close, backend.close])
     # The consumer publishes through the broker: it starts once the broker is connected and stops
     # (finishing the queries in hand) before the broker disconnects.
     app.after_startup(consumer.start)

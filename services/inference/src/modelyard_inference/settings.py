@@ -38,10 +38,24 @@ class InferenceSettings(Settings):
     #: Queries in progress per worker process (records taken from Kafka and not finished), and so the most
     #: model calls in flight at once.
     concurrency: int = Field(default=512, ge=1)
+    #: ``max_tokens`` of a call whose request set neither it nor ``max_completion_tokens``.
     max_output_tokens: int = Field(default=512, ge=1)
     request_logprobs: bool = True
     #: Shadow evaluation: two long free-text answers agree when their content words overlap (Jaccard) this much.
     shadow_similarity: float = Field(default=0.5, ge=0, le=1)
+    #: Live tokens of a streamed final route: a delta that comes more than this long after the last batch
+    #: goes out at once (the first always does), later ones wait at most this long (``streams``). 50 ms
+    #: batches about three tokens of a 60 tokens/s model: a third of the records and of the worker's and
+    #: the ingress's CPU per token of 5 ms, at no cost to the first token (docs/benchmarks.md, issue 19).
+    stream_flush_ms: float = Field(default=50.0, ge=0, le=1_000)
+    #: ... or until this many deltas are waiting.
+    stream_max_deltas: int = Field(default=32, ge=1)
+    #: Tenants' own endpoints (bring your own model): each gets a backend of its own with these limits, so
+    #: a slow or broken one holds few slots and opens its own circuit quickly.
+    tenant_endpoint_concurrency: int = Field(default=64, ge=1)
+    tenant_endpoint_attempts: int = Field(default=2, ge=1, le=10)
+    tenant_endpoint_timeout_s: float = Field(default=30.0, gt=0)
+    tenant_endpoint_breaker_failures: int = Field(default=5, ge=1)
     #: A query names an agent the local view has not seen yet: wait this long for the view to catch up.
     agent_sync_timeout_s: float = Field(default=1.0, ge=0)
     cascade: CascadeSettings = Field(default_factory=CascadeSettings)

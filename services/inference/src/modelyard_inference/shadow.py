@@ -22,7 +22,11 @@ import json
 import re
 from dataclasses import dataclass
 
-from modelyard_events import Answer, QueryRouted, ShadowOf, derived_id
+from modelyard_core.bus import Delivery, Outgoing
+from modelyard_core.settings import Topics
+from modelyard_events import Answer, QueryRouted, RouteContext, ShadowCompared, ShadowOf, UsageRecorded, derived_id
+
+from . import metrics
 
 _FINAL = re.compile(r"(?:####|answer is|answer:)\s*\(?([-+]?\$?[0-9][0-9,]*(?:\.[0-9]+)?|[A-Ja-j]\b)", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9]+")
@@ -42,6 +46,8 @@ def shadow_copy(r: QueryRouted, answer: Answer) -> QueryRouted:
     assert plan is not None
     decision = r.decision.model_copy(update={"model_class": plan.model_class, "model": plan.model})
     return r.model_copy(update={
+        # the copy's tokens go to nobody: never onto the caller's stream
+        "request": r.request.model_copy(update={"stream_to": None}),
         "event_id": derived_id(r.query_id, "shadow"), "decision": decision, "cascade": [], "can_escalate": False,
         "best_answer": None, "shadow": None, "shadow_of": ShadowOf(answer=answer.text, model=answer.model, share=plan.share),
     })
@@ -50,6 +56,26 @@ def shadow_copy(r: QueryRouted, answer: Answer) -> QueryRouted:
 def shadow_call_id(query_id: str) -> str:
     """The usage id of a shadow call: one per query, apart from its cascade's calls."""
     return derived_id(query_id, "shadow-call")
+
+
+def compared_events(d: Delivery[QueryRouted], usage: UsageRecorded, large_answer: str | None, topics: Topics,
+                    threshold: float) -> list[Outgoing]:
+    """What the large model's pool sends for a shadow copy: its call's usage marked shadow (with whether the
+    answers agreed) and, when the call answered, the comparison on ``queries.shadows``."""
+    r = d.event
+    assert r.shadow_of is not None
+    compared = compare(r.shadow_of.answer, large_answer, threshold) if large_answer is not None else None
+    usage = usage.model_copy(update={"event_id": shadow_call_id(r.query_id), "shadow": True,
+                                     "shadow_agreed": compared.agreed if compared else None})
+    out = [Outgoing(topics.name("usage"), usage, cause=d)]
+    if compared is not None:
+        metrics.SHADOW_COMPARISONS.labels("agreed" if compared.agreed else "disagreed").inc()
+        out.append(Outgoing(topics.name("shadows"), ShadowCompared(
+            event_id=derived_id(r.query_id, "shadow-compared"), tenant_id=r.tenant_id, query_id=r.query_id,
+            route=RouteContext.of(r.request, r.decision), small_model=r.shadow_of.model, large_model=r.decision.model,
+            agreed=compared.agreed, method=compared.method, similarity=compared.similarity, share=r.shadow_of.share),
+            cause=d))
+    return out
 
 
 def final_answer(text: str) -> str | None:

@@ -11,7 +11,8 @@ from modelyard_tenancy import Principal, current_principal
 
 from .errors import OpenAIError
 from .limits import MessageLimits
-from .protocol import ChatCompletionRequest, completion, model_card, model_ids, stream_events
+from .protocol import ChatCompletionRequest, model_card, model_ids
+from .responses import completion
 from .service import Ingress
 
 router = APIRouter(tags=["openai"])
@@ -46,16 +47,18 @@ async def chat_completions(
     x_modelyard_timeout: Annotated[str | None, Header(description="Seconds to wait for the outcome (at most the server's limit).")] = None,
 ) -> Response:
     """Submit the chat request as a query (the router picks the model unless ``model`` pins one) and
-    answer with its outcome. ``stream: true`` answers with one final chunk and ``[DONE]``."""
+    answer with its outcome. ``stream: true`` answers with server-sent events: the tokens as the model
+    generates them when the route is final, else the answer once the cascade has accepted it."""
     assert principal.tenant_id is not None
     limits: MessageLimits = request.app.state.limits
     limits.check(body)
-    outcome = await ingress.answer(body, principal.tenant_id, ingress.timeout_for(x_modelyard_timeout))
-    headers = {"x-request-id": outcome.query_id}
+    timeout_s = ingress.timeout_for(x_modelyard_timeout)
     if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(stream_events(outcome, include_usage=include_usage), media_type="text/event-stream", headers=headers)
-    return _json(completion(outcome), headers)
+        query_id, stream = await ingress.stream(body, principal.tenant_id, timeout_s)
+        return StreamingResponse(stream.events(), media_type="text/event-stream",
+                                 headers={"x-request-id": query_id, "cache-control": "no-cache"})
+    outcome = await ingress.answer(body, principal.tenant_id, timeout_s)
+    return _json(completion(outcome), {"x-request-id": outcome.query_id})
 
 
 @router.get("/v1/models")

@@ -3,6 +3,7 @@ lifespan; ``serve(settings)`` runs it under uvicorn with graceful shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from modelyard_core.http import add_ops_routes, kafka_check, mongo_check, run_ht
 from modelyard_core.limits import BodySizeLimit
 from modelyard_core.pricing import load_pricing
 from modelyard_core.store import database, make_mongo
+from modelyard_events import StreamTo
 from modelyard_tenancy import RevocationList
 
 from .api import router
@@ -45,6 +47,11 @@ def create_app(settings: IngressSettings) -> FastAPI:
         pending = PendingOutcomes(settings.ingress_max_in_flight)
         listener = OutcomeListener(settings.kafka, topics.name("outcomes"), pending,
                                    idle_pause_s=settings.ingress_idle_pause_s)
+        # Live tokens come on one partition of the streams topic, the same for every query of this instance.
+        streams = OutcomeListener(settings.kafka, topics.name("streams"), pending, client_id="modelyard-ingress-streams",
+                                  idle_pause_s=settings.ingress_idle_pause_s, one_partition=True,
+                                  partition=settings.ingress_stream_partition, offer=pending.offer_chunk,
+                                  busy=lambda: pending.streams)
         revocations = RevocationList(settings, service=SERVICE)
         try:
             db = database(client, settings.mongo)
@@ -52,18 +59,27 @@ def create_app(settings: IngressSettings) -> FastAPI:
             await bus.broker.start()
             await revocations.start()
             await listener.start()
+            await streams.start()
             app.state.db = db
             app.state.bus = bus
             app.state.listener = listener
+            app.state.streams = streams
             app.state.authenticator = CachingAuthenticator(
                 db, admin_token=settings.admin_token, jwt_secret=settings.jwt_secret, ttl_s=settings.ingress_auth_cache_s,
                 revocations=revocations)
             app.state.limits = MessageLimits(settings.ingress_max_messages, settings.ingress_max_message_chars)
+            stream_to = StreamTo(partition=streams.partition, instance=settings.ingress_instance_id)
+
+            async def readers_ready() -> None:
+                await asyncio.gather(listener.ready(), streams.ready())
+
             app.state.ingress = Ingress(bus, pending, load_pricing(settings.pricing_file), topics.name("submitted"),
-                                        settings.ingress_timeout_s, outcomes_ready=listener.ready)
-            log.info("ingress ready on port %d", settings.ingress_port)
+                                        settings.ingress_timeout_s, outcomes_ready=readers_ready, stream_to=stream_to)
+            log.info("ingress %s ready on port %d, streams on %s[%d]", stream_to.instance, settings.ingress_port,
+                     topics.name("streams"), stream_to.partition)
             yield
         finally:
+            await streams.stop()
             await listener.stop()
             await revocations.stop()
             await bus.broker.stop()
@@ -78,7 +94,11 @@ def create_app(settings: IngressSettings) -> FastAPI:
     async def outcomes_followed(request: Request) -> str:
         return "ok" if request.app.state.listener.positioned else "not following"
 
-    add_ops_routes(app, {"mongo": mongo_check, "kafka": kafka_check, "outcomes": outcomes_followed})
+    async def streams_followed(request: Request) -> str:
+        return "ok" if request.app.state.streams.positioned else "not following"
+
+    add_ops_routes(app, {"mongo": mongo_check, "kafka": kafka_check, "outcomes": outcomes_followed,
+                         "streams": streams_followed})
 
     return app
 

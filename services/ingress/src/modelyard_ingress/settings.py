@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 from modelyard_tenancy import AuthSettings
 from pydantic import Field
 
@@ -28,3 +31,8 @@ class IngressSettings(AuthSettings):
                                       "carries at most 100 earlier turns).")
     ingress_max_message_chars: int = Field(default=32_000, ge=1, le=32_000, description="Characters of one message's "
                                            "text (the contract's limit is 32,000).")
+    #: Who this replica is (streamed queries name it in ``stream_to``; logs say it): the pod's name by default.
+    ingress_instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}", max_length=128)
+    #: The partition of ``queries.streams`` this replica reads live tokens from (default: one picked at
+    #: random at start; replicas that pick the same one each skip the other's batches).
+    ingress_stream_partition: int | None = Field(default=None, ge=0)

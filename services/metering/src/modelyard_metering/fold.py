@@ -53,6 +53,8 @@ def contribution(e: UsageRecorded) -> Contribution:
     else:
         # The all-LLM counterfactual makes one call per query: a cascade's later steps add nothing to it.
         c += [("queries", 1), ("llm_cost_nusd", nano_usd(e.llm_cost_usd))]
+    if e.tenant_paid:
+        c += [("tenant_paid_calls", 1), ("tenant_paid_tokens", e.input_tokens + e.output_tokens)]
     if e.error:
         c.append(("errors", 1))
         return Contribution(tuple(c), None, 0.0)
@@ -122,6 +124,8 @@ class Fold:
             "latency_us_sum": sum(round(ms * MICROS_PER_MS) for ms in timed),
             "latency_count": len(timed),
             "extra_completions": sum(e.completions - 1 for e, _ in events),
+            "tenant_paid_calls": sum(1 for e, _ in events if e.tenant_paid),
+            "tenant_paid_tokens": sum(e.input_tokens + e.output_tokens for e, _ in events if e.tenant_paid),
         }
         inc = self.inc
         for key, value in sums.items():

@@ -36,6 +36,8 @@ class Verdict:
 
     code: RejectCode | None = None
     reason: str = ""
+    #: A rate-limit refusal: seconds until the request would pass (None on a replayed verdict).
+    retry_after_s: float | None = None
 
     @property
     def admitted(self) -> bool:
@@ -46,6 +48,9 @@ ADMITTED = Verdict()
 
 #: Builds the refusal of a tenant over its limit from (admissions so far today, limit).
 QuotaRefusal = Callable[[int, int], Verdict]
+#: Decides a request within the daily quota against the tenant's rates, moving its rate state
+#: (``TenantCount.tat_*``) when it admits (see ``modelyard_core.ratelimit``).
+RateCheck = Callable[["TenantCount"], Verdict]
 
 
 @dataclass(slots=True)
@@ -73,6 +78,9 @@ class TenantCount:
     count: int = 0
     #: The tenant's last decided offset on this partition (-1: none yet).
     last: int = -1
+    #: Rate-limit state: theoretical arrival times (µs) of its next request and next token.
+    tat_requests: int = 0
+    tat_tokens: int = 0
 
 
 @dataclass(slots=True)
@@ -108,13 +116,14 @@ class PartitionDay:
         return ADMITTED
 
     def admit(self, tenant_id: str, offset: int, limit: int, *, refusal: Verdict | None = None,
-              quota_refusal: QuotaRefusal | None = None) -> Verdict:
+              quota_refusal: QuotaRefusal | None = None, rate: RateCheck | None = None) -> Verdict:
         """Decide one record, in offset order.
 
         A redelivered record gets its recorded verdict. A new one is refused with ``refusal`` when
-        given (e.g. a suspended tenant), admitted while the tenant's count is below ``limit``, and
-        refused with ``quota_refusal(count, limit)`` from there on. A limit that grows (tier upgrade)
-        resumes admissions; one that shrinks below the count refuses the rest of the day.
+        given (e.g. a suspended tenant), admitted while the tenant's count is below ``limit`` and
+        ``rate`` lets it through, and refused with ``quota_refusal(count, limit)`` from there on. A
+        limit that grows (tier upgrade) resumes admissions; one that shrinks below the count refuses
+        the rest of the day.
         """
         replay = self.recorded(tenant_id, offset)
         if replay is not None:
@@ -123,8 +132,9 @@ class PartitionDay:
         if refusal is not None:
             verdict = refusal
         elif entry.count < limit:
-            entry.count += 1
-            verdict = ADMITTED
+            verdict = rate(entry) if rate is not None else ADMITTED
+            if verdict.admitted:
+                entry.count += 1
         else:
             verdict = (quota_refusal or self.over_limit)(entry.count, limit)
         if not verdict.admitted:
@@ -161,7 +171,7 @@ class PartitionDay:
     def moved(self) -> PartitionDay:
         """A copy of this state under the next epoch, for the router taking the partition over."""
         return PartitionDay(self.partition, self.day, self.position,
-                            {t: TenantCount(c.count, c.last) for t, c in self.tenants.items()},
+                            {t: TenantCount(c.count, c.last, c.tat_requests, c.tat_tokens) for t, c in self.tenants.items()},
                             [RefusedRun(r.tenant_id, r.first, r.last, r.code, r.reason) for r in self.refused],
                             epoch=self.epoch + 1, dirty=True, whole=True)
 
@@ -187,7 +197,8 @@ class PartitionDay:
             "p": self.partition,
             "epoch": self.epoch,
             "position": self.position,
-            "tenants": [{"t": t, "n": c.count, "last": c.last} for t, c in tenants.items()],
+            "tenants": [{"t": t, "n": c.count, "last": c.last, **({"rq": c.tat_requests, "tk": c.tat_tokens} if c.tat_requests else {})}
+                        for t, c in tenants.items()],
         }
         if refused:
             doc["refused"] = [r.as_doc() for r in self.refused]
@@ -198,7 +209,7 @@ class PartitionDay:
         self.epoch = change["epoch"]
         self.position = change["position"]
         for e in change.get("tenants", []):
-            self.tenants[e["t"]] = TenantCount(e["n"], e["last"])
+            self.tenants[e["t"]] = TenantCount(e["n"], e["last"], e.get("rq", 0), e.get("tk", 0))
         if "refused" in change:
             self.refused = [RefusedRun.from_doc(r) for r in change["refused"]]
 

@@ -9,7 +9,7 @@ microseconds per query in CPython; ``offline.bench_classifier`` measures it).
 Content factors (keywords, a failure, an incident = a failure with a business-wide scope) describe
 the same thing from different angles: the strongest of them counts, the others are reported as not
 added. Every other factor (length, several questions, calculation, pressure words, user role,
-agent type, conversation history) adds its points.
+agent type, conversation history, tools offered to the model) adds its points.
 """
 
 from __future__ import annotations
@@ -123,6 +123,7 @@ class ComplexityModel:
         self._roles = {_norm_key(k): float(v) for k, v in ctx["roles"].items()}
         self._agent_types = {_norm_key(k): float(v) for k, v in ctx["agent_types"].items()}
         self._history_steps = [(int(t), float(p)) for t, p in ctx["history_turns"]]
+        self._tools_points = float(ctx.get("tools_offered", 0.0))
         # Below the first step a factor adds nothing: skip it without a call.
         for name in ("_length_buckets", "_calc_steps", "_history_steps"):
             steps = getattr(self, name)
@@ -161,6 +162,7 @@ class ComplexityModel:
         user_role: str | None = None,
         history_turns: int = 0,
         agent_type: str | None = None,
+        offers_tools: bool = False,
     ) -> Analysis:
         reasons: list[str] = []
         factors: dict[str, float] = {}
@@ -269,6 +271,9 @@ class ComplexityModel:
             score += points
             factors["history"] = points
             reasons.append(f"history {history_turns} turns {points:+.2f}")
+        if offers_tools and self._tools_points:
+            score += self._tools_points
+            reasons.append(f"tools offered {self._tools_points:+.2f}")
 
         score = round(score, 3)
         level = self.level_for(score)

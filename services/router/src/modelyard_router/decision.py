@@ -41,12 +41,13 @@ def decide(
     """
     model = model or load_complexity_model()
     config = config or load_policy_config()
-    history_turns = len(request.history)
+    history_turns = len(request.messages) - 1 if request.messages else len(request.history)
     analysis = model.analyze(
         request.text,
         user_role=request.user_role,
         history_turns=history_turns,
         agent_type=request.agent_type,
+        offers_tools=request.generation is not None and request.generation.offers_tools,
     )
     policy = _policy.effective_policy(tenant, config)
     reasons = analysis.reasons  # a fresh list per analysis: ours to extend

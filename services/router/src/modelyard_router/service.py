@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from faststream import FastStream
 from pymongo import AsyncMongoClient
 
-from modelyard_core import metrics
+from modelyard_core import metrics, ratelimit
 from modelyard_core.app import stream_app
 from modelyard_core.bus import Bus, Delivery, Outgoing, TransientError
 from modelyard_core.pricing import PricingTable, load_pricing
@@ -40,7 +40,8 @@ from modelyard_events import (
     outcome_id,
 )
 
-from .admission import AdmissionStore, PartitionDay, Verdict, utc_day
+from .admission import ADMITTED, AdmissionStore, PartitionDay, Verdict, utc_day
+from .admission_state import RateCheck, TenantCount
 from .decision import decide, model_for, next_class_for_escalation, shadow_plan
 from .learning_service import learned_models
 from .mongo import MongoAdmissionLog
@@ -92,6 +93,14 @@ def quota_refusal(tenant: TenantSnapshot, day: str, count: int, limit: int) -> V
         RejectCode.QUOTA,
         f"daily API call limit of {limit:,} ({tenant.tier.value} tier) reached for {day} (UTC){hint}",
     )
+
+
+def rate_refusal(tenant: TenantSnapshot, rate: ratelimit.TierRate, decision: ratelimit.RateDecision) -> Verdict:
+    """Name the limit (the reason is the same for every refusal of it, so refused runs stay short) and
+    the wait (``retry_after_s``, carried on the outcome)."""
+    per_minute = rate.requests_per_minute if decision.limit == "requests" else rate.tokens_per_minute
+    return Verdict(RejectCode.RATE_LIMITED, f"rate limit of {per_minute:,} {decision.limit} per minute "
+                   f"({tenant.tier.value} tier) exceeded", retry_after_s=round(decision.retry_after_s, 3))
 
 
 _REJECTED = metrics.OUTCOMES.labels("router", "rejected")
@@ -203,7 +212,24 @@ class Router:
         return doc.admit(
             q.tenant_id, d.record.offset, tenant.limits.api_calls_per_day, refusal=suspended,
             quota_refusal=lambda count, limit: quota_refusal(tenant, doc.day, count, limit),
+            rate=self._rate_check(q, tenant) if self.settings.rate_limits.enabled else None,
         )
+
+    def _rate_check(self, q: QuerySubmitted, tenant: TenantSnapshot) -> RateCheck:
+        """The tenant's rates, decided at the query's own submission time (see ``modelyard_core.ratelimit``)."""
+        limits = self.settings.rate_limits
+        rate = limits.rate(tenant.tier)
+
+        def check(entry: TenantCount) -> Verdict:
+            tokens = limits.tokens_of([q.text, *(m.content for m in q.history)])
+            at_us = int(q.time.timestamp() * 1_000_000)
+            decision = ratelimit.decide(entry.tat_requests, entry.tat_tokens, at_us, tokens, rate)
+            if decision.allowed:
+                entry.tat_requests, entry.tat_tokens = decision.tat_requests_us, decision.tat_tokens_us
+                return ADMITTED
+            return rate_refusal(tenant, rate, decision)
+
+        return check
 
     def _route(self, d: Delivery[QuerySubmitted], tenant: TenantSnapshot) -> Outgoing:
         q = d.event
@@ -235,6 +261,9 @@ class Router:
             submitted_at=q.time,
             reject_code=verdict.code,
             reason=verdict.reason,
+            # A replayed rate refusal no longer knows its wait: at most a minute, the window of every rate.
+            retry_after_s=(verdict.retry_after_s if verdict.retry_after_s is not None else 60.0)
+            if verdict.code is RejectCode.RATE_LIMITED else None,
             metadata=q.metadata,
         )
         return Outgoing(self.bus.topics.name("outcomes"), outcome, cause=d)

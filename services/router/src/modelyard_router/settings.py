@@ -1,5 +1,6 @@
 from pydantic import BaseModel, Field
 
+from modelyard_core.ratelimit import RateLimitSettings
 from modelyard_core.settings import Settings
 
 
@@ -42,6 +43,8 @@ class RouterSettings(Settings):
     router: LearnedRouting = Field(default_factory=LearnedRouting)
     #: Model calls one query may make in total (first answer plus escalations).
     max_attempts: int = Field(default=3, ge=1, le=5)
+    #: Per-tenant request and token rates by tier (``MODELYARD_RATE_LIMITS__*``), decided with the quota.
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     #: How long to wait for the tenant view to catch up before calling a tenant unknown.
     tenant_sync_timeout_s: float = 2.0
     #: Submitted queries per batch at most: a batch costs one admission write, whatever its size.

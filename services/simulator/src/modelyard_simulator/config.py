@@ -3,7 +3,7 @@
 Knobs are resolved in three layers, later wins:
 
 1. built-in defaults per model *kind* (``slm``, ``llm``, ``llm_plus``) for the three class-default models
-   and every model of the pricing table;
+   and every model of the pricing table, whose ``vision`` comes from the table's capability flag;
 2. ``all_models`` — a patch applied to every model (``MODELYARD_SIMULATOR_ALL_MODELS='{"latency_ms": 0}'``
    or ``MODELYARD_SIMULATOR_ALL_MODELS__LATENCY_MS=0``: the 0 ms mode for throughput benchmarks);
 3. ``models`` — a patch per model name; a name that is not built in adds a model
@@ -137,12 +137,13 @@ def guess_kind(model: str) -> ModelKind:
     return "slm" if any(marker in model.lower() for marker in _SMALL_NAME_MARKERS) else "llm"
 
 
-def _pricing_models(pricing_file: str | None) -> dict[str, ModelKind]:
+def _pricing_models(pricing_file: str | None) -> dict[str, tuple[ModelKind, bool]]:
+    """Kind and vision capability of every pricing-table model (the table says which models read images)."""
     from modelyard_core.pricing import load_pricing  # only pricing: no broker or client is built
 
     table = load_pricing(pricing_file)
     by_default = {model: str(cls.value) for cls, model in table.class_defaults.items()}
-    return {m: by_default.get(m) or guess_kind(m) for m in table.models}  # type: ignore[misc]
+    return {m: (by_default.get(m) or guess_kind(m), bool(table.reads_images(m))) for m in table.models}  # type: ignore[misc]
 
 
 class SimulatorConfig(BaseSettings):
@@ -207,8 +208,11 @@ class SimulatorConfig(BaseSettings):
 
 def resolve_models(config: SimulatorConfig) -> dict[str, ModelKnobs]:
     kinds: dict[str, ModelKind] = {}
+    vision: dict[str, bool] = {}
     if config.include_pricing_models:
-        kinds.update(_pricing_models(config.pricing_file))
+        priced = _pricing_models(config.pricing_file)
+        kinds.update({m: kind for m, (kind, _) in priced.items()})
+        vision.update({m: reads for m, (_, reads) in priced.items()})
     kinds.update(BUILTIN_MODELS)
     for name, patch in config.models.items():
         kinds[name] = patch.get("kind", kinds.get(name, "llm"))
@@ -216,6 +220,7 @@ def resolve_models(config: SimulatorConfig) -> dict[str, ModelKnobs]:
     for name, kind in kinds.items():
         if kind not in KIND_DEFAULTS:
             raise ValueError(f"model {name!r}: kind must be one of {sorted(KIND_DEFAULTS)}, not {kind!r}")
-        knobs = ModelKnobs.model_validate(KIND_DEFAULTS[kind]).patched(config.all_models)
+        defaults = {**KIND_DEFAULTS[kind], **({"vision": vision[name]} if name in vision else {})}
+        knobs = ModelKnobs.model_validate(defaults).patched(config.all_models)
         resolved[name] = knobs.patched(config.models.get(name, {}))
     return resolved

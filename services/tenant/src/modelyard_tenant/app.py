@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from modelyard_billing import Billing
 from modelyard_core.bus import Bus
 from modelyard_core.http import add_ops_routes, kafka_check, mongo_check, run_http
 from modelyard_core.store import database, make_mongo
@@ -17,10 +18,13 @@ from modelyard_tenancy import DEV_ADMIN_TOKEN, DEV_JWT_SECRET, Authenticator, Re
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from .api.audit import router as audit_router
+from .api.billing import router as billing_router
 from .api.keys import router as keys_router
+from .api.models import router as models_router
 from .api.resources import resource_routers
 from .api.tenants import router as tenants_router
 from .api.usage import router as usage_router
+from .api.webhooks import router as webhooks_router
 from .audit import AuditMiddleware, AuditTrail
 from .errors import PayloadTooLarge, install_error_handlers
 from .guard import TokenGuard
@@ -59,6 +63,10 @@ def create_app(settings: TenantServiceSettings) -> FastAPI:
             service = TenantService(db, bus, settings)
             trail = AuditTrail(db, bus, settings.topics.name("audit"), timeout_s=settings.publish_timeout_s)
             await trail.ensure_indexes()
+            await service.webhooks.ensure_indexes()
+            billing = Billing(db, settings.billing.price_list(), bus=bus)
+            await billing.store.ensure_indexes()
+            app.state.billing = billing
             app.state.settings = settings
             app.state.db = db
             app.state.bus = bus
@@ -94,6 +102,9 @@ def create_app(settings: TenantServiceSettings) -> FastAPI:
     app.include_router(audit_router)
     app.include_router(keys_router)
     app.include_router(usage_router)
+    app.include_router(billing_router)
+    app.include_router(webhooks_router)
+    app.include_router(models_router)
     for router in resource_routers():
         app.include_router(router)
 
@@ -113,17 +124,30 @@ def serve(settings: TenantServiceSettings) -> None:
              gc_gen0_threshold=settings.gc_gen0_threshold)
 
 
+@contextlib.asynccontextmanager
+async def offline_service(settings: TenantServiceSettings, task: str) -> AsyncIterator[TenantService]:
+    """The tenant service's operations without its HTTP API, for one-off tasks run beside it."""
+    client = make_mongo(settings.mongo, app_name=f"modelyard-tenant-{task}")
+    bus = Bus(settings, SERVICE)
+    try:
+        await bus.ensure_topics()
+        await bus.broker.start()
+        yield TenantService(database(client, settings.mongo), bus, settings)
+    finally:
+        await bus.broker.stop()
+        await client.close()
+
+
 async def republish_snapshots(settings: TenantServiceSettings) -> int:
     """Publish every tenant's and agent's current snapshot again (e.g. after the topics were lost).
 
     Safe while the service runs: it takes each tenant's lock, and consumers keep the newest version.
     """
-    client = make_mongo(settings.mongo, app_name="modelyard-tenant-republish")
-    bus = Bus(settings, SERVICE)
-    try:
-        await bus.ensure_topics()
-        await bus.broker.start()
-        return await TenantService(database(client, settings.mongo), bus, settings).republish_all()
-    finally:
-        await bus.broker.stop()
-        await client.close()
+    async with offline_service(settings, "republish") as service:
+        return await service.republish_all()
+
+
+async def reseal_secrets(settings: TenantServiceSettings) -> dict[str, int]:
+    """``modelyard secrets rotate``: every stored secret sealed again with the first master key."""
+    async with offline_service(settings, "reseal") as service:
+        return await service.reseal_secrets()

@@ -3,7 +3,10 @@
 Before a change, the writer records *which* tenant or agent changed (an outbox document). After the
 change it publishes that object's current state (a snapshot, or a tombstone if it is gone) and
 removes the record. A revoked or deleted API key is published the same way, as a ``KeyRevoked`` on
-the compacted revocation topic (nothing is published for a key that turns out to be live). If
+the compacted revocation topic (nothing is published for a key that turns out to be live). A change
+that others are told about as an event (``TenantChanged`` on ``tenants.events``: a tier change, a key
+created or revoked, an export, a deletion) is recorded the same way, with the event itself in the
+record, and published as recorded, in the order recorded. If
 Kafka is down the record stays, and the sweeper publishes it later; since a
 snapshot is always rebuilt from current state and consumers keep the latest version per key, a
 publication repeated after a crash is harmless. Publications of one tenant happen under its lock,
@@ -19,7 +22,18 @@ from datetime import UTC, datetime
 
 from modelyard_core.bus import Bus
 from modelyard_core.settings import Topics
-from modelyard_events import TIER_LIMITS, AgentSnapshot, KeyRevoked, RevocationReason, RoutingPolicy, TenantBudget, TenantSnapshot, Tier
+from modelyard_events import (
+    TIER_LIMITS,
+    AgentSnapshot,
+    KeyRevoked,
+    RevocationReason,
+    RoutingPolicy,
+    TenantBudget,
+    TenantChanged,
+    TenantEndpoint,
+    TenantSnapshot,
+    Tier,
+)
 
 from .store import READY, TenantData
 
@@ -28,7 +42,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Ref:
-    kind: str  # "tenant", "agent" or "key"
+    kind: str  # "tenant", "agent", "key" or "event"
     ref_id: str
 
     @property
@@ -60,6 +74,7 @@ def tenant_snapshot(doc: dict) -> TenantSnapshot:
         limits=TIER_LIMITS[tier],
         policy=RoutingPolicy.model_validate(doc.get("policy") or {}),
         budget=TenantBudget.model_validate(doc.get("budget") or {}),
+        endpoints=[TenantEndpoint.model_validate(e) for e in doc.get("model_endpoints") or []],
     )
 
 
@@ -84,6 +99,7 @@ class SnapshotPublisher:
         self.tenant_topic = topics.name("tenant_snapshots")
         self.agent_topic = topics.name("tenant_agents")
         self.revocation_topic = topics.name("revocations")
+        self.event_topic = topics.name("tenant_events")
         self.timeout_s = timeout_s
 
     async def record(self, data: TenantData, refs: list[Ref]) -> None:
@@ -91,13 +107,19 @@ class SnapshotPublisher:
         for ref in refs:
             await data.outbox.put(ref.outbox_id, {"kind": ref.kind, "ref_id": ref.ref_id, "recorded_at": now})
 
+    async def record_event(self, data: TenantData, event: TenantChanged) -> None:
+        """Record ``event`` for publication (call it just before the change it announces)."""
+        ref = Ref("event", event.event_id)
+        await data.outbox.put(ref.outbox_id, {"kind": ref.kind, "ref_id": ref.ref_id, "recorded_at": datetime.now(UTC),
+                                              "event": event.model_dump(mode="json")})
+
     async def flush(self, data: TenantData, refs: list[Ref] | None = None) -> int:
         """Publish the current state of ``refs`` (default: everything pending for the tenant).
 
         Returns how many were published; a failure is logged and leaves the rest pending.
         """
         if refs is None:
-            refs = [Ref(d["kind"], d["ref_id"]) for d in await data.outbox.find()]
+            refs = [Ref(d["kind"], d["ref_id"]) for d in await data.outbox.find(sort=[("recorded_at", 1), ("_id", 1)])]
         done = 0
         try:
             async with asyncio.timeout(self.timeout_s):
@@ -117,6 +139,11 @@ class SnapshotPublisher:
         live = tenant is not None and tenant.get("lifecycle") == READY
         if ref.kind == "key":
             await self._publish_revocation(data, ref.ref_id)
+            return True
+        if ref.kind == "event":
+            recorded = await data.outbox.find_one({"_id": ref.outbox_id})
+            if recorded is not None:
+                await self.bus.publish_one(self.event_topic, TenantChanged.model_validate(recorded["event"]), key=data.tenant_id)
             return True
         if ref.kind == "tenant":
             if live:

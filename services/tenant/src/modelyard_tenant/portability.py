@@ -16,7 +16,7 @@ from typing import Any
 
 from bson import json_util
 from bson.errors import InvalidDocument
-from modelyard_events import Tier
+from modelyard_events import Change, TenantChanged, Tier
 from modelyard_tenancy import Role
 from pymongo.errors import DuplicateKeyError, WriteError
 
@@ -51,6 +51,8 @@ async def export_tenant(service: TenantService, tenant_id: str) -> TenantExport:
             for name, repo in data.usage.items()
             if (docs := await repo.find(sort=[("_id", 1)]))
         }
+        await service.events.record_event(data, TenantChanged(tenant_id=tenant_id, change=Change.EXPORTED))
+        await service.events.flush(data)
     return TenantExport.model_validate(body)
 
 
@@ -94,7 +96,9 @@ async def import_tenant(service: TenantService, body: TenantExport) -> tuple[dic
             raise Conflict("a tenant with this id exists", tenant_id=tenant_id)
         await service.events.record(data, [tenant_ref(tenant_id), *(agent_ref(a.agent_id) for a in body.agents)])
         # A tenant deleted and imported again goes on counting versions, so consumers never see one repeat.
-        doc = {**tenant.model_dump(mode="json", exclude={"created_at", "updated_at"}), "created_at": tenant.created_at, "updated_at": utcnow()}
+        doc = {**tenant.model_dump(mode="json", exclude={"created_at", "updated_at", "tier_history"}),
+               "created_at": tenant.created_at, "updated_at": utcnow(),
+               "tier_history": [{"tier": c.tier.value, "since": c.since} for c in tenant.tier_history]}
         doc.update(version=tenant.version + 1, lifecycle=IMPORTING)
         await data.tenant.put(tenant_id, doc)
         try:

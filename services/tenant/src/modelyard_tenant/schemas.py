@@ -96,6 +96,13 @@ class TenantPatch(Strict):
     budget: TenantBudget = Field(default=None)
 
 
+class TierChangeRecord(Strict):
+    """From ``since`` on, the tenant was on ``tier`` (billing prorates base prices by it)."""
+
+    tier: Tier
+    since: AwareDatetime
+
+
 class TenantRecord(Strict):
     """A tenant as stored and exported."""
 
@@ -112,6 +119,9 @@ class TenantRecord(Strict):
     version: int = Field(ge=0)
     created_at: AwareDatetime
     updated_at: AwareDatetime
+    tier_history: list[TierChangeRecord] = Field(default_factory=list, max_length=10_000, description="Every tier the "
+                                                 "tenant was on and since when, oldest first: the creation's tier, then "
+                                                 "each change (empty for tenants from before it was kept).")
 
 
 class Features(BaseModel):

@@ -14,8 +14,11 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from modelyard_billing import tier_history_records
 from modelyard_core.bus import Bus
-from modelyard_events import Industry, ModelClass, RoutingPolicy, TenantBudget, TenantStatus, Tier
+from modelyard_core.secrets import SecretBox
+from modelyard_events import Change, Industry, ModelClass, RoutingPolicy, TenantBudget, TenantChanged, TenantStatus, Tier
+from modelyard_hooks import Endpoints
 from modelyard_tenancy import NewKey, Principal, Role, new_api_key
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -70,6 +73,9 @@ class TenantService:
         self.platform = Platform(db)
         self.locks = TenantLocks(db[LOCKS], lease_s=settings.lock_lease_s, wait_s=settings.lock_wait_s)
         self.events = SnapshotPublisher(bus, settings.topics, timeout_s=settings.publish_timeout_s)
+        #: Seals what must be read back later: webhook secrets, tenants' model API keys.
+        self.box = SecretBox.from_setting(settings.master_keys)
+        self.webhooks = Endpoints(db, self.box)
 
     def data(self, tenant_id: str) -> TenantData:
         return TenantData(self.db, tenant_id, usage_collections=self.settings.usage_collections)
@@ -118,6 +124,7 @@ class TenantService:
             "lifecycle": READY,
             "created_at": now,
             "updated_at": now,
+            "tier_history": [{"tier": body.subscription_tier.value, "since": now}],
         }
         async with self.writing(tenant_id) as data:
             await self.events.record(data, [tenant_ref(tenant_id)])
@@ -151,8 +158,14 @@ class TenantService:
                     )
             new["version"] = doc["version"] + 1
             new["updated_at"] = utcnow()
+            if new["subscription_tier"] != doc["subscription_tier"]:
+                new["tier_history"] = [*tier_history_records(doc), {"tier": new["subscription_tier"], "since": new["updated_at"]}]
             fields = {k: v for k, v in new.items() if k not in ("_id", "tenant_id")}
             await self.events.record(data, [tenant_ref(tenant_id)])
+            if new["subscription_tier"] != doc["subscription_tier"]:
+                await self.events.record_event(data, TenantChanged(
+                    tenant_id=tenant_id, change=Change.TIER_CHANGED, version=new["version"],
+                    from_tier=doc["subscription_tier"], to_tier=new["subscription_tier"]))
             await data.tenant.update({"_id": tenant_id}, {"$set": fields})
             await self.events.flush(data)
         return new
@@ -185,6 +198,49 @@ class TenantService:
             )
         return new
 
+    # -- bring your own model (enterprise) --------------------------------------------------------
+
+    async def set_model_endpoint(self, tenant_id: str, endpoint: dict) -> dict:
+        """Add or replace the tenant's own endpoint for ``endpoint["model_class"]`` (its key already sealed);
+        the new snapshot carries it to the inference workers."""
+        async with self.writing(tenant_id) as data:
+            doc = await self.require(data)
+            if not _custom_models(Tier(doc["subscription_tier"]), doc["industry"]):
+                raise FeatureNotInTier("own model endpoints need a tier with custom models", feature=Feature.CUSTOM_MODELS.value,
+                                       tier=doc["subscription_tier"], upgrade_to=smallest_tier_with(Feature.CUSTOM_MODELS))
+            kept = [e for e in doc.get("model_endpoints") or [] if e["model_class"] != endpoint["model_class"]]
+            return await self._write_endpoints(data, doc, [*kept, endpoint])
+
+    async def delete_model_endpoint(self, tenant_id: str, model_class: str) -> None:
+        async with self.writing(tenant_id) as data:
+            doc = await self.require(data)
+            current = doc.get("model_endpoints") or []
+            kept = [e for e in current if e["model_class"] != model_class]
+            if len(kept) == len(current):
+                raise NotFound(f"no own endpoint for class {model_class}")
+            await self._write_endpoints(data, doc, kept)
+
+    async def reseal_secrets(self) -> dict[str, int]:
+        """Encrypt every stored secret again with the first master key (after a new key was put first):
+        webhook secrets, and tenants' model API keys, whose snapshots are published again with them."""
+        keys = 0
+        for tenant_id in await self.platform.tenant_ids(lifecycle=READY):
+            async with self.writing(tenant_id) as data:
+                doc = await data.tenant.find_one({"_id": tenant_id})
+                if doc and doc.get("model_endpoints"):
+                    resealed = [{**e, "sealed_api_key": self.box.reseal(e["sealed_api_key"])} for e in doc["model_endpoints"]]
+                    await self._write_endpoints(data, doc, resealed)
+                    keys += len(resealed)
+        return {"webhook_secrets": await self.webhooks.reseal_all(), "model_api_keys": keys}
+
+    async def _write_endpoints(self, data: TenantData, doc: dict, endpoints: list[dict]) -> dict:
+        fields = {"model_endpoints": sorted(endpoints, key=lambda e: e["model_class"]), "version": doc["version"] + 1,
+                  "updated_at": utcnow()}
+        await self.events.record(data, [tenant_ref(data.tenant_id)])
+        await data.tenant.update({"_id": data.tenant_id}, {"$set": fields})
+        await self.events.flush(data)
+        return {**doc, **fields}
+
     async def resource_usage(self, data: TenantData, now: datetime | None = None) -> ResourceUsage:
         return ResourceUsage(
             agents=await data.agents.count(),
@@ -215,6 +271,8 @@ class TenantService:
         over = excesses(await self.resource_usage(data), tier)
         if new["policy"].get("class_models") and not _custom_models(tier, new["industry"]):
             over.append(Excess(Feature.CUSTOM_MODELS.value, len(new["policy"]["class_models"]), 0, "class_models overrides"))
+        if new.get("model_endpoints") and not _custom_models(tier, new["industry"]):
+            over.append(Excess(Feature.CUSTOM_MODELS.value, len(new["model_endpoints"]), 0, "own model endpoints"))
         return over
 
     async def delete_tenant(self, tenant_id: str) -> None:
@@ -222,10 +280,14 @@ class TenantService:
             doc = await data.tenant.find_one({"_id": tenant_id})
             if doc is None:
                 raise NotFound("no such tenant")
-            await self.cascade(data)
+            await self.cascade(data, announce=doc.get("lifecycle") == READY)
 
-    async def cascade(self, data: TenantData) -> None:
-        """Delete every document of the tenant and publish tombstones (resumable after a crash)."""
+    async def cascade(self, data: TenantData, *, announce: bool = False) -> None:
+        """Delete every document of the tenant and publish tombstones (resumable after a crash); with
+        ``announce``, a ``deleted`` event for the tenant's webhooks first."""
+        if announce:
+            await self.events.record_event(data, TenantChanged(tenant_id=data.tenant_id, change=Change.DELETED))
+        await self.webhooks.detach_tenant(data.tenant_id, utcnow())
         agents = await data.agents.find()
         keys = await data.api_keys.find()
         await self.events.record(data, [tenant_ref(data.tenant_id), *(agent_ref(a["_id"]) for a in agents),
@@ -253,20 +315,31 @@ class TenantService:
         return {**doc, "tenant_id": data.tenant_id}, key
 
     async def create_key(self, tenant_id: str, name: str, role: Role) -> tuple[dict, NewKey]:
-        data = self.data(tenant_id)
-        await self.require(data)
-        return await self.insert_key(data, name, role)
+        async with self.writing(tenant_id) as data:
+            await self.require(data)
+            key_doc, key = await self.insert_key(data, name, role)
+            # Recorded after the insert: the key's id is only known now (a crash in between loses the
+            # announcement, never announces a key that does not exist).
+            await self.events.record_event(data, TenantChanged(tenant_id=tenant_id, change=Change.KEY_CREATED, key_id=key_doc["_id"],
+                                                               key_name=name, key_role=role.value))
+            await self.events.flush(data)
+        return key_doc, key
 
     async def list_keys(self, tenant_id: str, *, offset: int, limit: int) -> tuple[list[dict], int]:
         data = self.data(tenant_id)
         return await data.api_keys.find(skip=offset, limit=limit, sort=[("created_at", 1), ("_id", 1)]), await data.api_keys.count()
 
     async def revoke_key(self, tenant_id: str, key_id: str) -> None:
-        """Revoke the key and publish its revocation, so its JWTs are refused everywhere at once."""
+        """Revoke the key and publish its revocation, so its JWTs are refused everywhere at once (and, for
+        the tenant's webhooks, a ``key_revoked`` event the first time)."""
         async with self.writing(tenant_id) as data:
-            if await data.api_keys.find_one({"_id": key_id}) is None:
+            key = await data.api_keys.find_one({"_id": key_id})
+            if key is None:
                 raise NotFound("no such API key")
             await self.events.record(data, [key_ref(key_id)])
+            if key.get("revoked_at") is None:
+                await self.events.record_event(data, TenantChanged(tenant_id=tenant_id, change=Change.KEY_REVOKED, key_id=key_id,
+                                                                   key_name=key.get("name"), key_role=key.get("role")))
             await data.api_keys.update({"_id": key_id, "revoked_at": None}, {"$set": {"revoked_at": utcnow()}})
             await self.events.flush(data)
 

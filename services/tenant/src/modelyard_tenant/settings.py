@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from modelyard_billing import BillingSettings
+from modelyard_hooks import WebhookSettings
 from modelyard_tenancy import AuthSettings
 from modelyard_usage import COLLECTIONS as USAGE_COLLECTIONS
 from pydantic import Field
@@ -25,6 +27,10 @@ class TenantServiceSettings(AuthSettings):
     outbox_sweep_s: float = Field(default=10.0, gt=0)
     #: Whether this process also runs that sweeper (a second replica may leave it to the first).
     outbox_sweeper: bool = True
+    #: The price list and the payment-provider meters (``MODELYARD_BILLING__*``, see ``modelyard_billing.prices``).
+    billing: BillingSettings = Field(default_factory=BillingSettings)
+    #: What webhook endpoints are accepted and how secrets rotate (``MODELYARD_WEBHOOKS__*``).
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     #: Largest request body accepted (413 above it); an import carries a whole tenant, hence the room.
     api_max_body_bytes: int = Field(default=16 * 2**20, ge=1024)
     #: Brute-force protection of POST /v1/auth/token: failed attempts allowed per presented key id
@@ -32,3 +38,5 @@ class TenantServiceSettings(AuthSettings):
     token_max_failures_per_key: int = Field(default=10, ge=1)
     token_max_failures_per_address: int = Field(default=50, ge=1)
     token_failure_window_s: float = Field(default=300.0, gt=0)
+    #: Tenants' own model endpoints must be HTTPS; ``http://localhost`` only with this (tests, development).
+    model_endpoints_allow_http_localhost: bool = False

@@ -53,6 +53,19 @@ async def _ready(url: str, headers: dict[str, str] | None = None) -> None:
         resp.raise_for_status()
 
 
+async def endpoints(ingress_url: str, simulator_url: str, api_url: str, admin_token: str,
+                    api_key: str | None) -> tuple[str, str, dict[str, str]]:
+    """``(ingress URL, simulator URL, the bench tenant's auth header)`` once both servers answer (the
+    tenant is created unless a key is given)."""
+    ingress_url, simulator_url = ingress_url.rstrip("/"), simulator_url.rstrip("/").removesuffix("/v1")
+    if api_key is None:
+        api_key = await _bench_tenant(api_url, admin_token)
+    auth = {"Authorization": f"Bearer {api_key}"}
+    await _ready(f"{ingress_url}/v1/models", auth)
+    await _ready(f"{simulator_url}/v1/models")
+    return ingress_url, simulator_url, auth
+
+
 async def run_http_bench(
     *,
     ingress_url: str = "http://127.0.0.1:8081",
@@ -68,12 +81,7 @@ async def run_http_bench(
     zero_latency: bool = True,
 ) -> dict[str, Any]:
     """Run both loads and return the figures (``direct``, ``ingress``, what the ingress adds)."""
-    ingress_url, simulator_url = ingress_url.rstrip("/"), simulator_url.rstrip("/").removesuffix("/v1")
-    if api_key is None:
-        api_key = await _bench_tenant(api_url, admin_token)
-    auth = {"Authorization": f"Bearer {api_key}"}
-    await _ready(f"{ingress_url}/v1/models", auth)
-    await _ready(f"{simulator_url}/v1/models")
+    ingress_url, simulator_url, auth = await endpoints(ingress_url, simulator_url, api_url, admin_token, api_key)
 
     direct = [encode_post(f"{simulator_url}/v1/chat/completions", chat_body(direct_model, p)) for p in PROMPTS]
     through = [encode_post(f"{ingress_url}/v1/chat/completions", chat_body(model, p), auth) for p in PROMPTS]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -99,12 +100,16 @@ def _round(v: float | None) -> float | None:
     return round(v, 2) if v is not None else None
 
 
-async def run_load(requests: list[tuple[str, int, bytes]], *, concurrency: int, seconds: float,
-                   marker: bytes | None = None, request_timeout_s: float = 120.0) -> LoadResult:
-    """``concurrency`` workers send the requests round-robin, back to back, for ``seconds``."""
+#: One request's exchange on an open connection: reads the response (the request was written at
+#: ``started``), records what it measures, returns whether the connection may be kept.
+Exchange = Callable[[asyncio.StreamReader, float], Awaitable[bool]]
+
+
+async def closed_loop(requests: list[tuple[str, int, bytes]], *, concurrency: int, seconds: float, exchange: Exchange,
+                      on_connection_error: Callable[[], None], request_timeout_s: float = 120.0) -> float:
+    """``concurrency`` workers send the requests round-robin, back to back, for ``seconds``; the seconds taken."""
     if not requests:
         raise ValueError("no requests to send")
-    result = LoadResult()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     counter = 0
@@ -121,20 +126,14 @@ async def run_load(requests: list[tuple[str, int, bytes]], *, concurrency: int, 
                         reader, writer = await asyncio.open_connection(host, port)
                     started = time.perf_counter()
                     writer.write(raw)
-                    status, body, keep_alive = await asyncio.wait_for(read_response(reader), request_timeout_s)
-                    elapsed = time.perf_counter() - started
+                    keep_alive = await asyncio.wait_for(exchange(reader, started), request_timeout_s)
                 except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError):
-                    result.connection_errors += 1
+                    on_connection_error()
                     if writer is not None:
                         writer.close()
                     reader = writer = None
                     await asyncio.sleep(0.05)  # a refused connection must not spin
                     continue
-                result.statuses[status] += 1
-                if 200 <= status < 300:
-                    result.latencies_s.append(elapsed)
-                    if marker is not None and marker in body:
-                        result.marked += 1
                 if not keep_alive:
                     writer.close()
                     reader = writer = None
@@ -144,5 +143,27 @@ async def run_load(requests: list[tuple[str, int, bytes]], *, concurrency: int, 
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    result.seconds = time.perf_counter() - started
+    return time.perf_counter() - started
+
+
+async def run_load(requests: list[tuple[str, int, bytes]], *, concurrency: int, seconds: float,
+                   marker: bytes | None = None, request_timeout_s: float = 120.0) -> LoadResult:
+    """``concurrency`` workers send the requests round-robin, back to back, for ``seconds``."""
+    result = LoadResult()
+
+    async def exchange(reader: asyncio.StreamReader, started: float) -> bool:
+        status, body, keep_alive = await read_response(reader)
+        elapsed = time.perf_counter() - started
+        result.statuses[status] += 1
+        if 200 <= status < 300:
+            result.latencies_s.append(elapsed)
+            if marker is not None and marker in body:
+                result.marked += 1
+        return keep_alive
+
+    def connection_error() -> None:
+        result.connection_errors += 1
+
+    result.seconds = await closed_loop(requests, concurrency=concurrency, seconds=seconds, exchange=exchange,
+                                       on_connection_error=connection_error, request_timeout_s=request_timeout_s)
     return result

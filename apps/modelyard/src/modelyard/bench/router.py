@@ -137,7 +137,9 @@ class RouterProcesses:
         base.update({
             "MODELYARD_KAFKA__BOOTSTRAP_SERVERS": cfg.kafka, "MODELYARD_KAFKA__PARTITIONS": str(cfg.partitions),
             "MODELYARD_MONGO__URL": cfg.mongo_url, "MODELYARD_MONGO__DATABASE": self.database,
-            "MODELYARD_TOPICS__PREFIX": self.prefix, "MODELYARD_LOG_FORMAT": "console", **cfg.router_env,
+            "MODELYARD_TOPICS__PREFIX": self.prefix, "MODELYARD_LOG_FORMAT": "console",
+            # The backlog is a throughput measure: neither quotas nor rates may bind.
+            "MODELYARD_RATE_LIMITS__ENABLED": "false", **cfg.router_env,
         })
         cmd = cfg.router_cmd or [sys.executable, "-m", "modelyard.cli", "router"]
         for i in range(cfg.routers):

@@ -240,6 +240,16 @@ def _validator(schema_json: str) -> Any:
     return cls(schema)
 
 
+def schema_error(value: Any, schema: dict[str, Any]) -> str | None:
+    """Why ``value`` does not validate against the JSON Schema ``schema`` (None: it does). Also the check of
+    tool-call arguments against their tool's parameters (``modelyard_inference.checks``)."""
+    error = next(iter(_validator(json.dumps(schema, sort_keys=True)).iter_errors(value)), None)
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+    return f"at {where}: {error.message}"
+
+
 def json_output(a: Analysis, call: Call) -> list[Finding]:
     fmt = call.response_format
     if not fmt or fmt.get("type") not in ("json_object", "json_schema") or not a.response.strip():
@@ -256,10 +266,8 @@ def json_output(a: Analysis, call: Call) -> list[Finding]:
     schema = (fmt.get("json_schema") or {}).get("schema")
     if not isinstance(schema, dict):
         return []
-    error = next(iter(_validator(json.dumps(schema, sort_keys=True)).iter_errors(value)), None)
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        return [Finding("json", HARD, f"does not match the schema at {where}: {error.message}")]
+    if (why := schema_error(value, schema)) is not None:
+        return [Finding("json", HARD, f"does not match the schema {why}")]
     return []
 
 
