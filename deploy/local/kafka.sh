@@ -95,7 +95,14 @@ credential() {
 # The secured broker's secrets, made once per run folder: random passwords, a CA, the broker's
 # certificate (for 127.0.0.1 and localhost) and its PKCS12 key and trust stores.
 secrets() {
-  [[ -f $DIR/credentials.env && -f $DIR/tls/truststore.p12 ]] && return
+  if [[ -f $DIR/credentials.env && -f $DIR/tls/truststore.p12 ]]; then
+    # A run folder made before a service was added has no password for it: then all are made again.
+    local name complete=true
+    for name in "${SERVICES[@]^^}"; do
+      grep -q "^MODELYARD_KAFKA_SASL_PASSWORD_$name=" "$DIR/credentials.env" || complete=false
+    done
+    $complete && return
+  fi
   require openssl "to generate the secured broker's CA and certificate"
   require keytool "to write the broker's trust store (it comes with the JDK)"
   log "generating passwords, a CA and the broker certificate in $DIR"
