@@ -95,7 +95,15 @@ credential() {
 # The secured broker's secrets, made once per run folder: random passwords, a CA, the broker's
 # certificate (for 127.0.0.1 and localhost) and its PKCS12 key and trust stores.
 secrets() {
-  [[ -f $DIR/credentials.env && -f $DIR/tls/truststore.p12 ]] && return
+  if [[ -f $DIR/credentials.env && -f $DIR/tls/truststore.p12 ]]; then
+    local missing=""
+    for name in ADMIN STORE "${SERVICES[@]^^}"; do
+      grep -q "^MODELYARD_KAFKA_SASL_PASSWORD_$name=" "$DIR/credentials.env" || missing+=" $name"
+    done
+    [[ -z $missing ]] && return
+    # A run folder from before a service was added: its broker has no user for it. Start over.
+    log "no password for${missing,,} in $DIR/credentials.env (made before that service existed): new secrets"
+  fi
   require openssl "to generate the secured broker's CA and certificate"
   require keytool "to write the broker's trust store (it comes with the JDK)"
   log "generating passwords, a CA and the broker certificate in $DIR"
