@@ -96,12 +96,13 @@ credential() {
 # certificate (for 127.0.0.1 and localhost) and its PKCS12 key and trust stores.
 secrets() {
   if [[ -f $DIR/credentials.env && -f $DIR/tls/truststore.p12 ]]; then
-    # A run folder made before a service was added has no password for it: then all are made again.
-    local name complete=true
-    for name in "${SERVICES[@]^^}"; do
-      grep -q "^MODELYARD_KAFKA_SASL_PASSWORD_$name=" "$DIR/credentials.env" || complete=false
+    local missing=""
+    for name in ADMIN STORE "${SERVICES[@]^^}"; do
+      grep -q "^MODELYARD_KAFKA_SASL_PASSWORD_$name=" "$DIR/credentials.env" || missing+=" $name"
     done
-    $complete && return
+    [[ -z $missing ]] && return
+    # A run folder from before a service was added: its broker has no user for it. Start over.
+    log "no password for${missing,,} in $DIR/credentials.env (made before that service existed): new secrets"
   fi
   require openssl "to generate the secured broker's CA and certificate"
   require keytool "to write the broker's trust store (it comes with the JDK)"
