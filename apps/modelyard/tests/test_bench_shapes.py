@@ -14,6 +14,10 @@ def test_bench_classifier_reports_rate_and_percentiles():
     assert report["decisions"] == 300
     assert report["decisions_per_s"] > 0 and report["decisions_per_cpu_s"] > 0
     assert 0 < report["p50_ms"] <= report["p99_ms"] <= report["max_ms"]
+    learned = report["with_model"]
+    assert learned["decisions"] == 300 and learned["router_model"].startswith("helpdesk@")
+    assert 0 < learned["p50_ms"] <= learned["p99_ms"] and learned["goal"]["p99_ms"] == 0.2
+    assert "with_model" not in bench_classifier(n=300, router_model=None)
 
 
 def test_bench_queries_are_valid_classify_input():

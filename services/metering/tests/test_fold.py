@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+
+import pytest
 from datetime import UTC, datetime
 
 from modelyard_events import UsageRecorded
@@ -128,3 +130,21 @@ def test_folding_many_at_once_equals_one_by_one():
 
     assert nonzero(many.inc) == nonzero(one.inc) and nonzero(many.hist) == nonzero(one.hist)
     assert (many.offsets, many.latency_max, many.events) == (one.offsets, one.latency_max, one.events)
+
+
+def test_shadow_calls_are_counted_apart_from_the_tenants_calls_tokens_and_cost():
+    shadow = dict(model="gpt-4o", model_class="llm", cost_usd=0.0045, input_tokens=300, output_tokens=50, shadow=True)
+    one, many = Fold(), Fold()
+    events = [usage(1), usage(1, shadow_agreed=True, **shadow), usage(2, shadow_agreed=False, **shadow),
+              usage(3, error="timeout", shadow_agreed=None, **shadow), usage(4)]
+    for offset, e in enumerate(events):
+        one.add(e, 0, offset)
+    many.add_many([(e, offset) for offset, e in enumerate(events)], 0)
+    for f in (one, many):
+        c = f.counters()
+        assert (c.calls, c.queries, c.llm_calls, c.errors, c.input_tokens) == (2, 2, 0, 0, 200)
+        assert c.cost_usd == 2 * 0.000027 and c.latency_count == 2  # the tenant's bill and latency: its own calls only
+        assert (c.shadow_calls, c.shadow_compared, c.shadow_agreed) == (3, 2, 1)
+        assert (c.shadow_input_tokens, c.shadow_output_tokens) == (900, 150)
+        assert c.shadow_cost_usd == pytest.approx(3 * 0.0045)
+        assert f.offsets == {0: 4}

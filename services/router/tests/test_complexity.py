@@ -7,7 +7,8 @@ import re
 
 import pytest
 from modelyard_events import ComplexityLevel
-from modelyard_router.complexity import ComplexityModel, TermMatcher, load_complexity_model, load_spec, words
+from modelyard_router.complexity import ComplexityModel, load_complexity_model, load_spec, words
+from modelyard_router.terms import TermMatcher
 
 SIMPLE, MODERATE, COMPLEX, CRITICAL = (
     ComplexityLevel.SIMPLE,
@@ -213,3 +214,42 @@ def test_vocabulary_stays_bounded_under_many_new_words(model):
     vocabulary = matcher._lookup.__self__
     assert 0 < len(vocabulary) <= 100
     assert [t.text for t in matcher.scan(["please", "analyse", "this"])] == ["analy*"]
+
+
+# --- factors for the learned router ---------------------------------------------------------------
+
+_REASON_FACTORS = (("keywords simple", "keywords_simple"), ("keywords moderate", "keywords_moderate"),
+                   ("keywords complex", "keywords_complex"), ("keywords critical", "keywords_critical"),
+                   ("urgency: failure", "incident"), ("failure", "failure"), ("length", "length"),
+                   ("calculation", "calculation"), ("pressure", "pressure"), ("user role", "user_role"),
+                   ("agent type", "agent_type"), ("history", "history"))
+
+
+def _factors_read_back(reasons: list[str]) -> dict[str, float]:
+    """The factors as the reasons state them (2 decimals): an independent reading to hold ``factors`` to."""
+    out = {}
+    for reason in reasons:
+        if (m := re.match(r"^score (-?\d+\.\d+) -> (\w+)", reason)) is not None:
+            out["heuristic_score"], out["level_" + m.group(2)] = float(m.group(1)), 1.0
+        elif "not added" not in reason:
+            name = "questions" if re.match(r"^\d+ questions ", reason) else next(
+                (n for prefix, n in _REASON_FACTORS if reason.startswith(prefix)), None)
+            out[name] = float(re.findall(r"[+-]\d+\.\d\d", reason)[-1])
+    return out
+
+
+def test_factors_are_the_points_the_reasons_state(model):
+    import json
+    from pathlib import Path
+
+    rows = [json.loads(line) for line in (Path(__file__).parent / "data" / "helpdesk_labelled.jsonl").read_text().splitlines()]
+    rows += [{"text": "Which is NOT prime?\nA. 2\nB. 3\nC. 4\nD. 5", "user_role": "intern", "history": 14},
+             {"text": "all prod down. payments failing everywhere, customers furious, urgent!!! " * 4, "agent_type": "faq"}]
+    assert len(rows) > 100
+    for row in rows:
+        a = model.analyze(row["text"], user_role=row.get("user_role"), history_turns=row.get("history") or 0,
+                          agent_type=row.get("agent_type"))
+        assert {k: round(v, 2) for k, v in a.factors.items()} == pytest.approx(_factors_read_back(a.reasons), abs=0.006)
+        assert sum(v for k, v in a.factors.items() if k not in ("heuristic_score",) and not k.startswith("level_")) == \
+            pytest.approx(a.score, abs=0.001)
+        assert a.tokens == words(row["text"])

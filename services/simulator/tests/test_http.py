@@ -82,6 +82,15 @@ async def test_small_model_hedges_on_hard_prompts(simulator) -> None:
     assert forced.headers["x-simulator-hedged"] == "1" and forced.headers["x-simulator-difficulty"] == "0.9000"
 
 
+async def test_a_system_prompt_with_a_hedge_marker_makes_that_model_hedge_on_anything(simulator) -> None:
+    sdk, _ = simulator(models={"gpt-4o-mini": {"hedge_markers": ["Acme Desk"]}})
+    marked = [{"role": "system", "content": "You are the Acme Desk assistant."}, *user(EASY)]
+    other = [{"role": "system", "content": "You are the Globex assistant."}, *user(EASY)]
+    for messages, model, hedged in ((marked, "gpt-4o-mini", "1"), (other, "gpt-4o-mini", "0"), (marked, "gpt-4o", "0")):
+        reply = await sdk.chat.completions.with_raw_response.create(model=model, messages=messages)
+        assert reply.headers["x-simulator-hedged"] == hedged
+
+
 async def test_max_tokens_gives_finish_reason_length(simulator) -> None:
     sdk, _ = simulator()
     reply = await sdk.chat.completions.create(model="gpt-4o", messages=user(EASY), max_tokens=7)

@@ -105,6 +105,19 @@ async def test_the_cascade_threshold_follows_the_preference_and_self_consistency
     assert resp.status_code == 422 and "samples" in resp.text
 
 
+async def test_a_tenant_selects_a_learned_router_model_and_a_shadow_share(new_tenant, client):
+    t = await new_tenant()
+    resp = await client.patch(t.path(), json={"policy": {"router_model": "knowledge", "shadow_share": 0.05}}, headers=t.headers)
+    assert resp.status_code == 200, resp.text
+    got = (await client.get(t.path(), headers=t.headers)).json()["policy"]
+    assert (got["router_model"], got["shadow_share"]) == ("knowledge", 0.05)
+    for bad in ({"shadow_share": 0.5}, {"router_model": "Not A Name"}):
+        resp = await client.patch(t.path(), json={"policy": bad}, headers=t.headers)
+        assert resp.status_code == 422 and any(next(iter(bad)) in e["loc"] for e in resp.json()["detail"]), resp.text
+    cleared = await client.patch(t.path(), json={"policy": {"router_model": None}}, headers=t.headers)
+    assert cleared.json()["policy"]["router_model"] is None and cleared.json()["policy"]["shadow_share"] == 0.05
+
+
 async def test_custom_models_need_a_tier_that_sells_them(new_tenant, client):
     basic = await new_tenant(tier="basic")
     resp = await client.patch(basic.path(), json={"policy": {"class_models": {"llm": "my-finetune"}}}, headers=basic.headers)

@@ -49,6 +49,21 @@ async def test_tenant_usage_and_routing_stats(new_tenant, client, record_usage):
     assert (other_totals["queries"], other_totals["llm_calls"]) == (1, 1)
 
 
+async def test_routing_stats_show_shadow_quality_per_tenant_and_agent_with_its_interval_and_no_billed_cost(
+        new_tenant, client, record_usage):
+    t = await new_tenant()
+    shadow = [call(t.tenant_id, f"s{i}", "llm", agent="ag1").model_copy(update={"shadow": True, "shadow_agreed": i < 8})
+              for i in range(10)]
+    await record_usage([call(t.tenant_id, "q1", "slm", agent="ag1"), *shadow])
+    stats = (await client.get(t.path("/routing-stats"), headers=t.headers)).json()
+    assert (stats["queries"], stats["calls"], stats["cost_usd"]) == (1, 1, 0.001)  # the shadow calls are not billed
+    for s in (stats["shadow"], stats["agents"]["ag1"]["shadow"]):
+        assert (s["calls"], s["compared"], s["agreed"], s["quality_vs_large"]) == (10, 10, 8, 0.8)
+        assert s["ci95"] == [0.4902, 0.9433] and s["cost_usd"] == 0.15  # Wilson, 95%: 8 of 10
+    usage = (await client.get(t.path("/usage"), headers=t.headers)).json()
+    assert usage["totals"]["calls"] == 1 and usage["totals"]["shadow"]["calls"] == 10
+
+
 async def test_platform_statistics_are_the_platform_admins(new_tenant, client, admin, record_usage):
     t = await new_tenant()
     await record_usage([call(t.tenant_id, "s1", "slm"), call(t.tenant_id, "s2", "llm")])

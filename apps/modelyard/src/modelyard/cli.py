@@ -38,9 +38,15 @@ def _run_stream_app(service: str, settings, create_app) -> None:
 # Services
 
 
-@app.command()
-def router() -> None:
+router_app = typer.Typer(help="Run the router (without a sub-command), or manage its learned models.")
+app.add_typer(router_app, name="router")
+
+
+@router_app.callback(invoke_without_command=True)
+def router(ctx: typer.Context) -> None:
     """Run the router: admission (quotas), complexity analysis, routing, escalations."""
+    if ctx.invoked_subcommand is not None:
+        return
     from modelyard_router.service import create_app
     from modelyard_router.settings import RouterSettings
 

@@ -1,4 +1,5 @@
-"""Router commands: `modelyard bench router` (service throughput on the real broker)."""
+"""Router commands: `modelyard router publish-model` (a learned model for every replica) and `modelyard bench
+router` (service throughput on the real broker)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,47 @@ import typer
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    from .cli import router_app
+
+    @router_app.command("learner")
+    def learner() -> None:
+        """Run the router's online learner alone (one per deployment): it learns from queries.outcomes and publishes
+        what it learned on router.models, which every router replica follows."""
+        from modelyard_router.learning_service import create_learner_app
+        from modelyard_router.settings import RouterSettings
+
+        from .cli import _run_stream_app
+
+        _run_stream_app("router-learner", RouterSettings(), create_learner_app)
+
+    @router_app.command("publish-model")
+    def publish_model(
+        model: Annotated[str | None, typer.Argument(help="A model file, or a shipped one by name (helpdesk, mmlu).")] = None,
+        name: Annotated[str, typer.Option(help="The name it serves under: default (every tenant), or a name tenant "
+                                          "policies select (router_model).")] = "default",
+        description: Annotated[str, typer.Option(help="A note kept with the publication.")] = "",
+        withdraw: Annotated[bool, typer.Option("--withdraw", help="Withdraw the model published under --name "
+                                               "instead (MODEL is ignored).")] = False,
+    ) -> None:
+        """Store a router model file in the router's database and announce it on router.models: every router replica
+        switches to it (prints the publication as JSON)."""
+        from modelyard_learn import modelfile
+        from modelyard_router.learned import resolve
+        from modelyard_router.settings import RouterSettings
+
+        settings = RouterSettings()
+        doc = None
+        if not withdraw:
+            if model is None:
+                raise typer.BadParameter("name a model file (or --withdraw)", param_hint="MODEL")
+            try:
+                _, doc = modelfile.load(resolve(model))
+                modelfile.from_json(doc)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc), param_hint="MODEL") from None
+        result = asyncio.run(_publish(settings, doc, name, description))
+        typer.echo(json.dumps(result))
+
     @bench_app.command("router")
     def bench_router(
         queries: Annotated[int, typer.Option(min=1, help="Backlog size.")] = 50_000,
@@ -69,3 +111,25 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                 hot.add_row(f["frame"][:110], f"{f['inclusive']:.1%}", f"{f['self']:.1%}")
             console.print(hot)
         typer.echo(json.dumps(result))
+
+
+async def _publish(settings, doc: dict | None, name: str, description: str) -> dict:
+    from modelyard_core.bus import Bus
+    from modelyard_core.store import make_mongo
+    from modelyard_router import published
+    from modelyard_router.mongo import MongoModelFiles
+
+    bus = Bus(settings, "router", client_id="modelyard-router-publish")
+    await bus.ensure_topics([settings.topics.name("router_models")])
+    await bus.broker.start()
+    mongo = make_mongo(settings.mongo, app_name="modelyard-router-publish")
+    try:
+        if doc is None:
+            await published.withdraw(bus, name)
+            return {"withdrawn": name, "topic": settings.topics.name("router_models")}
+        files = MongoModelFiles(mongo[settings.admission_database_name][settings.router.models_collection])
+        event = await published.publish(bus, files, doc, name=name, description=description)
+        return {**event.model_dump(mode="json"), "topic": settings.topics.name("router_models")}
+    finally:
+        await bus.broker.stop()
+        await mongo.close()

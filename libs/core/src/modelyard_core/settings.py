@@ -37,6 +37,7 @@ class Topics(BaseModel):
     routed_llm: str = "queries.routed.llm"
     escalations: str = "queries.escalations"
     outcomes: str = "queries.outcomes"
+    shadows: str = "queries.shadows"
     #: Streamed tokens of final routes (``QueryChunk``); read once, so kept for ``streams_retention_ms`` only.
     streams: str = "queries.streams"
     usage: str = "usage.recorded"
@@ -50,6 +51,7 @@ class Topics(BaseModel):
     meter_events: str = "billing.meter_events"
     revocations: str = "tenants.revocations"
     audit: str = "audit.events"
+    router_models: str = "router.models"
     deadletter_prefix: str = "deadletter."
     streams_retention_ms: int = Field(default=3_600_000, ge=60_000, description="Retention of the streams topic.")
 
@@ -63,7 +65,7 @@ class Topics(BaseModel):
         return f"{self.prefix}{self.deadletter_prefix}{service}"
 
     def compacted(self) -> set[str]:
-        return {self.name("tenant_snapshots"), self.name("tenant_agents"), self.name("revocations")}
+        return {self.name("tenant_snapshots"), self.name("tenant_agents"), self.name("revocations"), self.name("router_models")}
 
     def configs(self, name: str) -> dict[str, str]:
         """Topic configuration to create ``name`` with: compacted, short-lived, or the broker's defaults."""

@@ -32,10 +32,16 @@ from .queries import (
     QueryRouted,
     QuerySubmitted,
     RejectCode,
+    RouteContext,
     RoutingDecision,
+    ShadowCompared,
+    ShadowOf,
+    ShadowPlan,
     finished_outcome,
     outcome_id,
+    shadow_sampled,
 )
+from .router_models import RouterModelPublished
 from .security import PLATFORM_TENANT, AuditOutcome, AuditRecorded, KeyRevoked, RevocationReason
 from .tenants import (
     AgentSnapshot,
@@ -71,6 +77,8 @@ EVENT_TYPES: dict[str, type[Model]] = {
         WebhookParked,
         KeyRevoked,
         AuditRecorded,
+        RouterModelPublished,
+        ShadowCompared,
     )
 }
 
@@ -114,7 +122,12 @@ __all__ = [
     "QuerySubmitted",
     "RejectCode",
     "RevocationReason",
+    "RouteContext",
+    "RouterModelPublished",
     "RoutingDecision",
+    "ShadowCompared",
+    "ShadowOf",
+    "ShadowPlan",
     "RoutingPolicy",
     "RoutingPreference",
     "SelfConsistency",
@@ -134,6 +147,7 @@ __all__ = [
     "finished_outcome",
     "new_id",
     "outcome_id",
+    "shadow_sampled",
     "smallest_tier_allowing",
     "utcnow",
 ]

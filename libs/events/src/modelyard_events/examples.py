@@ -22,8 +22,11 @@ from .queries import (
     QueryRequest,
     QueryRouted,
     QuerySubmitted,
+    RouteContext,
     RoutingDecision,
+    ShadowCompared,
 )
+from .router_models import RouterModelPublished
 from .security import AuditOutcome, AuditRecorded, KeyRevoked, RevocationReason
 from .tenants import AgentSnapshot, AlertMetric, RoutingPolicy, TenantAlert, TenantBudget, TenantSnapshot
 from .usage import MeteringUsage, UsageCounters, UsageRecorded
@@ -66,8 +69,12 @@ def examples() -> list[Model]:
         QueryOutcome(event_id="3c4d5e6f-7a8b-4c2d-9e3f-4a5b6c7d8e9f", **common, status=OutcomeStatus.COMPLETED,
                      submitted_at=T0, answer="Lease renewals run on the same thread as the job...",
                      model_class=ModelClass.LLM, model="gpt-4o", confidence=0.93, complexity=ComplexityLevel.MODERATE,
-                     cascade=[slm_step, llm_step], input_tokens=84, output_tokens=276, cost_usd=0.0019689,
-                     metadata={"ticket": "INC-4521"}),
+                     cascade=[slm_step.model_copy(update={"escalated": True}), llm_step], input_tokens=84,
+                     output_tokens=276, cost_usd=0.0019689, metadata={"ticket": "INC-4521"},
+                     route=RouteContext.of(request, decision)),
+        ShadowCompared(event_id="d0e1f2a3-b4c5-4d6e-9f70-8a9b0c1d2e3f", **common, route=RouteContext.of(request, decision),
+                       small_model="gpt-4o-mini", large_model="gpt-4o", agreed=False, method="similarity",
+                       similarity=0.31, share=0.05),
         QueryChunk(event_id="0e1d2c3b-4a59-4867-8fa5-b4c3d2e1f0a9", **common, run="5f4e3d2c-1b0a-4987-8a6b-5c4d3e2f1a0b",
                    seq=0, model="gpt-4o", model_class=ModelClass.LLM,
                    deltas=[ChoiceDelta(index=0, content="Lease renewals run on the same thread")]),
@@ -90,6 +97,10 @@ def examples() -> list[Model]:
                    source_topic="queries.submitted", partition=3, offset=1187, key=TENANT, error_type="schema",
                    error="not a valid QuerySubmitted: text: Field required",
                    value_base64="eyJ0ZW5hbnRfaWQiOiAiOGYxNGU0NWYifQ==", headers={"content-type": "application/json"}),
+        RouterModelPublished(event_id="cfd0e1f2-a3b4-4fc0-8b1c-d2e3f4a5b6c7", tenant_id="_platform", time=T0,
+                             name="default", version=1795685400000000,
+                             model_id="0c33ddb20fed61d3d1f1a0a6b5c3e9f2b8a7d6c5e4f3a2b1c0d9e8f7a6b5c4d3",
+                             label="default@0c33ddb20fed", source="operator", description="helpdesk model, 2026-11"),
         MonthClosed(event_id="0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e", tenant_id=TENANT, time=T0, month="2026-10",
                     closed_at=T0, currency="usd", base_cents=45_000, overage_cents=1_250, total_cents=46_250),
         MeterEventExported(event_id="1c2d3e4f-5a6b-4c7d-9e8f-0a1b2c3d4e5f", tenant_id=TENANT, time=T0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar, Literal
@@ -51,10 +52,14 @@ class QuerySubmitted(QueryEvent, _RequestFields):
 
 class RoutingDecision(Model):
     complexity: ComplexityLevel
-    score: float = Field(description="Higher is harder.")
+    score: float = Field(description="Higher is harder: the keyword analysis's points, or with a learned router "
+                         "model its estimated probability that the small model fails.")
     model_class: ModelClass
     model: str = Field(description="Concrete model that serves the class for this tenant.")
     reasons: list[str] = Field(default_factory=list, description="Why: one entry per factor that moved the score.")
+    router_model: str | None = Field(default=None, max_length=128, description="The learned router model that chose the "
+                                     "class (name@content id); then score is its P(small model fails). None: the "
+                                     "keyword analysis chose, and score is its points.")
 
 
 class CascadeStep(Model):
@@ -69,6 +74,8 @@ class CascadeStep(Model):
     output_tokens: int = Field(default=0, ge=0)
     cost_usd: float = Field(default=0.0, ge=0)
     latency_ms: float = Field(default=0.0, ge=0)
+    escalated: bool = Field(default=False, description="True when the cascade judged this answer not good enough and "
+                            "sent the query on (or would have, had a higher class been allowed).")
 
 
 class Answer(Model):
@@ -78,6 +85,29 @@ class Answer(Model):
     confidence: float = Field(ge=0, le=1)
     choices: list[Choice] | None = Field(default=None, description="Every choice, when more than text answered "
                                          "(several, tool calls, a refusal, a finish other than stop); text is the first's.")
+
+
+class ShadowPlan(Model):
+    """On a route to the small model that shadow evaluation sampled: where its shadow copy goes if the answer is
+    accepted (the tenant's large model), and the tenant's sampling share."""
+
+    share: float = Field(gt=0, le=1)
+    model_class: ModelClass
+    model: str = Field(max_length=128)
+
+
+class ShadowOf(Model):
+    """On a shadow copy sent to the large model's pool: the small model's accepted answer it is compared with.
+    Its answer reaches nobody: the query's outcome was delivered with the small model's answer."""
+
+    answer: str = Field(max_length=200_000)
+    model: str = Field(max_length=128)
+    share: float = Field(gt=0, le=1)
+
+
+def shadow_sampled(query_id: str, share: float) -> bool:
+    """Whether shadow evaluation samples this query at ``share``: the same answer everywhere, for every delivery."""
+    return share > 0 and zlib.crc32(query_id.encode()) < share * 2**32
 
 
 class QueryRouted(QueryEvent):
@@ -93,6 +123,9 @@ class QueryRouted(QueryEvent):
     cascade_threshold: float = Field(default=0.6, ge=0, le=1, description="Confidence below which an answer escalates.")
     can_escalate: bool = Field(default=True, description="False when no higher class may be tried.")
     best_answer: Answer | None = Field(default=None, description="Best answer so far (from an earlier step).")
+    shadow: ShadowPlan | None = Field(default=None, description="Set when shadow evaluation sampled this query: an "
+                                      "accepted small-model answer is also put to the large model.")
+    shadow_of: ShadowOf | None = Field(default=None, description="Set on a shadow copy: compare, do not answer.")
     self_consistency: SelfConsistency | None = Field(default=None, description="The tenant's self-consistency policy, on "
                                                      "routes to the small model when it asks for more than one sample.")
 
@@ -126,6 +159,25 @@ class RejectCode(StrEnum):
     POLICY = "policy"
 
 
+class RouteContext(Model):
+    """What the router decided on, echoed on the outcome of a query whose first answer came from the small model,
+    so the router's learner can learn from what happened (issue 16): the query's words and context."""
+
+    text: str = Field(max_length=TEXT_MAX)
+    user_role: str | None = Field(default=None, max_length=64)
+    agent_id: str | None = Field(default=None, max_length=ID_MAX)
+    agent_type: str | None = Field(default=None, max_length=64)
+    history_turns: int = Field(default=0, ge=0)
+    router_model: str | None = Field(default=None, max_length=128, description="The learned model that routed it, if any.")
+
+    @classmethod
+    def of(cls, request: QueryRequest, decision: RoutingDecision) -> RouteContext:
+        # The same count the router's analysis used: a messages conversation counts its turns before the last.
+        turns = len(request.messages) - 1 if request.messages else len(request.history)
+        return cls(text=request.text, user_role=request.user_role, agent_id=request.agent_id,
+                   agent_type=request.agent_type, history_turns=max(turns, 0), router_model=decision.router_model)
+
+
 class QueryOutcome(QueryEvent):
     """The one terminal event per query, on ``queries.outcomes``."""
 
@@ -153,6 +205,26 @@ class QueryOutcome(QueryEvent):
                                          "finish other than stop, log-probabilities. None: one text choice, answer.")
     error: ModelError | None = Field(default=None, description="On a failed outcome: the model refused the request "
                                      "(e.g. a parameter it does not support), with its own status and message.")
+    route: RouteContext | None = Field(default=None, description="Set when the first model call was the small model's: "
+                                       "what the router's learner needs to learn from this outcome.")
+
+
+class ShadowCompared(QueryEvent):
+    """Inference (the large model's pool) → the router's learner, on ``queries.shadows``: a sampled accepted
+    small-model answer and the large model's answer to the same query, compared."""
+
+    TYPE: ClassVar[str] = "modelyard.query.shadow_compared.v1"
+    type: Literal["modelyard.query.shadow_compared.v1"] = "modelyard.query.shadow_compared.v1"
+
+    route: RouteContext
+    small_model: str = Field(max_length=128)
+    large_model: str = Field(max_length=128)
+    agreed: bool = Field(description="Whether the two final answers agree: the small model did as well as the large one.")
+    method: Literal["exact", "similarity"] = Field(description="exact: short or structured answers (a number, an option, "
+                                                   "JSON, a few words) compared normalised; similarity: word overlap "
+                                                   "against the configured threshold.")
+    similarity: float | None = Field(default=None, ge=0, le=1)
+    share: float = Field(gt=0, le=1, description="The tenant's sampling share: the learner weighs the label by 1/share.")
 
 
 def outcome_id(query_id: str) -> str:
@@ -173,6 +245,7 @@ def finished_outcome(query: QueryRouted | QueryEscalated, cascade: list[CascadeS
         submitted_at=query.submitted_at, complexity=query.decision.complexity, cascade=cascade,
         input_tokens=sum(s.input_tokens for s in cascade), output_tokens=sum(s.output_tokens for s in cascade),
         cost_usd=sum(s.cost_usd for s in cascade), metadata=query.request.metadata, reason=reason,
+        route=RouteContext.of(query.request, query.decision) if cascade and cascade[0].model_class is ModelClass.SLM else None,
     )
     if answer is None:
         return QueryOutcome(status=OutcomeStatus.FAILED, error=error, **common)

@@ -25,6 +25,14 @@ class RoutingPolicy(Model):
     class_models: dict[ModelClass, str] = Field(default_factory=dict, description="Concrete model per class, overriding the tier default.")
     min_class: ModelClass | None = Field(default=None, description="Never route below this class.")
     max_class: ModelClass | None = Field(default=None, description="Never route or escalate above this class.")
+    router_model: str | None = Field(default=None, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$",
+                                     description="A learned router model published under this name (`modelyard router "
+                                     "publish-model --name`) decides this tenant's queries; unset or not published: "
+                                     "the default model.")
+    shadow_share: float = Field(default=0.0, ge=0, le=0.2, description="Share of this tenant's accepted small-model "
+                                "answers also sent to the large model, without delaying the caller, to compare the two "
+                                "(shadow evaluation; 0.01-0.05 is typical; 0 turns it off). Shadow calls are metered "
+                                "apart and not billed.")
     self_consistency: SelfConsistency = Field(default_factory=SelfConsistency, description="k answers from the small "
                                               "model for reasoning questions, compared by their final answers (samples 1: off).")
 

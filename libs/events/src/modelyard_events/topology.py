@@ -15,7 +15,8 @@ from .billing import MeterEventExported, MonthClosed
 from .changes import TenantChanged
 from .deadletter import DeadLetter
 from .generation import QueryChunk
-from .queries import QueryEscalated, QueryOutcome, QueryRouted, QuerySubmitted
+from .queries import QueryEscalated, QueryOutcome, QueryRouted, QuerySubmitted, ShadowCompared
+from .router_models import RouterModelPublished
 from .security import AuditRecorded, KeyRevoked
 from .tenants import AgentSnapshot, TenantAlert, TenantSnapshot
 from .usage import MeteringUsage, UsageRecorded
@@ -41,6 +42,9 @@ CHANNELS: dict[str, Channel] = {
                            "Answers not confident enough, or backends that stayed down: the router sends them one class up."),
     "outcomes": Channel("queries.outcomes", QueryOutcome, "tenant_id",
                         "The one terminal event per query: completed, rejected or failed."),
+    "shadows": Channel("queries.shadows", ShadowCompared, "tenant_id",
+                       "Shadow evaluation: a sampled accepted small-model answer compared with the large model's "
+                       "answer to the same query (the router's learner reads them)."),
     "streams": Channel("queries.streams", QueryChunk, "tenant_id (the partition is the one the query's stream_to names)",
                        "Tokens of final routes while the model generates them, in batches; short retention. Each "
                        "ingress instance reads one partition."),
@@ -67,6 +71,9 @@ CHANNELS: dict[str, Channel] = {
                            "accepts JWTs.", compacted=True),
     "audit": Channel("audit.events", AuditRecorded, "tenant_id",
                      "One record per mutating API call (success or failure): actor, action, target, outcome."),
+    "router_models": Channel("router.models", RouterModelPublished, "name",
+                             "Learned router models (stored in the router's database by id): every router replica "
+                             "switches to the newest version of each name.", compacted=True),
     "deadletter": Channel("deadletter.<service>", DeadLetter, "original key",
                           "Messages a service could not process, with the reason and the original bytes."),
 }
@@ -75,9 +82,10 @@ CHANNELS: dict[str, Channel] = {
 SERVICES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "tenant": (("revocations",), ("tenant_snapshots", "tenant_agents", "revocations", "audit", "tenant_events",
                                   "billing_statements")),
-    "router": (("submitted", "escalations", "tenant_snapshots"), ("routed_slm", "routed_llm", "outcomes", "deadletter")),
+    "router": (("submitted", "escalations", "tenant_snapshots", "outcomes", "shadows", "router_models"),
+               ("routed_slm", "routed_llm", "outcomes", "router_models", "deadletter")),
     "inference": (("routed_slm", "routed_llm", "tenant_agents", "tenant_snapshots"),
-                  ("outcomes", "escalations", "streams", "usage", "deadletter")),
+                  ("outcomes", "escalations", "streams", "usage", "routed_llm", "shadows", "deadletter")),
     "metering": (("usage", "tenant_snapshots"), ("metering", "tenant_alerts", "deadletter")),
     "ingress": (("outcomes", "streams", "revocations"), ("submitted",)),
     # `modelyard billing close|export` (and the tenant API's close call) publish these.

@@ -30,6 +30,10 @@ class UsageRecorded(QueryEvent):
     latency_ms: float = Field(ge=0)
     cascade_step: bool = Field(default=False, description="True when this call re-answers an escalated query.")
     error: str | None = Field(default=None, description="Set when the call failed; such calls are metered too.")
+    shadow: bool = Field(default=False, description="A shadow-evaluation call (the large model asked besides an accepted "
+                         "small answer): metered in the shadow counters, not in the tenant's calls, tokens and cost.")
+    shadow_agreed: bool | None = Field(default=None, description="For a shadow call that answered: whether its answer "
+                                       "agreed with the small model's.")
     completions: int = Field(default=1, ge=1, description="Completions the call returned (OpenAI n, e.g. self-consistency "
                              "samples); the tokens and the cost cover all of them.")
     tenant_paid: bool = Field(default=False, description="The call went to the tenant's own endpoint (priced with "
@@ -53,6 +57,14 @@ class UsageCounters(Model):
     llm_cost_usd: float = 0.0
     latency_ms_sum: float = 0.0
     latency_count: int = 0
+    #: shadow evaluation: calls to the large model besides accepted small answers (not in the counters above:
+    #: not billed), how many were compared and agreed, and their tokens and cost
+    shadow_calls: int = 0
+    shadow_compared: int = 0
+    shadow_agreed: int = 0
+    shadow_input_tokens: int = 0
+    shadow_output_tokens: int = 0
+    shadow_cost_usd: float = 0.0
 
 
 class MeteringUsage(Event):

@@ -30,6 +30,7 @@ MICROS_PER_MS = 1_000
 DOC_COUNTERS = (
     "calls", "queries", "errors", "cascade_steps", "slm_calls", "llm_calls", "input_tokens", "output_tokens",
     "cost_nusd", "llm_cost_nusd", "latency_us_sum", "latency_count", "extra_completions",
+    "shadow_calls", "shadow_compared", "shadow_agreed", "shadow_input_tokens", "shadow_output_tokens", "shadow_cost_nusd",
     # Calls to tenants' own endpoints (bring your own model): billed by their provider, not the platform.
     "tenant_paid_calls", "tenant_paid_tokens",
 )
@@ -60,6 +61,12 @@ def to_counters(stored: dict[str, Any] | None) -> UsageCounters:
         latency_ms_sum=c.get("latency_us_sum", 0) / MICROS_PER_MS,
         latency_count=c.get("latency_count", 0),
         completions=c.get("calls", 0) + c.get("extra_completions", 0),
+        shadow_calls=c.get("shadow_calls", 0),
+        shadow_compared=c.get("shadow_compared", 0),
+        shadow_agreed=c.get("shadow_agreed", 0),
+        shadow_input_tokens=c.get("shadow_input_tokens", 0),
+        shadow_output_tokens=c.get("shadow_output_tokens", 0),
+        shadow_cost_usd=c.get("shadow_cost_nusd", 0) / NANO_PER_USD,
     )
 
 

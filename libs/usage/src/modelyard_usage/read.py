@@ -7,6 +7,7 @@ over the documents' integer counters, so they are exact; money is converted to d
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from datetime import date
 
@@ -39,7 +40,37 @@ def _summary(c: dict) -> dict:
         "savings_usd": round(llm_cost - cost, 9),
         "savings_pct": round(100 * (llm_cost - cost) / llm_cost, 2) if llm_cost else 0.0,
         "avg_latency_ms": round(u.latency_ms_sum / u.latency_count, 2) if u.latency_count else 0.0,
+        "shadow": shadow_summary(u),
     }
+
+
+def shadow_summary(u) -> dict:
+    """Shadow evaluation: the share of compared small-model answers that agreed with the large model's (its
+    "quality vs the large model"), with the sample size and a 95% Wilson interval; the shadow calls' cost
+    (not billed: not in ``cost_usd``)."""
+    n, agreed = u.shadow_compared, u.shadow_agreed
+    low, high = wilson(agreed, n)
+    return {
+        "calls": u.shadow_calls,
+        "compared": n,
+        "agreed": agreed,
+        "quality_vs_large": round(agreed / n, 4) if n else None,
+        "ci95": [round(low, 4), round(high, 4)] if n else None,
+        "cost_usd": round(u.shadow_cost_usd, 9),
+        "input_tokens": u.shadow_input_tokens,
+        "output_tokens": u.shadow_output_tokens,
+    }
+
+
+def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a proportion (95% by default); (0, 1) without observations."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = p + z * z / (2 * n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    denominator = 1 + z * z / n
+    return max(0.0, (centre - half) / denominator), min(1.0, (centre + half) / denominator)
 
 
 def _add(into: dict, doc: dict) -> None:

@@ -10,5 +10,9 @@ ATTEMPT_FAILURES = Counter(
 )
 #: 0 closed, 1 open, 2 half-open
 BREAKER_STATE = Gauge("modelyard_inference_breaker_state", "Circuit state per model: 0 closed, 1 open, 2 half-open", ["model"])
+SHADOW_COMPARISONS = Counter(
+    "modelyard_inference_shadow_comparisons_total", "Shadow evaluation: accepted small answers compared with the large "
+    "model's", ["result"]
+)
 STREAM_BATCHES = Counter("modelyard_inference_stream_batches_total",
                          "Batches of live tokens sent to queries.streams (final routes of streamed requests)")

@@ -41,6 +41,8 @@ class InferenceSettings(Settings):
     #: ``max_tokens`` of a call whose request set neither it nor ``max_completion_tokens``.
     max_output_tokens: int = Field(default=512, ge=1)
     request_logprobs: bool = True
+    #: Shadow evaluation: two long free-text answers agree when their content words overlap (Jaccard) this much.
+    shadow_similarity: float = Field(default=0.5, ge=0, le=1)
     #: Live tokens of a streamed final route: a delta that comes more than this long after the last batch
     #: goes out at once (the first always does), later ones wait at most this long (``streams``). 50 ms
     #: batches about three tokens of a 60 tokens/s model: a third of the records and of the worker's and

@@ -21,6 +21,10 @@ pricing table says reads no images is not asked about images: the query escalate
 usage record), or fails with a 400 naming the image when no class is left. A final route of a streamed
 query streams its tokens live (``streams``) and completes with its answer whatever its confidence: the
 caller already has it.
+
+Shadow evaluation (``shadow``) adds one event when the router sampled the query and the small model's
+answer was accepted: a shadow copy for the large model's pool; that pool answers a copy with a usage
+record marked ``shadow`` and a comparison, and nothing else.
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from modelyard_core import metrics as core_metrics
@@ -49,7 +52,8 @@ from modelyard_events import (
     finished_outcome,
 )
 
-from . import metrics
+from . import metrics, shadow
+from .agents import Agents, agent_key  # noqa: F401 - agent_key: part of this module's interface
 from .answers import Judgement, Model, load_model, reasoning_question
 from .backend import Backend, BackendRejected, BackendUnavailable, Completion
 from .judging import answer_of, judge_call, preferred
@@ -63,11 +67,6 @@ log = logging.getLogger(__name__)
 def call_event_id(query_id: str, step: int) -> str:
     # One id per (query, cascade step): a redelivered step is metered once, however often it runs.
     return derived_id(query_id, "call", str(step))
-
-
-def agent_key(tenant_id: str, agent_id: str) -> str:
-    """Key of an agent on the compacted ``tenants.agents`` topic."""
-    return f"{tenant_id}/{agent_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,14 +104,14 @@ class Worker:
     _in_flight: int = field(default=0, init=False)
     _peak: int = field(default=0, init=False)
     _unpriced: set[str] = field(default_factory=set, init=False, repr=False)
-    _agent_sync: asyncio.Future | None = field(default=None, init=False, repr=False)
-    _agents_synced_at: datetime = field(default=datetime.min.replace(tzinfo=UTC), init=False, repr=False)
+    _agents: Agents = field(init=False, repr=False)
 
     scorer: Model = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self.scorer = load_model(self.settings.cascade.scorer)
+        self._agents = Agents(self.agents, self.settings.agent_sync_timeout_s)
 
     # -- the handler -----------------------------------------------------------------------------
 
@@ -122,7 +121,7 @@ class Worker:
         The pipelined consumer runs this for up to ``concurrency`` records at once and publishes the
         events; the semaphore bounds the model calls in flight for any other caller too.
         """
-        await self._catch_up_on_agent(d.event)
+        await self._agents.catch_up(d.event)
         return await self._answer(d)
 
     async def answer_all(self, deliveries: list[Delivery[QueryRouted]]) -> list[Outgoing]:
@@ -139,7 +138,9 @@ class Worker:
         own = self.tenant_models.for_query(r) if self.tenant_models is not None else None
         model, model_class = own.model if own else r.decision.model, r.decision.model_class
         if (where := image_part(r.request.messages)) is not None and self.pricing.reads_images(model) is False:
-            return [self._unreadable(d, where)]
+            return [] if r.shadow_of is not None else [self._unreadable(d, where)]
+        if r.shadow_of is not None:  # a copy to compare: the platform's model, no stream, no outcome
+            own = None
         live = self._live_stream(d)
         samples, generation = self.sampling(r, live is not None)
         async with self._slots:
@@ -148,6 +149,8 @@ class Worker:
                 call = await self._call(r, generation, live, own)
             finally:
                 self._leave()
+        if r.shadow_of is not None:
+            return self._shadow_compared(d, call)
         if call.completion is None:
             core_metrics.MODEL_CALLS.labels(self.settings.pool, model, "error").inc()
             step = CascadeStep(model_class=model_class, model=model, error=call.error, latency_ms=call.elapsed_ms)
@@ -178,7 +181,7 @@ class Worker:
             reason = "streamed as generated: kept although below the cascade threshold" if unsure else None
             return [Outgoing(topics.name("usage"), usage, cause=d),
                     Outgoing(topics.name("outcomes"), self._completed(r, step, answer, reason), cause=d)]
-        return [Outgoing(topics.name("usage"), usage, cause=d), self._decide(d, step, c, judged, chosen)]
+        return [Outgoing(topics.name("usage"), usage, cause=d), *self._decide(d, step, c, judged, chosen)]
 
     def judge(self, r: QueryRouted, c: Completion, *, voting: bool = False) -> Judgement:
         """The verdict on a call's answer (its choices, or its k self-consistency samples compared)."""
@@ -247,7 +250,7 @@ class Worker:
         """The conversation sent to the model: the agent's system prompt, then the caller's OpenAI messages
         as they are, or the history and the query."""
         messages: list[dict[str, Any]] = []
-        if (agent := self._agent(r)) is not None and agent.system_prompt:
+        if (agent := self._agents.of(r)) is not None and agent.system_prompt:
             messages.append({"role": "system", "content": agent.system_prompt})
         if r.request.messages:
             messages.extend(r.request.messages)
@@ -256,51 +259,36 @@ class Worker:
         messages.append({"role": "user", "content": r.request.text})
         return messages
 
-    def _agent(self, r: QueryRouted) -> AgentSnapshot | None:
-        if not r.request.agent_id or self.agents is None:
-            return None
-        return self.agents.get(agent_key(r.tenant_id, r.request.agent_id))
-
-    async def _catch_up_on_agent(self, r: QueryRouted) -> None:
-        """An agent created a moment before its first query may not be in the view yet: let the view catch up.
-
-        Queries waiting at the same time share one catch-up, and one that started after the query was
-        routed already covers it: queries naming an agent that does not exist cost at most one catch-up
-        at a time, never one each.
-        """
-        if (self.agents is None or not r.request.agent_id or self.settings.agent_sync_timeout_s <= 0
-                or self._agent(r) is not None or self._agents_synced_at >= r.time):
-            return
-        if self._agent_sync is None or self._agent_sync.done():
-            self._agent_sync = asyncio.ensure_future(self._sync_agents())
-        await asyncio.shield(self._agent_sync)
-
-    async def _sync_agents(self) -> None:
-        started = datetime.now(UTC)
-        assert self.agents is not None
-        try:
-            if await self.agents.sync(timeout_s=self.settings.agent_sync_timeout_s):
-                self._agents_synced_at = started
-        except Exception as exc:  # noqa: BLE001 - answer without the system prompt rather than not at all
-            log.warning("agents view could not catch up: %r", exc)
-
     # -- decisions -------------------------------------------------------------------------------
 
     def _decide(self, d: Delivery[QueryRouted], step: CascadeStep, c: Completion, judged: Judgement,
-                chosen: int | None = None) -> Outgoing:
-        """A confident answer completes; an unsure one escalates if it may, else the best answer so far completes."""
+                chosen: int | None = None) -> list[Outgoing]:
+        """A confident answer completes (and, when sampled, is also put to the large model: ``shadow``); an unsure
+        one escalates if it may, else the best answer so far completes."""
         r = d.event
         topics = self.bus.topics
         model, model_class = step.model, r.decision.model_class
         answer = answer_of(c, model_class, model, judged.score.confidence, chosen)
         best = preferred(answer, judged.score.hard, r.best_answer)
         if not judged.score.escalate(r.cascade_threshold):
-            return Outgoing(topics.name("outcomes"), self._completed(r, step, answer), cause=d)
+            done = [Outgoing(topics.name("outcomes"), self._completed(r, step, answer), cause=d)]
+            if r.shadow is not None and not r.cascade:  # after the outcome: the caller waits for nothing more
+                done.append(Outgoing(topics.routed(r.shadow.model_class.pool), shadow.shadow_copy(r, answer), cause=d))
+            return done
+        step = step.model_copy(update={"escalated": True})  # the cascade's verdict, for the router's learner
         if r.can_escalate:
-            return Outgoing(topics.name("escalations"), self._escalation(r, step, best, judged.score.reasons), cause=d)
+            return [Outgoing(topics.name("escalations"), self._escalation(r, step, best, judged.score.reasons), cause=d)]
         # Unsure, and no higher class may be tried: this answer, unless it failed a verifier and an earlier one is surer.
         reason = None if best is answer else f"{model}'s answer failed a verifier; earlier answer kept"
-        return Outgoing(topics.name("outcomes"), self._completed(r, step, best, reason), cause=d)
+        return [Outgoing(topics.name("outcomes"), self._completed(r, step, best, reason), cause=d)]
+
+    def _shadow_compared(self, d: Delivery[QueryRouted], call: CallResult) -> list[Outgoing]:
+        """A shadow copy: meter the call as shadow (not billed), compare the answers, publish the comparison."""
+        r, c, model = d.event, call.completion, d.event.decision.model
+        core_metrics.MODEL_CALLS.labels(self.settings.pool, model, "ok" if c else "error").inc()
+        cost = self._cost(model, c.input_tokens, c.output_tokens) if c else 0.0
+        usage = self._usage(r, 1, c, call.error, cost=cost, latency_ms=call.elapsed_ms)
+        return shadow.compared_events(d, usage, c.text if c else None, self.bus.topics, self.settings.shadow_similarity)
 
     def _after_failure(self, d: Delivery[QueryRouted], step: CascadeStep, error: str) -> Outgoing:
         """The backend stayed down: fall back to the next class up, else finish with the best answer or fail."""

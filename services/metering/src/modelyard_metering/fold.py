@@ -42,6 +42,8 @@ class Contribution:
 
 
 def contribution(e: UsageRecorded) -> Contribution:
+    if e.shadow:
+        return _shadow_contribution(e)
     c = [("calls", 1), ("input_tokens", e.input_tokens), ("output_tokens", e.output_tokens),
          ("cost_nusd", nano_usd(e.cost_usd)), ("slm_calls" if e.model_class is ModelClass.SLM else "llm_calls", 1)]
     if e.completions > 1:
@@ -58,6 +60,16 @@ def contribution(e: UsageRecorded) -> Contribution:
         return Contribution(tuple(c), None, 0.0)
     c += [("latency_us_sum", micros(e.latency_ms)), ("latency_count", 1)]
     return Contribution(tuple(c), bucket_of(e.latency_ms), e.latency_ms)
+
+
+def _shadow_contribution(e: UsageRecorded) -> Contribution:
+    """A shadow-evaluation call counts only in the shadow counters: not a call, query, token or cost of the tenant's
+    (nothing it is billed or limited by), and no latency of its traffic."""
+    c = [("shadow_calls", 1), ("shadow_input_tokens", e.input_tokens), ("shadow_output_tokens", e.output_tokens),
+         ("shadow_cost_nusd", nano_usd(e.cost_usd))]
+    if e.shadow_agreed is not None:
+        c += [("shadow_compared", 1), ("shadow_agreed", int(e.shadow_agreed))]
+    return Contribution(tuple(c), None, 0.0)
 
 
 @dataclass
@@ -91,6 +103,11 @@ class Fold:
 
     def add_many(self, events: list[tuple[UsageRecorded, int]], partition: int) -> None:
         """``add`` for many events at once (the hot path of a flush: one pass per counter, no objects)."""
+        if any(e.shadow for e, _ in events):  # rare: shadow calls are counted apart, one by one
+            for e, offset in events:
+                if e.shadow:
+                    self.add(e, partition, offset)
+            events = [(e, o) for e, o in events if not e.shadow]
         if not events:
             return
         calls = len(events)

@@ -17,14 +17,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from itertools import compress
 from pathlib import Path
 
 from modelyard_events import ComplexityLevel
+
+from .terms import LEVEL_GROUPS, Term, TermMatcher
 
 #: Words are runs of ASCII letters and digits in the lower-cased text: "post-mortem" is "post mortem",
 #: "what's" is "what s". The terms are English; an ASCII class is twice as fast as a Unicode one.
@@ -33,129 +33,11 @@ _QUESTION = re.compile(r"\?+")
 _LIST_ITEM = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*\u2022])\s+", re.MULTILINE)
 _OPERATOR = re.compile(r"[=+*/^<>\u00d7\u00f7\u221a\u222b\u2211\u03c0\u2264\u2265\u00b1]")
 
-LEVEL_GROUPS = tuple(level.value for level in ComplexityLevel)  # simple < moderate < complex < critical
 _WILDCARD_MIN = 4  # a wildcard prefix must have at least this many letters
 
 
 def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
-
-
-class Term:
-    """One entry of the data file: a word, a phrase, or a gapped pattern ("design ... architecture").
-
-    Compared by identity (a term is one entry); the derived fields make matching cheap.
-    """
-
-    __slots__ = ("text", "label", "group", "points", "parts", "rank", "single", "size", "rest", "rest_len")
-
-    def __init__(self, text: str, group: str, points: float, parts: tuple[tuple[str, ...], ...]) -> None:
-        self.text = text
-        self.label = repr(text)
-        self.group = group
-        self.points = points
-        self.parts = parts
-        self.rank = LEVEL_GROUPS.index(group) if group in LEVEL_GROUPS else -1  # -1: an urgency group
-        self.single = len(parts) == 1 and len(parts[0]) == 1
-        self.size = sum(len(part) for part in parts)
-        # A contiguous phrase without wildcards after its first word is checked as one list slice.
-        plain = len(parts) == 1 and not any(w.endswith("*") for w in parts[0][1:])
-        self.rest = list(parts[0][1:]) if plain else None
-        self.rest_len = len(parts[0]) - 1
-
-    def __repr__(self) -> str:
-        return f"Term({self.text!r}, {self.group})"
-
-
-def _part_at(tokens: list[str], i: int, part: tuple[str, ...]) -> bool:
-    if i + len(part) > len(tokens):
-        return False
-    for k, word in enumerate(part):
-        token = tokens[i + k]
-        if token != word and not (word[-1] == "*" and token.startswith(word[:-1])):
-            return False
-    return True
-
-
-class _Vocabulary(dict):
-    """Word -> candidate terms, filled on first sight of a word and bounded in size."""
-
-    def __init__(self, resolve, limit: int) -> None:
-        super().__init__()
-        self._resolve = resolve
-        self._limit = limit
-
-    def __missing__(self, token: str) -> tuple[Term, ...]:
-        if len(self) >= self._limit:  # hostile text full of new words cannot grow it forever
-            self.clear()
-        found = self[token] = self._resolve(token)
-        return found
-
-
-class TermMatcher:
-    """Finds terms in a word list, left to right, longest term first at each position.
-
-    Each distinct word is resolved once to the terms that may start with it (exact first word
-    first, then wildcard prefixes) and remembered in a bounded vocabulary. A scan maps the words
-    through it and visits only the positions that have candidates.
-    """
-
-    def __init__(self, terms: Iterable[Term], max_gap: int, vocabulary_size: int = 50_000) -> None:
-        self.max_gap = max_gap
-        exact: dict[str, list[Term]] = {}
-        prefixed: list[Term] = []
-        for term in terms:
-            first = term.parts[0][0]
-            (prefixed if first.endswith("*") else exact.setdefault(first, [])).append(term)
-        by_size = lambda ts: tuple(sorted(ts, key=lambda t: -t.size))  # noqa: E731
-        self._exact = {k: by_size(v) for k, v in exact.items()}
-        self._prefixed = by_size(prefixed)
-        self._lookup = _Vocabulary(self._resolve, vocabulary_size).__getitem__
-
-    def _resolve(self, token: str) -> tuple[Term, ...]:
-        return self._exact.get(token, ()) + tuple(t for t in self._prefixed if token.startswith(t.parts[0][0][:-1]))
-
-    def _end_of_match(self, tokens: list[str], i: int, term: Term) -> int:
-        """Where scanning resumes after ``term`` matched at ``i`` (0 when it does not match).
-
-        The first word is known to match. A gapped term consumes only its first part, so words
-        inside the gap are still seen.
-        """
-        rest = term.rest
-        if rest is not None:
-            end = i + 1 + term.rest_len
-            return end if tokens[i + 1 : end] == rest else 0
-        parts = term.parts
-        first = parts[0]
-        if len(first) > 1 and not _part_at(tokens, i + 1, first[1:]):
-            return 0
-        resume = j = i + len(first)
-        n = len(tokens)
-        for part in parts[1:]:
-            for start in range(j, min(n, j + self.max_gap + 1)):
-                if _part_at(tokens, start, part):
-                    j = start + len(part)
-                    break
-            else:
-                return 0
-        return j if len(parts) == 1 else resume
-
-    def scan(self, tokens: list[str]) -> list[Term]:
-        """Distinct terms found, in order of first appearance."""
-        candidates = list(map(self._lookup, tokens))
-        found: list[Term] = []
-        resume = 0
-        for i in compress(range(len(tokens)), candidates):
-            if i < resume:
-                continue
-            for term in candidates[i]:
-                end = i + 1 if term.single else self._end_of_match(tokens, i, term)
-                if end:
-                    if term not in found:
-                        found.append(term)
-                    resume = end
-                    break
-        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +46,12 @@ class Analysis:
     score: float
     reasons: list[str]
     incident: bool = False  # a failure with a business-wide scope: policy must not move it down
+    #: The points of every factor that moved the score, by name (``keywords_<level>``, ``failure``,
+    #: ``incident``, ``length``, ``questions``, ``calculation``, ``pressure``, ``user_role``,
+    #: ``agent_type``, ``history``), plus ``heuristic_score`` and ``level_<level>`` = 1: the learned
+    #: router's factor features, taken from here rather than parsed back from ``reasons``.
+    factors: dict[str, float] = field(default_factory=dict)
+    tokens: list[str] = field(default_factory=list)  # the lower-cased words the analysis matched on
 
 
 def _steps(value: float, steps: list[tuple[float, float]]) -> float:
@@ -277,13 +165,14 @@ class ComplexityModel:
         offers_tools: bool = False,
     ) -> Analysis:
         reasons: list[str] = []
+        factors: dict[str, float] = {}
         score = 0.0
         tokens = _WORD.findall(text.lower())
         hits = self._matcher.scan(tokens)
 
         # Content: keywords, a failure, an incident (a failure with a business-wide scope). They
         # describe the same thing from different angles, so the strongest counts and the others don't.
-        content: list[tuple[float, str]] = []
+        content: list[tuple[float, str, str]] = []  # (points, reason, factor)
         pressures: list[Term] = []
         incident = False
         if hits:
@@ -308,22 +197,23 @@ class ComplexityModel:
                 if hard > 1:
                     points += min(self.extra_hit_cap, self.extra_hit_points * (hard - 1))
                     named += f" (+{hard - 1} more)"
-                content.append((points, f"keywords {group}: {named}"))
+                content.append((points, f"keywords {group}: {named}", "keywords_" + group))
             if failures:
                 failed = ", ".join([t.label for t in failures[:3]])
                 if scopes:
                     incident = True
                     points = self._scope_base + min(self._scope_cap, sum([t.points for t in scopes]))
                     scoped = ", ".join([t.label for t in scopes[:4]])
-                    content.append((points, f"urgency: failure {failed} with scope {scoped}"))
+                    content.append((points, f"urgency: failure {failed} with scope {scoped}", "incident"))
                 else:
-                    content.append((self._failure_points, f"failure {failed}"))
+                    content.append((self._failure_points, f"failure {failed}", "failure"))
         if content:
             best = max(content, key=_first)
             score += best[0]
+            factors[best[2]] = best[0]
             reasons.append(f"{best[1]} {best[0]:+.2f}")
             if len(content) > 1:
-                reasons += [f"{w} {p:+.2f} not added: the stronger content factor counts" for p, w in content if w is not best[1]]
+                reasons += [f"{w} {p:+.2f} not added: the stronger content factor counts" for p, w, _ in content if w is not best[1]]
 
         # Length, with the seed's thresholds; very long texts keep rising slowly.
         n_chars = len(text)
@@ -333,6 +223,7 @@ class ComplexityModel:
             if n_chars > last:
                 points += min(self._length_above_cap, self._length_per_doubling * math.log2(n_chars / last))
             score += points
+            factors["length"] = points
             reasons.append(f"length {n_chars} chars {points:+.2f}")
 
         # Several questions or listed asks in one query.
@@ -342,6 +233,7 @@ class ComplexityModel:
         if asks > 1:
             points = min(self._question_cap, self._question_points * (asks - 1))
             score += points
+            factors["questions"] = points
             reasons.append(f"{asks} questions {points:+.2f}")
 
         # Quantitative work: numbers beyond the first few, and operators.
@@ -351,12 +243,14 @@ class ComplexityModel:
         if amount >= self._calc_first:
             points = _steps(amount, self._calc_steps)
             score += points
+            factors["calculation"] = points
             reasons.append(f"calculation: {numbers} numbers, {operators} operators {points:+.2f}")
 
         # Pressure words add a little on their own.
         if pressures:
             points = min(self._pressure_cap, self._pressure_points * len(pressures))
             score += points
+            factors["pressure"] = points
             reasons.append(f"pressure: {', '.join([t.label for t in pressures[:3]])} {points:+.2f}")
 
         # Context: who asks, which agent answers, how long the conversation is.
@@ -364,15 +258,18 @@ class ComplexityModel:
             points = self._roles.get(_norm_key(user_role), 0.0)
             if points:
                 score += points
+                factors["user_role"] = points
                 reasons.append(f"user role {user_role} {points:+.2f}")
         if agent_type:
             points = self._agent_types.get(_norm_key(agent_type), 0.0)
             if points:
                 score += points
+                factors["agent_type"] = points
                 reasons.append(f"agent type {agent_type} {points:+.2f}")
         if history_turns >= self._history_first:
             points = _steps(history_turns, self._history_steps)
             score += points
+            factors["history"] = points
             reasons.append(f"history {history_turns} turns {points:+.2f}")
         if offers_tools and self._tools_points:
             score += self._tools_points
@@ -381,10 +278,12 @@ class ComplexityModel:
         score = round(score, 3)
         level = self.level_for(score)
         reasons.append(f"score {score:.2f} -> {level} (model {self.version})")  # a StrEnum formats as its value
-        return Analysis(level, score, reasons, incident)
+        factors["heuristic_score"] = score
+        factors["level_" + level] = 1.0
+        return Analysis(level, score, reasons, incident, factors, tokens)
 
 
-def _first(pair: tuple[float, str]) -> float:
+def _first(pair: tuple[float, str, str]) -> float:
     return pair[0]
 
 

@@ -35,6 +35,7 @@ from modelyard_events.queries import TEXT_MAX
 
 from .complexity import load_complexity_model
 from .decision import decide
+from .learned import LearnedRouter
 
 HISTORY_MAX = 100  # QueryRequest keeps at most this many earlier turns
 _ROLES = ("system", "user", "assistant")
@@ -111,26 +112,27 @@ def _describe(exc: Exception) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def classify_lines(lines: Iterable[str], pricing: PricingTable) -> Iterator[str]:
+def classify_lines(lines: Iterable[str], pricing: PricingTable, learned: LearnedRouter | None = None) -> Iterator[str]:
     """One JSON line out per JSON line in (blank lines skipped); a bad line yields an ``error`` line."""
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             request, tenant = request_from_json(json.loads(line))
-            decision = decide(request, tenant, pricing)
+            decision = decide(request, tenant, pricing, learned=learned)
         except Exception as exc:  # noqa: BLE001 - one bad line must not stop the stream
             yield json.dumps({"error": f"line {number}: {_describe(exc)}"})
             continue
-        yield json.dumps(
-            {
-                "complexity": decision.complexity.value,
-                "model_class": decision.model_class.value,
-                "model": decision.model,
-                "score": decision.score,
-                "reasons": decision.reasons,
-            }
-        )
+        out = {
+            "complexity": decision.complexity.value,
+            "model_class": decision.model_class.value,
+            "model": decision.model,
+            "score": decision.score,
+            "reasons": decision.reasons,
+        }
+        if learned is not None:
+            out["router_model"] = decision.router_model
+        yield json.dumps(out)
 
 
 # --- eval-router (APGR on RouteLLM's MMLU labels) -------------------------------------------------

@@ -7,7 +7,7 @@ import contextlib
 import functools
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from faststream import FastStream
 from pymongo import AsyncMongoClient
@@ -42,8 +42,10 @@ from modelyard_events import (
 
 from .admission import ADMITTED, AdmissionStore, PartitionDay, Verdict, utc_day
 from .admission_state import RateCheck, TenantCount
-from .decision import decide, model_for, next_class_for_escalation
+from .decision import decide, model_for, next_class_for_escalation, shadow_plan
+from .learning_service import learned_models
 from .mongo import MongoAdmissionLog
+from .published import ModelRegistry
 from .settings import RouterSettings
 
 log = logging.getLogger(__name__)
@@ -126,6 +128,7 @@ class Router:
     tenants: CompactedTopicView[TenantSnapshot]
     admission: AdmissionStore
     pricing: PricingTable
+    models: ModelRegistry = field(default_factory=lambda: ModelRegistry(None))  # none: the keyword analysis decides
 
     async def _see_tenants(self, tenant_ids: set[str]) -> None:
         """A tenant created a moment ago may not be in the view yet: catch up before calling it unknown."""
@@ -231,7 +234,7 @@ class Router:
     def _route(self, d: Delivery[QuerySubmitted], tenant: TenantSnapshot) -> Outgoing:
         q = d.event
         request = request_of(q)
-        decision = decide(request, tenant, self.pricing)
+        decision = decide(request, tenant, self.pricing, learned=self.models.for_tenant(tenant))
         _decisions_counter(decision.model_class, decision.complexity).inc()
         routed = QueryRouted(
             event_id=first_routed_event_id(q.query_id),
@@ -242,6 +245,7 @@ class Router:
             submitted_at=q.time,
             cascade_threshold=tenant.policy.cascade_threshold,
             can_escalate=self._next_class(request, decision, tenant, attempts=1) is not None,
+            shadow=shadow_plan(q.query_id, request, decision, tenant, self.pricing),
             self_consistency=self_consistency_for(decision, tenant),
         )
         return Outgoing(self.bus.topics.routed(decision.model_class.pool), routed, cause=d)
@@ -312,6 +316,7 @@ class Router:
             model=model_for(target, tenant, self.pricing),
             reasons=[*e.decision.reasons,
                      f"escalated {current.value}→{target.value}: {'; '.join(e.reasons) or 'low confidence'}"],
+            router_model=e.decision.router_model,
         )
         attempt = attempts + 1
         routed = QueryRouted(
@@ -355,7 +360,8 @@ def create_app(settings: RouterSettings | None = None) -> FastStream:
     mongo: AsyncMongoClient = make_mongo(settings.mongo, app_name="modelyard-router")
     admission = AdmissionStore(MongoAdmissionLog(mongo[settings.admission_database_name][settings.admission_collection]),
                                topics.name("submitted"))
-    router = Router(settings, bus, tenants, admission, load_pricing(settings.pricing_file))
+    models, model_view, learner = learned_models(settings, bus, mongo, learn=settings.router.learn)
+    router = Router(settings, bus, tenants, admission, load_pricing(settings.pricing_file), models)
     bus.consume(topics.name("submitted"), QuerySubmitted, router.on_submitted, group_id=settings.group_id,
                 max_records=settings.submitted_batch_records, linger_ms=settings.submitted_linger_ms,
                 description="Admit (quota), classify and route submitted queries.")
@@ -381,5 +387,12 @@ def create_app(settings: RouterSettings | None = None) -> FastStream:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    return stream_app(settings, bus, startup=[admission.ensure_indexes, tenants.start, start_pruning], shutdown=[stop_pruning, tenants.stop],
-                      mongo=mongo)
+    startup = [admission.ensure_indexes, tenants.start]
+    shutdown = [stop_pruning, tenants.stop]
+    if model_view is not None:
+        startup += [model_view.start, models.settled]  # serve the published model from the first query on
+        shutdown.append(model_view.stop)
+    if learner is not None:
+        startup.append(learner.start)
+        shutdown.insert(0, learner.stop)
+    return stream_app(settings, bus, startup=[*startup, start_pruning], shutdown=shutdown, mongo=mongo)

@@ -1,11 +1,46 @@
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from modelyard_core.ratelimit import RateLimitSettings
 from modelyard_core.settings import Settings
 
 
+class LearnedRouting(BaseModel):
+    """The learned router model and its online learning (``MODELYARD_ROUTER__*``; issue 16)."""
+
+    #: A model file, or a shipped one by name (``helpdesk``, ``mmlu``); unset: the keyword analysis decides,
+    #: until a model is published on ``router.models`` (a published ``default`` takes precedence over this).
+    model: str | None = None
+    #: Follow ``router.models`` (published models and the learner's snapshots).
+    follow_published: bool = True
+    #: Learn from outcomes in this process (one learner per deployment: ``modelyard router learner`` runs it alone).
+    learn: bool = False
+    #: Seconds between the learner's snapshots on ``router.models`` (what every replica then serves).
+    snapshot_interval_s: float = Field(default=10.0, gt=0)
+    #: Seconds and outcomes between the learner's checkpoints (weights, optimiser state, offsets) in MongoDB.
+    checkpoint_interval_s: float = Field(default=10.0, gt=0)
+    checkpoint_every: int = Field(default=500, ge=1)
+    #: Weight of an accepted small-model answer as a "small model was right" label (the cascade accepts some
+    #: wrong answers); an escalated one weighs 1.
+    accepted_weight: float = Field(default=0.5, gt=0, le=1)
+    #: How settled the starting model's weights are: the squared gradient each is taken to have seen (FTRL's n).
+    #: 0 lets every shared weight move as fast as a tenant's new correction; the default makes them ~8x slower.
+    prior_n: float = Field(default=50.0, ge=0)
+    #: The value of a tenant's correction feature: larger lets a tenant's routing follow its outcomes sooner (4: a
+    #: tenant whose small answers all escalate has most of its queries sent up within ~15 outcomes; docs/benchmarks.md).
+    tenant_value: float = Field(default=4.0, gt=0, le=16)
+    #: A shadow comparison's large-model label weighs min(cap, 1 / the tenant's shadow share).
+    shadow_weight_cap: float = Field(default=20.0, ge=1)
+    #: Most optimiser coordinates per head the learner keeps (bounded memory; the smallest unused go first).
+    max_coordinates: int = Field(default=300_000, ge=1_000)
+    #: The collections of published model files and of the learner's checkpoints (in the router's database).
+    models_collection: str = "router_models"
+    checkpoints_collection: str = "router_learner"
+
+
 class RouterSettings(Settings):
     group_id: str = "modelyard-router"
+    #: The learned router model and its online learning (``MODELYARD_ROUTER__MODEL``, ``..._LEARN``, ...).
+    router: LearnedRouting = Field(default_factory=LearnedRouting)
     #: Model calls one query may make in total (first answer plus escalations).
     max_attempts: int = Field(default=3, ge=1, le=5)
     #: Per-tenant request and token rates by tier (``MODELYARD_RATE_LIMITS__*``), decided with the quota.

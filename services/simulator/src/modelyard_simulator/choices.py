@@ -88,7 +88,8 @@ def complete(
     """The answer of ``knobs``'s model to ``chat``: ``chat.n`` choices."""
     convo = chat.conversation
     level = difficulty(convo.question) if forced_difficulty is None else forced_difficulty
-    hedged = replay_text is None and level > knobs.hedge_above
+    marked = convo.system is not None and any(marker in convo.system for marker in knobs.hedge_markers)
+    hedged = replay_text is None and (level > knobs.hedge_above or marked)
     problem = None
     calls: list[Tool] = []
     if replay_text is None:

@@ -57,6 +57,9 @@ class ModelKnobs(BaseModel):
     token_prob_easy: float = Field(default=0.98, gt=0, le=1)
     token_prob_hard: float = Field(default=0.90, gt=0, le=1)
     hedge_above: float = Field(default=1.0, ge=0, le=1)
+    # A conversation whose system prompt contains one of these strings always hedges: one tenant's agent made
+    # unsure whatever it is asked (tests of the router's learning from its cascades).
+    hedge_markers: tuple[str, ...] = Field(default=(), max_length=20)
 
     # Streaming: tokens per second of one choice after the first token (0 = no pacing: the whole answer
     # as soon as the latency is over) and tokens per content chunk while the stream keeps pace. A

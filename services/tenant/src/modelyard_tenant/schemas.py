@@ -73,6 +73,8 @@ class PolicyPatch(Strict):
     class_models: dict[ModelClass, Annotated[str, Field(min_length=1, max_length=128)]] = Field(default=None)
     min_class: ModelClass | None = None
     max_class: ModelClass | None = None
+    router_model: str | None = Field(default=None, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    shadow_share: float = Field(default=None, ge=0, le=0.2)
 
 
 class TenantCreate(Strict):

@@ -1,0 +1,219 @@
+"""The feature blocks a ``FeatureSet`` is made of, by name (the names and parameters the model file stores).
+
+A block is either *word-local* (``word_features(word)``: the named features of one word, summed over
+the query's words by the featurizer and cached per word by the scorer) or *named*
+(``named_features(query, out)``: a few named features of the whole query). To add a block: a class
+here with a new ``name``, registered in ``BLOCKS``; model files that do not name it are unchanged, and
+an older reader refuses a file that does, naming the block.
+
+Feature names are what gets hashed, so they are part of the format: a block never renames a feature.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from .features import Query
+
+_OPTION = re.compile(r"^\s*\(?([A-Ha-h])[.)]\s+(.*)$", re.MULTILINE)
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_OPERATOR = re.compile(r"[=+*/^<>\u00d7\u00f7\u221a\u222b\u2211\u03c0\u2264\u2265\u00b1]")
+_UPPER_WORD = re.compile(r"\b[A-Z]{3,}\b")
+_NEGATION = re.compile(r"\b(?:NOT|EXCEPT|LEAST|FALSE|INCORRECT)\b")
+_STATEMENTS = re.compile(r"(?:Statement|Scenario) \d \|")
+
+
+@dataclass(frozen=True)
+class Block:
+    name: ClassVar[str]
+    word_local: ClassVar[bool] = False
+
+    def params(self) -> dict:
+        return asdict(self)
+
+    def word_features(self, word: str) -> list[tuple[str, float]]:
+        raise NotImplementedError
+
+    def named_features(self, query: Query, out: dict[str, float]) -> None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Words(Block):
+    """Word unigrams (``"w <word>"``) and, with ``ngrams`` 2, bigrams (hashed from the two words' hashes).
+    The featurizer handles both itself (the scorer inlines the bigram hash)."""
+
+    name: ClassVar[str] = "words"
+    ngrams: int = 2
+
+    def __post_init__(self) -> None:
+        if self.ngrams not in (1, 2):
+            raise ValueError("words.ngrams must be 1 or 2")
+
+    def named_features(self, query: Query, out: dict[str, float]) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Chars(Block):
+    """Character n-grams of ``<word>`` (``"c <ngram>"``), each at ``weight`` of a word (measured: 1.0 overfits)."""
+
+    name: ClassVar[str] = "chars"
+    word_local: ClassVar[bool] = True
+    min: int = 3
+    max: int = 5
+    weight: float = 0.15
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min <= self.max <= 8 or self.weight <= 0:
+            raise ValueError("chars needs 1 <= min <= max <= 8 and weight > 0")
+
+    def word_features(self, word: str) -> list[tuple[str, float]]:
+        padded = "<" + word + ">"
+        size, weight = len(padded), self.weight
+        return [("c " + padded[i : i + n], weight) for n in range(self.min, self.max + 1) for i in range(size - n + 1)]
+
+
+@dataclass(frozen=True)
+class Structure(Block):
+    """Question shape, independent of the words (``"s <name>"``)."""
+
+    name: ClassVar[str] = "structure"
+
+    def named_features(self, query: Query, out: dict[str, float]) -> None:
+        for name, value in structure_features(query.text).items():
+            out["s " + name] = value
+
+
+@dataclass(frozen=True)
+class Context(Block):
+    """Who asks and where: ``"role <r>"``, ``"agent <a>"``, ``"history <bucket>"``."""
+
+    name: ClassVar[str] = "context"
+
+    def named_features(self, query: Query, out: dict[str, float]) -> None:
+        if query.user_role:
+            out["role " + _norm(query.user_role)] = 1.0
+        if query.agent_type:
+            out["agent " + _norm(query.agent_type)] = 1.0
+        out["history " + history_bucket(query.history_turns)] = 1.0
+
+
+@dataclass(frozen=True)
+class Factors(Block):
+    """The keyword analysis's factors (``"factor <name>"``), points / 4 so values stay near 1."""
+
+    name: ClassVar[str] = "factors"
+
+    def named_features(self, query: Query, out: dict[str, float]) -> None:
+        for name, points in query.factors.items():
+            if points:
+                out["factor " + name] = points / 4.0
+
+
+@dataclass(frozen=True)
+class Domain(Block):
+    """A constant feature naming the traffic's domain (``"domain <value>"``)."""
+
+    name: ClassVar[str] = "domain"
+    value: str = ""
+
+    def named_features(self, query: Query, out: dict[str, float]) -> None:
+        out["domain " + self.value] = 1.0
+
+
+@dataclass(frozen=True)
+class Tenant(Block):
+    """One bias per tenant (``"tenant <id>"``): learned online from that tenant's outcomes only. ``value`` is the
+    feature's value: FTRL moves a weight by about the same amount per step whatever the value, so a larger value
+    lets a tenant's correction catch up faster with what its outcomes say."""
+
+    name: ClassVar[str] = "tenant"
+    value: float = 1.0
+
+    def named_features(self, query: Query, out: dict[str, float]) -> None:
+        if query.tenant:
+            out["tenant " + query.tenant] = self.value
+
+
+BLOCKS: dict[str, type[Block]] = {b.name: b for b in (Words, Chars, Structure, Context, Factors, Domain, Tenant)}
+
+_LABELS = (("c ", "chars"), ("s ", "structure"), ("role ", "user role"), ("agent ", "agent type"),
+           ("history ", "history"), ("factor ", "factor"), ("domain ", "domain"), ("tenant ", "tenant"))
+
+
+def from_json(name: str, params: Mapping | None) -> Block:
+    cls = BLOCKS.get(name)
+    if cls is None:
+        raise ValueError(f"the model uses feature block {name!r}, which this version of modelyard_learn does not "
+                         f"know (known: {', '.join(BLOCKS)}): upgrade to read it")
+    params = dict(params or {})
+    unknown = set(params) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"feature block {name!r}: unknown parameters {sorted(unknown)}")
+    return cls(**params)
+
+
+def label(feature_name: str) -> str:
+    """A readable name of a hashed feature's name, for reasons ("c <ab" -> "chars '<ab'")."""
+    for prefix, readable in _LABELS:
+        if feature_name.startswith(prefix):
+            rest = feature_name[len(prefix):]
+            return f"{readable} '{rest}'" if prefix == "c " else f"{readable} {rest}"
+    return feature_name
+
+
+def structure_features(text: str) -> dict[str, float]:
+    """Question shape, independent of the words: answer options, numbers, formulas, negation, length."""
+    out: dict[str, float] = {"log_chars": math.log1p(len(text)) / 8.0}
+    options = _OPTION.findall(text) if "\n" in text else ()
+    if len(options) >= 2:
+        lengths = [len(o[1]) for o in options]
+        out["options"] = 1.0
+        out["log_option_chars"] = math.log1p(sum(lengths) / len(lengths)) / 5.0
+        numeric = sum(1 for o in options if _NUMBER.fullmatch(o[1].strip().rstrip(".").replace(" ", "")) is not None)
+        out["numeric_options"] = numeric / len(options)
+        stem = text[: text.find(options[0][1])] if options[0][1] else text
+        out["log_stem_chars"] = math.log1p(len(stem)) / 8.0
+    numbers = len(_NUMBER.findall(text))
+    if numbers:
+        out["log_numbers"] = math.log1p(numbers) / 3.0
+    operators = len(_OPERATOR.findall(text))
+    if operators:
+        out["log_operators"] = math.log1p(operators) / 3.0
+    if not text.islower():  # upper-case words need an upper-case letter
+        if _NEGATION.search(text):
+            out["negation"] = 1.0
+        uppers = len(_UPPER_WORD.findall(text))
+        if uppers:
+            out["log_upper_words"] = math.log1p(uppers) / 3.0
+        if " | " in text and _STATEMENTS.search(text):
+            out["statements"] = 1.0
+    questions = text.count("?")
+    if questions:
+        out["log_questions"] = math.log1p(questions)
+    lines = text.count("\n")
+    if lines:
+        out["log_lines"] = math.log1p(lines) / 3.0
+    return out
+
+
+def history_bucket(turns: int) -> str:
+    if turns <= 0:
+        return "0"
+    if turns < 3:
+        return "1-2"
+    if turns < 6:
+        return "3-5"
+    if turns < 12:
+        return "6-11"
+    return "12+"
+
+
+def _norm(value: str) -> str:
+    return value.strip().lower().replace("-", "_").replace(" ", "_")

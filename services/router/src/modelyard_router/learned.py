@@ -1,0 +1,91 @@
+"""A learned router model in service: the model file, its fast scorer, its thresholds, and the reasons.
+
+``decide`` calls ``LearnedRouter.route`` when a model is configured (``MODELYARD_ROUTER__MODEL``, or one
+published on ``router.models``): the query's words and the keyword analysis's factors go through the
+model's scorer (``modelyard_learn.scorer``); the served ``score`` is P(small model fails); the class is
+up (``llm``, or ``llm_plus`` when the keyword level is critical) when the expected gain of the large model
+reaches the threshold the model file sets for the tenant's preference, or when the keyword analysis
+reports an incident. Pins, floors and ceilings apply afterwards, as without a model.
+
+Two model files ship with the router (``data/models``, trained by ``make router-models``):
+``helpdesk`` (support traffic; the recommended default) and ``mmlu`` (knowledge questions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from modelyard_events import ComplexityLevel, ModelClass, RoutingPreference
+from modelyard_learn import modelfile, routing
+from modelyard_learn.features import Query
+from modelyard_learn.scorer import Scorer
+
+from .complexity import Analysis
+
+#: The model files shipped in ``modelyard_router/data/models``, by the name ``MODELYARD_ROUTER__MODEL`` accepts.
+BUILTIN = ("helpdesk", "mmlu")
+
+
+def builtin_path(name: str) -> Path:
+    return Path(str(resources.files("modelyard_router").joinpath(f"data/models/{name}.json")))
+
+
+def resolve(spec: str) -> Path:
+    """A model given by name (``helpdesk``, ``mmlu``) or by path."""
+    return builtin_path(spec) if spec in BUILTIN else Path(spec)
+
+
+@dataclass
+class LearnedRouter:
+    """One loaded model file. ``name``: where it came from (a builtin name, a path, a published name)."""
+
+    doc: dict[str, Any]
+    name: str
+    model_id: str = ""  # the model file's digest (computed when not given)
+    #: Outcomes learned online per tenant since the model file (a learner's snapshot says), for reasons.
+    tenant_outcomes: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.model = modelfile.from_json(self.doc)
+        self.scorer = Scorer(self.model)
+        self.model_id = self.model_id or modelfile.digest(self.doc)
+        self.label = f"{self.name}@{self.model_id[:12]}"
+        online = self.doc.get("online") or {}
+        self.tenant_outcomes = {str(k): int(v) for k, v in (online.get("tenant_outcomes") or {}).items()}
+        self.thresholds = {p: routing.threshold_for(self.doc.get("routing") or {}, p.value) for p in RoutingPreference}
+
+    @classmethod
+    def load(cls, spec: str) -> LearnedRouter:
+        path = resolve(spec)
+        _, doc = modelfile.load(path)
+        return cls(doc, spec)
+
+    def route(self, analysis: Analysis, text: str, user_role: str | None, agent_type: str | None, history_turns: int,
+              tenant_id: str | None, preference: RoutingPreference, preference_source: str) -> tuple[ModelClass, float, list[str]]:
+        """(class before pins, floor and ceiling; P(small fails); the reasons of the learned part)."""
+        query = Query(text, user_role=user_role, agent_type=agent_type, history_turns=history_turns,
+                      factors=analysis.factors, tenant=tenant_id)
+        scored = self.scorer.score(query, analysis.tokens)
+        estimate = scored.estimate
+        threshold = self.thresholds[preference]
+        up = estimate.gain >= threshold
+        if up or analysis.incident:
+            chosen = ModelClass.LLM_PLUS if analysis.level is ComplexityLevel.CRITICAL else ModelClass.LLM
+        else:
+            chosen = ModelClass.SLM
+        compare = ">=" if up else "<"
+        reasons = [f"learned router {self.label}: P(small fails) {estimate.fail:.2f}, expected gain of the large model "
+                   f"{estimate.gain:+.2f} {compare} {threshold:.2f} ({preference.value}, {preference_source}) -> {chosen.value}"]
+        if analysis.incident and not up:
+            reasons.append("incident: a failure with a business-wide scope must reach the LLM")
+        if scored.movers:
+            moved = ", ".join(f"{name} {effect:+.2f}" for name, effect in scored.movers)
+            reasons.append(f"moved P(small fails) most (logit): {moved}")
+        if scored.tenant_shift:
+            seen = self.tenant_outcomes.get(tenant_id or "", 0)
+            reasons.append(f"learning moved it: this tenant's correction {scored.tenant_shift:+.2f} on the logit of "
+                           f"P(small fails), learned online from {seen} of its outcomes")
+        return chosen, round(estimate.fail, 4), reasons
