@@ -106,8 +106,11 @@ test: install k8s-renderer ## Start Kafka (plain and SASL_SSL) and FerretDB on t
 	$(TEST_ENV) $(LOCAL)/ferretdb.sh stop || true; $(TEST_ENV) $(LOCAL)/kafka.sh stop --sasl-ssl || true; $(TEST_ENV) $(LOCAL)/kafka.sh stop || true; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; exit $$rc
 
+# Unit tests are CPU-bound and share no server: one pytest worker per core (pytest-xdist), a module's
+# tests on one worker so module fixtures are made once. UNIT_WORKERS=0 runs them in this process.
+UNIT_WORKERS ?= auto
 test-unit: install k8s-renderer ## Only the tests that need no servers (a test that reaches one fails)
-	$(VENV)/bin/pytest -m "not system and not faults" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not system and not faults" -n $(UNIT_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: install ## Run the benchmarks against a running stack (`make up` first)
 	$(CLIENT_ENV) $(MODELYARD) bench all
