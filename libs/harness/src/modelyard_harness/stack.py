@@ -107,17 +107,21 @@ def isolated_stack(kafka: str, mongo_url: str, prefix: str, log_dir: Path | None
 
 def build_stack(kafka: str, mongo_url: str, prefix: str, log_dir: Path | None = None, *,
                 simulator_env: dict[str, str] | None = None, extra_env: dict[str, str] | None = None,
-                with_tenant_api: bool = True) -> Stack:
-    """Declare the full pipeline: simulator, router, both inference pools, metering (and the tenant API)."""
+                with_tenant_api: bool = True, single_process: bool = False) -> Stack:
+    """Declare the full pipeline: simulator, router, both inference pools, metering (and the tenant API);
+    ``single_process``: the four as one `modelyard serve --all` process named ``all``."""
     stack = isolated_stack(kafka, mongo_url, prefix, log_dir, simulator_env=simulator_env or {},
                            extra_env=extra_env or {})
     sim = stack.add("simulator", ["simulator"], "/v1/models", **stack.simulator_env)
     stack.simulator_url = sim.ready_url.removesuffix("/models")
     backend = {"MODELYARD_BACKEND_BASE_URL": stack.simulator_url}
-    stack.add("router", ["router"], "/readyz")
-    stack.add("inference-slm", ["inference", "--pool", "slm"], "/readyz", **backend)
-    stack.add("inference-llm", ["inference", "--pool", "llm"], "/readyz", **backend)
-    stack.add("metering", ["metering"], "/readyz")
+    if single_process:
+        stack.add("all", ["serve", "--all"], "/readyz", **backend)
+    else:
+        stack.add("router", ["router"], "/readyz")
+        stack.add("inference-slm", ["inference", "--pool", "slm"], "/readyz", **backend)
+        stack.add("inference-llm", ["inference", "--pool", "llm"], "/readyz", **backend)
+        stack.add("metering", ["metering"], "/readyz")
     if with_tenant_api:
         tenant = stack.add("tenant", ["tenant"], "/healthz")
         stack.api_url = tenant.ready_url.removesuffix("/healthz")
