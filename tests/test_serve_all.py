@@ -28,7 +28,7 @@ def single(kafka: str, mongo_url: str) -> Iterator[Stack]:
 
 
 async def test_one_process_answers_a_query_end_to_end_and_meters_it_once(single: Stack) -> None:
-    assert set(single.processes) == {"simulator", "all", "tenant"}
+    assert set(single.processes) == {"simulator", "serve-all", "tenant"}
     tenant = await create_tenant(single.api_url, "Single Process Co", tier="basic")
     simple = QuerySubmitted(tenant_id=tenant["tenant_id"], query_id=str(uuid.uuid4()), text="How do I reset my password?")
     hard = QuerySubmitted(tenant_id=tenant["tenant_id"], query_id=str(uuid.uuid4()),
@@ -60,4 +60,4 @@ async def test_one_process_answers_a_query_end_to_end_and_meters_it_once(single:
         await mongo.close()
 
     # SIGTERM: the four roles stop in order and the process exits cleanly
-    assert single.processes["all"].stop(timeout_s=30) == 0
+    assert single.processes["serve-all"].stop(timeout_s=30) == 0
