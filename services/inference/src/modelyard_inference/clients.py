@@ -123,7 +123,7 @@ class LeanClient:
         self.concurrency = settings.concurrency
         self.timeout_s = settings.backend_timeout_s + 1.0  # a backstop, as the SDK's
         self.headers = {"Authorization": f"Bearer {settings.backend_api_key}", "Content-Type": "application/json",
-                        "Accept": "application/json"}
+                        "Accept": "application/json", "User-Agent": "modelyard-inference"}
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
