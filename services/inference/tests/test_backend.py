@@ -47,8 +47,8 @@ def test_timeouts_and_connection_errors_are_retried() -> None:
 
 def test_retry_after_is_read_in_seconds_or_milliseconds() -> None:
     assert classify(status_error(429, {"retry-after": "2"})).retry_after_s == 2.0
-    assert _retry_after(httpx2.Response(503, headers={"retry-after-ms": "250"})) == 0.25
-    assert _retry_after(httpx2.Response(503, headers={"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})) is None
+    assert _retry_after(httpx2.Response(503, headers={"retry-after-ms": "250"}).headers) == 0.25
+    assert _retry_after(httpx2.Response(503, headers={"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}).headers) is None
 
 
 def test_parse_completion_reads_text_usage_and_logprobs_and_rejects_garbage() -> None:

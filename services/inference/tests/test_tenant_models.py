@@ -66,3 +66,16 @@ def test_a_key_no_master_key_opens_fails_with_a_reason():
     view.snapshots["acme"] = snapshot("acme", endpoint(box=SecretBox([Fernet.generate_key().decode()])))
     own = TenantModels(InferenceSettings(), view, BOX).for_query(routed("acme"))  # type: ignore[arg-type]
     assert own is not None and own.backend is None and "cannot be decrypted" in own.problem
+
+
+def test_a_tenants_endpoint_is_called_with_the_pools_client_and_its_own_key_and_url():
+    from modelyard_inference.clients import LeanClient, SdkClient
+
+    view = View()
+    view.snapshots["acme"] = snapshot("acme", endpoint())
+    lean = TenantModels(InferenceSettings(_env_file=None, backend_client="lean"), view, BOX).for_query(routed("acme"))  # type: ignore[arg-type]
+    assert isinstance(lean.backend.client, LeanClient)
+    assert lean.backend.client.url == "https://llm.acme.example/v1/chat/completions"
+    assert lean.backend.client.headers["Authorization"] == "Bearer sk-own"
+    sdk = TenantModels(InferenceSettings(_env_file=None, backend_client="openai"), view, BOX).for_query(routed("acme"))  # type: ignore[arg-type]
+    assert isinstance(sdk.backend.client, SdkClient) and sdk.backend.client.sdk.api_key == "sk-own"

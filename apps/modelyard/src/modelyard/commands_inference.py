@@ -19,7 +19,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         concurrency: Annotated[int, typer.Option(min=1, help="The worker's MODELYARD_CONCURRENCY.")] = 512,
         kafka: Annotated[str, typer.Option(envvar="MODELYARD_BENCH_KAFKA")] = "127.0.0.1:9092",
         partitions: Annotated[int, typer.Option(min=1)] = 8,
-        transport: Annotated[str, typer.Option(help="aiohttp or httpx (the SDK's HTTP layer).")] = "aiohttp",
+        transport: Annotated[str, typer.Option(help="aiohttp or httpx (the SDK's HTTP layer, with --client openai).")] = "aiohttp",
+        client: Annotated[str, typer.Option(help="The worker's MODELYARD_BACKEND_CLIENT: lean or openai.")] = "lean",
         logprobs: Annotated[bool, typer.Option(help="Request token log-probabilities (the production setting).")] = True,
         logs: Annotated[Path | None, typer.Option(help="Keep the simulator and worker logs here.")] = None,
     ) -> None:
@@ -31,11 +32,14 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
         if transport not in ("aiohttp", "httpx"):
             raise typer.BadParameter("--transport is aiohttp or httpx")
+        if client not in ("lean", "openai"):
+            raise typer.BadParameter("--client is lean or openai")
         console = Console(stderr=True)
         runs = []
         for latency in latency_ms:
             cfg = WorkerBench(latency_ms=latency, queries=queries, concurrency=concurrency, kafka=kafka,
-                              partitions=partitions, transport=transport, logprobs=logprobs, keep_logs=logs)
+                              partitions=partitions, transport=transport, client=client, logprobs=logprobs,
+                              keep_logs=logs)
             runs.append(asyncio.run(bench_worker(cfg, progress=lambda s: console.print(f"[dim]{s}[/dim]"))))
 
         table = Table(title="modelyard bench inference: one worker process (pool slm) draining routed queries")
@@ -59,7 +63,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         for label, key, fmt in rows:
             table.add_row(label, *(fmt.format(r[key]) if r.get(key) is not None else "-" for r in runs))
         console.print(table)
-        console.print(f"[dim]{queries:,} queries per run, concurrency {concurrency}, transport {transport}, "
+        console.print(f"[dim]{queries:,} queries per run, concurrency {concurrency}, client {client}, transport {transport}, "
                       f"logprobs {logprobs}; load average (1 min) {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs[/dim]")
         typer.echo(json.dumps({"runs": runs, "load_avg_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}))
 

@@ -29,6 +29,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         api_url: Annotated[str, typer.Option(envvar="MODELYARD_DEMO_API_URL", help="Tenant API (creates the bench tenant).")] = "http://127.0.0.1:8080",
         api_key: Annotated[str | None, typer.Option(envvar="MODELYARD_BENCH_API_KEY", help="Use this tenant key instead of creating a tenant.")] = None,
         zero_latency: Annotated[bool, typer.Option(help="Set the simulator to 0 ms for the run (restored afterwards).")] = True,
+        reference_url: Annotated[str | None, typer.Option(help="Also send the load to this OpenAI-compatible gateway "
+                                                               "(e.g. a LiteLLM proxy in front of the same simulator).")] = None,
+        reference_key: Annotated[str | None, typer.Option(envvar="MODELYARD_BENCH_REFERENCE_KEY", help="Its API key.")] = None,
     ) -> None:
         """Requests/s and p50/p99 through the ingress, and of the same load sent straight to the simulator."""
         from rich.console import Console
@@ -40,11 +43,14 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             ingress_url=ingress_url, simulator_url=simulator_url, api_url=api_url,
             admin_token=os.environ.get("MODELYARD_ADMIN_TOKEN", "dev-admin-token"), api_key=api_key,
             concurrency=concurrency, seconds=seconds, warmup_s=warmup_s, model=model, zero_latency=zero_latency,
+            reference_url=reference_url, reference_key=reference_key,
         )
         table = Table(title=f"HTTP chat completions, concurrency {concurrency}, {seconds:g} s each, simulator {figures['simulator_latency']}")
         for col in ("path", "requests/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "ok", "failed"):
             table.add_column(col, justify="left" if col == "path" else "right")
-        for name, label in (("direct", "simulator"), ("ingress", f"ingress ({model})")):
+        for name, label in (("direct", "simulator"), ("ingress", f"ingress ({model})"), ("reference", "reference")):
+            if name not in figures:
+                continue
             r = figures[name]
             table.add_row(label, f"{r['requests_per_s']:,.1f}", *(f"{r[k]:.1f}" if r[k] is not None else "-" for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")),
                           str(r["ok"]), str(r["failed"]))
@@ -83,7 +89,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         else:
             figures = asyncio.run(run_stream_bench(ingress_url=ingress_url, simulator_url=simulator_url, api_url=api_url,
                                                    api_key=api_key, **options))
-        for name, label in (("direct", "simulator"), ("ingress", f"ingress ({model})")):
+        for name, label in (("direct", "simulator"), ("ingress", f"ingress ({model})"), ("reference", "reference")):
+            if name not in figures:
+                continue
             r = figures[name]
             typer.echo(f"{label:>22}: time to first token p50 {r['ttft_p50_ms']} ms, p99 {r['ttft_p99_ms']} ms; "
                        f"last token p50 {r['last_token_p50_ms']} ms; {r['responses']} streams, {r['failed']} failed")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from collections.abc import Awaitable, Callable, Sequence
 
 from faststream import FastStream
@@ -68,3 +70,44 @@ def stream_app(
         on_shutdown=[on_shutdown],
         after_shutdown=[after_shutdown],
     )
+
+
+async def run_together(apps: Sequence[tuple[str, FastStream]], *, ops_port: int = 0) -> None:
+    """Run several services' apps in this one event loop (``modelyard serve --all``) until SIGTERM/SIGINT.
+
+    Each app keeps its own broker client, consumer groups and hooks; they start in the order given (the
+    consumers of a hop before its producers) and stop in reverse, each finishing what it has in hand
+    before the next stops — so the last app to stop gets what the others published on their way out.
+    One ops server (``ops_port``) answers for all: ready once every app started and every broker answers.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    ops = OpsServer(ops_port) if ops_port else None
+    if ops is not None:
+        for name, app in apps:
+            ops.add_check(f"kafka-{name}", lambda broker=app.broker: broker.ping(timeout=1.0))
+        await ops.start()
+    started: list[tuple[str, FastStream]] = []
+    try:
+        for name, app in apps:
+            await app.start()
+            started.append((name, app))
+        if ops is not None:
+            ops.started = True
+        log.info("serving %s in one process", ", ".join(name for name, _ in apps))
+        await stop.wait()
+        log.info("stopping %s", ", ".join(name for name, _ in reversed(started)))
+    finally:
+        if ops is not None:
+            ops.started = False
+        for name, app in reversed(started):
+            try:
+                await app.stop()
+            except Exception:  # noqa: BLE001 - the others must still stop and commit what they did
+                log.exception("%s did not stop cleanly", name)
+        if ops is not None:
+            await ops.stop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ class Stack:
     processes: dict[str, Process] = field(default_factory=dict)
     simulator_url: str = ""
     api_url: str = ""
+    #: Where each process's HTTP port comes from (a benchmark confined to a port range gives its own).
+    port_source: Callable[[], int] = free_port
 
     def topic(self, name: str) -> str:
         """The full name of a topic of this deployment (under its prefix)."""
@@ -75,7 +78,7 @@ class Stack:
         return env
 
     def add(self, name: str, args: list[str], ready_path: str, **env: str) -> Process:
-        port = free_port()
+        port = self.port_source()
         env.setdefault(PORT_VARIABLES.get(args[0], "MODELYARD_OPS_PORT"), str(port))
         proc = Process(name, args, self.env(**env), f"http://127.0.0.1:{port}{ready_path}", self.log_dir / f"{name}.log")
         self.processes[name] = proc
@@ -107,17 +110,22 @@ def isolated_stack(kafka: str, mongo_url: str, prefix: str, log_dir: Path | None
 
 def build_stack(kafka: str, mongo_url: str, prefix: str, log_dir: Path | None = None, *,
                 simulator_env: dict[str, str] | None = None, extra_env: dict[str, str] | None = None,
-                with_tenant_api: bool = True) -> Stack:
-    """Declare the full pipeline: simulator, router, both inference pools, metering (and the tenant API)."""
+                with_tenant_api: bool = True, single_process: bool = False,
+                port_source: Callable[[], int] = free_port) -> Stack:
+    """Declare the full pipeline: simulator, router, both inference pools, metering (and the tenant API);
+    ``single_process``: the four as one `modelyard serve --all` process named ``serve-all``."""
     stack = isolated_stack(kafka, mongo_url, prefix, log_dir, simulator_env=simulator_env or {},
-                           extra_env=extra_env or {})
+                           extra_env=extra_env or {}, port_source=port_source)
     sim = stack.add("simulator", ["simulator"], "/v1/models", **stack.simulator_env)
     stack.simulator_url = sim.ready_url.removesuffix("/models")
     backend = {"MODELYARD_BACKEND_BASE_URL": stack.simulator_url}
-    stack.add("router", ["router"], "/readyz")
-    stack.add("inference-slm", ["inference", "--pool", "slm"], "/readyz", **backend)
-    stack.add("inference-llm", ["inference", "--pool", "llm"], "/readyz", **backend)
-    stack.add("metering", ["metering"], "/readyz")
+    if single_process:
+        stack.add("serve-all", ["serve", "--all"], "/readyz", **backend)
+    else:
+        stack.add("router", ["router"], "/readyz")
+        stack.add("inference-slm", ["inference", "--pool", "slm"], "/readyz", **backend)
+        stack.add("inference-llm", ["inference", "--pool", "llm"], "/readyz", **backend)
+        stack.add("metering", ["metering"], "/readyz")
     if with_tenant_api:
         tenant = stack.add("tenant", ["tenant"], "/healthz")
         stack.api_url = tenant.ready_url.removesuffix("/healthz")

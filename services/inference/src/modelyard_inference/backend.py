@@ -1,18 +1,13 @@
-"""An OpenAI-compatible model backend: the openai SDK, bounded jittered retries, a circuit breaker per model.
+"""An OpenAI-compatible model backend: bounded jittered retries, a circuit breaker per model, two HTTP clients.
 
-Why the call looks the way it does (measured with ``modelyard bench inference-sdk``, see docs/benchmarks.md):
-``chat.completions.create`` spends most of a worker's CPU in the SDK, not in the model — a typed
-request-body transform on every call, pydantic models for every log-probability of the answer, and
-httpx2's connection pool, which scans every pooled connection per request. So the backend
-
-* runs the SDK on its aiohttp transport (``DefaultAioHttpClient``, the ``openai[aiohttp]`` extra), and
-* sends the chat-completions body itself through the SDK's generic ``client.post`` (its documented way to
-  call an endpoint without the typed layer), pre-encoded with orjson, and reads the JSON answer with
-  orjson.
-
-Base URL, API key, headers, timeouts and the mapping of HTTP errors to ``openai.APIStatusError`` and its
-subclasses stay the SDK's. The SDK's own retries are off: ours are bounded, jittered, honour
-``Retry-After`` and are visible to the circuit breaker.
+Why the call looks the way it does (measured with ``modelyard bench inference-sdk`` and ``bench pipeline``,
+see docs/benchmarks.md): ``chat.completions.create`` spends most of a worker's CPU in the SDK, not in the
+model. So the body is encoded once with orjson (``completions.request_body``), the answer decoded with
+orjson straight into a ``Completion``, and the HTTP call in between is made by the client
+``backend_client`` names (``clients``): ``lean``, one aiohttp session and nothing else (the default), or
+``openai``, the SDK's generic ``post`` on its aiohttp transport. Both raise errors of the same shape; the
+SDK's own retries are off: ours are bounded, jittered, honour ``Retry-After`` and are visible to the
+circuit breaker.
 
 A model that refuses the request itself (400, 413, 422: a parameter it does not support, a tool schema it
 cannot read) raises ``BackendRejected`` with the model's own error: the request is wrong, not the backend,
@@ -29,18 +24,18 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx2
 import openai
 import orjson
 from modelyard_events import ChoiceDelta, Generation, ModelError
-from openai import AsyncOpenAI, DefaultAioHttpClient, DefaultAsyncHttpxClient
+from openai import AsyncOpenAI
 
 from . import metrics
 from .breaker import CircuitBreaker, Permit, Result, State
+from .clients import ConnectionFailed, ModelClient, SdkClient, StatusFailure, make_client
 from .completions import (
     Completion,
     MalformedResponse,
@@ -105,15 +100,16 @@ def classify(exc: BaseException) -> Failure | None:
     """Timeouts, connection errors, 408/409/429 and 5xx are retried; other 4xx are not. None: not a backend failure."""
     if isinstance(exc, (TimeoutError, openai.APITimeoutError)):
         return Failure("timeout", True, True, "timed out")
-    if isinstance(exc, openai.APIConnectionError):
+    if isinstance(exc, (openai.APIConnectionError, ConnectionFailed)):
         return Failure("connection", True, True, f"connection failed: {exc}")
-    if isinstance(exc, openai.APIStatusError):
+    if isinstance(exc, (openai.APIStatusError, StatusFailure)):
         status = exc.status_code
         retryable = status in RETRY_STATUSES or status >= 500
         detail = f"HTTP {status}: {_error_message(exc)}"
         # A 4xx other than 408/409/429 means the backend is up and our request is wrong.
         kind = "rejected" if status in REJECTION_STATUSES else "status"
-        return Failure(kind, retryable, retryable, detail, _retry_after(exc.response) if retryable else None)
+        headers = exc.headers if isinstance(exc, StatusFailure) else exc.response.headers if exc.response is not None else None
+        return Failure(kind, retryable, retryable, detail, _retry_after(headers) if retryable else None)
     if isinstance(exc, StreamError):  # an error event before the first token: as a 5xx would be
         return Failure("stream", True, True, f"error event: {exc}")
     if isinstance(exc, MalformedResponse):
@@ -121,7 +117,7 @@ def classify(exc: BaseException) -> Failure | None:
     return None
 
 
-def model_error(exc: openai.APIStatusError) -> ModelError:
+def model_error(exc: openai.APIStatusError | StatusFailure) -> ModelError:
     """The model's own error of a rejected request (OpenAI's error shape, or what the body says)."""
     body = exc.body if isinstance(exc.body, dict) else {}
     inner = body.get("error", body)
@@ -135,7 +131,7 @@ def model_error(exc: openai.APIStatusError) -> ModelError:
                       type=field("type", 64), code=field("code", 64), param=field("param", 256))
 
 
-def _error_message(exc: openai.APIStatusError) -> str:
+def _error_message(exc: openai.APIStatusError | StatusFailure) -> str:
     body = exc.body
     if isinstance(body, dict):
         inner = body.get("error", body)
@@ -144,12 +140,12 @@ def _error_message(exc: openai.APIStatusError) -> str:
     return str(exc.message)[:300]
 
 
-def _retry_after(response: httpx2.Response | None) -> float | None:
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
     """``retry-after-ms`` or ``retry-after`` (seconds) of a 429/503, when the backend sent one."""
-    if response is None:
+    if headers is None:
         return None
     for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        raw = response.headers.get(header)
+        raw = headers.get(header)
         if raw is None:
             continue
         try:
@@ -165,31 +161,12 @@ def _retry_after(response: httpx2.Response | None) -> float | None:
 # Backend
 
 
-def make_client(settings: InferenceSettings, *, default_headers: dict[str, str] | None = None) -> AsyncOpenAI:
-    """The pool's SDK client: one connection per call in flight, the SDK's retries off."""
-    # The SDK's per-request timeout is a backstop; each attempt runs under our own total deadline.
-    timeout = httpx2.Timeout(settings.backend_timeout_s + 1.0)
-    limits = httpx2.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
-    http_cls = DefaultAioHttpClient if settings.backend_transport == "aiohttp" else DefaultAsyncHttpxClient
-    return AsyncOpenAI(
-        base_url=settings.backend_base_url,
-        api_key=settings.backend_api_key,
-        timeout=timeout,
-        max_retries=0,
-        default_headers=default_headers,
-        http_client=http_cls(timeout=timeout, limits=limits),
-    )
-
-
-_JSON = {"headers": {"Content-Type": "application/json"}}
-#: The SDK's raw-response mode with the body left unread: a streamed call reads it as it comes.
-_RAW_STREAM = {"headers": {"Content-Type": "application/json", "X-Stainless-Raw-Response": "stream"}}
-
-
 class Backend:
-    def __init__(self, settings: InferenceSettings, client: AsyncOpenAI | None = None) -> None:
+    def __init__(self, settings: InferenceSettings, client: AsyncOpenAI | ModelClient | None = None) -> None:
+        """``client``: an SDK client (tests give one on an in-process transport), any ``ModelClient``, or
+        None for the one ``settings.backend_client`` names."""
         self.settings = settings
-        self.client = client or make_client(settings)
+        self.client: ModelClient = SdkClient(client) if isinstance(client, AsyncOpenAI) else client or make_client(settings)
         self.breakers: dict[str, CircuitBreaker] = {}
 
     def breaker(self, model: str) -> CircuitBreaker:
@@ -214,8 +191,7 @@ class Backend:
         keep = caller_wants_logprobs(generation)
 
         async def attempt() -> Completion:
-            response = await self.client.post("/chat/completions", cast_to=httpx2.Response, content=content, options=_JSON)
-            return parse_completion(response.content, keep_logprobs=keep)
+            return parse_completion(await self.client.post(content), keep_logprobs=keep)
 
         return await self._call(model, attempt)
 
@@ -223,30 +199,27 @@ class Backend:
                      forward: Callable[[list[ChoiceDelta]], Awaitable[None] | None]) -> Completion:
         """``complete`` with ``stream: true``: each chunk's deltas go to ``forward`` as they arrive.
 
-        The body streams raw through the SDK (its raw-response mode: statuses, errors and connection
-        handling stay the SDK's) and each event is read with orjson: the SDK's own stream class decodes
-        every event in pure Python, which at hundreds of tokens a second is most of a worker's CPU."""
+        The body streams raw through the client (the SDK's raw-response mode, or the lean client's lines)
+        and each event is read with orjson: the SDK's own stream class decodes every event in pure Python,
+        which at hundreds of tokens a second is most of a worker's CPU."""
         content = self._body(model, messages, generation, stream=True)
         keep = caller_wants_logprobs(generation)
 
         async def attempt() -> Completion:
             fold = StreamFold(keep_logprobs=keep)
-            response = await self.client.post("/chat/completions", cast_to=httpx2.Response, content=content,
-                                              options=_RAW_STREAM)
             forwarded = False
-            try:
-                async for event in sse_events(response.aiter_lines()):
-                    if deltas := fold.add(event):
-                        pending = forward(deltas)
-                        forwarded = True
-                        if pending is not None:
-                            await pending
-            except Exception as exc:
-                if forwarded:
-                    raise StreamBroken(f"the stream broke after its first tokens: {type(exc).__name__}: {exc}"[:300]) from exc
-                raise
-            finally:
-                await response.aclose()
+            async with self.client.stream(content) as lines:
+                try:
+                    async for event in sse_events(lines):
+                        if deltas := fold.add(event):
+                            pending = forward(deltas)
+                            forwarded = True
+                            if pending is not None:
+                                await pending
+                except Exception as exc:
+                    if forwarded:
+                        raise StreamBroken(f"the stream broke after its first tokens: {type(exc).__name__}: {exc}"[:300]) from exc
+                    raise
             return fold.completion()
 
         return await self._call(model, attempt)
@@ -285,7 +258,7 @@ class Backend:
                 breaker.record(permit, Result.FAILED if failure.backend_fault else Result.OK)
                 last = failure.detail
                 metrics.ATTEMPT_FAILURES.labels(model, failure.kind).inc()
-                if failure.kind == "rejected" and isinstance(exc, openai.APIStatusError):
+                if failure.kind == "rejected" and isinstance(exc, (openai.APIStatusError, StatusFailure)):
                     raise BackendRejected(f"{model} refused the request: {failure.detail}", error=model_error(exc),
                                           attempts=attempt, elapsed_ms=_ms_since(started)) from exc
                 if not failure.retryable:
@@ -315,7 +288,7 @@ class Backend:
         a backend that is down at start-up is the breaker's business, not a reason not to start."""
         try:
             async with asyncio.timeout(min(self.settings.backend_timeout_s, 5.0)):
-                await self.client.get("/models", cast_to=httpx2.Response)
+                await self.client.probe()
         except Exception as exc:  # noqa: BLE001
             log.warning("backend %s did not answer the warm-up request: %r", self.settings.backend_base_url, exc)
 

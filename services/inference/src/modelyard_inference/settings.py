@@ -22,7 +22,11 @@ class InferenceSettings(Settings):
     #: Model names as the backend knows them, by the priced name the router chose
     #: (e.g. ``{"gpt-4o-mini": "meta-llama/Llama-3.1-8B-Instruct"}`` for a vLLM pool). Usage keeps the priced name.
     backend_models: dict[str, str] = Field(default_factory=dict)
-    #: HTTP layer under the openai SDK: aiohttp costs about half the client CPU per call of the default httpx2
+    #: The HTTP client of a model call (``clients``): ``lean`` — one aiohttp connection pool, no SDK in the
+    #: request path — or ``openai``, the SDK's ``post``. Same retries, deadlines, circuit and error mapping;
+    #: lean costs less CPU per call (docs/benchmarks.md, issue 22). ``MODELYARD_BACKEND_CLIENT``.
+    backend_client: Literal["lean", "openai"] = "lean"
+    #: HTTP layer under the openai SDK (``backend_client=openai`` only): aiohttp costs about half the client CPU per call of the default httpx2
     #: (see docs/benchmarks.md); httpx is kept for backends that need an httpx-only feature.
     backend_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     backend_timeout_s: float = Field(default=30.0, gt=0, description="Deadline of one attempt, connect to last byte.")

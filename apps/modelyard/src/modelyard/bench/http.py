@@ -79,12 +79,23 @@ async def run_http_bench(
     model: str = "auto",
     direct_model: str = "gpt-4o-mini",
     zero_latency: bool = True,
+    reference_url: str | None = None,
+    reference_key: str | None = None,
 ) -> dict[str, Any]:
-    """Run both loads and return the figures (``direct``, ``ingress``, what the ingress adds)."""
+    """Run the loads and return the figures (``direct``, ``ingress``, what the ingress adds, and with
+    ``reference_url`` the same load through another OpenAI-compatible gateway, e.g. a LiteLLM proxy in
+    front of the same simulator, asked for ``direct_model``)."""
     ingress_url, simulator_url, auth = await endpoints(ingress_url, simulator_url, api_url, admin_token, api_key)
 
     direct = [encode_post(f"{simulator_url}/v1/chat/completions", chat_body(direct_model, p)) for p in PROMPTS]
     through = [encode_post(f"{ingress_url}/v1/chat/completions", chat_body(model, p), auth) for p in PROMPTS]
+    loads = [("direct", direct), ("ingress", through)]
+    if reference_url is not None:
+        reference_url = reference_url.rstrip("/").removesuffix("/v1")
+        headers = {"Authorization": f"Bearer {reference_key}"} if reference_key else {}
+        await _ready(f"{reference_url}/v1/models", headers)
+        loads.append(("reference", [encode_post(f"{reference_url}/v1/chat/completions", chat_body(direct_model, p), headers)
+                                    for p in PROMPTS]))
 
     saved: dict[str, Any] | None = None
     async with httpx.AsyncClient(base_url=simulator_url, timeout=10) as sim:
@@ -93,7 +104,7 @@ async def run_http_bench(
             (await sim.post("/admin/config", json={"all_models": {"latency_ms": 0, "latency_distribution": "fixed"}})).raise_for_status()
         try:
             results = {}
-            for name, requests in (("direct", direct), ("ingress", through)):
+            for name, requests in loads:
                 marker = b'"escalated":true' if name == "ingress" else None
                 if warmup_s > 0:
                     await run_load(requests, concurrency=concurrency, seconds=warmup_s)
@@ -108,6 +119,11 @@ async def run_http_bench(
     def added(key: str) -> float | None:
         return round(i[key] - d[key], 2) if i[key] is not None and d[key] is not None else None
 
+    reference: dict[str, Any] = {}
+    if "reference" in results:
+        r = results["reference"].summary()
+        reference = {"reference": r, "reference_url": reference_url,
+                     "ingress_per_reference_rps": round(i["requests_per_s"] / r["requests_per_s"], 2) if r["requests_per_s"] else None}
     return {
         "benchmark": "http",
         "concurrency": concurrency,
@@ -118,6 +134,7 @@ async def run_http_bench(
         "ingress": {**i, "escalated": escalated, "escalated_share": round(escalated / i["ok"], 3) if i["ok"] else None},
         "added_p50_ms": added("p50_ms"),
         "added_p99_ms": added("p99_ms"),
+        **reference,
     }
 
 

@@ -99,6 +99,8 @@ class WorkerBench:
     kafka: str = "127.0.0.1:9092"
     partitions: int = 8
     transport: str = "aiohttp"
+    #: MODELYARD_BACKEND_CLIENT of the worker: lean (aiohttp, no SDK) or openai (the SDK on ``transport``)
+    client: str = "lean"
     logprobs: bool = True
     timeout_s: float = 300.0
     keep_logs: Path | None = None
@@ -143,6 +145,7 @@ async def bench_worker(cfg: WorkerBench, progress: Callable[[str], None] = lambd
             "MODELYARD_OPS_PORT": str(ops_port),
             "MODELYARD_BACKEND_BASE_URL": f"http://127.0.0.1:{sim_port}/v1",
             "MODELYARD_BACKEND_TRANSPORT": cfg.transport,
+            "MODELYARD_BACKEND_CLIENT": cfg.client,
             "MODELYARD_CONCURRENCY": str(cfg.concurrency),
             "MODELYARD_REQUEST_LOGPROBS": "true" if cfg.logprobs else "false",
             "MODELYARD_LOG_LEVEL": "WARNING",
@@ -179,6 +182,7 @@ async def bench_worker(cfg: WorkerBench, progress: Callable[[str], None] = lambd
         "queries": cfg.queries,
         "concurrency": cfg.concurrency,
         "transport": cfg.transport,
+        "client": cfg.client,
         "logprobs": cfg.logprobs,
         "throughput_qps": round(qps, 1),
         "worker_cpu_pct": round(100 * cpu / window_s, 1) if window_s > 0 else None,
