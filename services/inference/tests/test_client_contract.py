@@ -232,3 +232,17 @@ async def test_both_clients_read_a_recorded_openai_transcript_the_same_way() -> 
     assert lean["stream"]["logprobs"] == [-0.31, -0.02]
     assert "".join(d.get("content", "") for d in deltas[0]) == "Restart the VPN client."
     assert lean["stream refused"]["model_error"]["code"] == "unsupported_value"
+
+
+@pytest.mark.parametrize("variable", ["MODELYARD_BACKEND_CLIENT", "MODELYARD_BACKEND__CLIENT"])
+def test_the_client_is_chosen_by_either_variable_and_a_wrong_value_is_refused(
+        variable: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelyard_inference.settings import InferenceSettings
+    from pydantic import ValidationError
+
+    assert InferenceSettings().backend_client == "lean"
+    monkeypatch.setenv(variable, "openai")
+    assert InferenceSettings().backend_client == "openai"
+    monkeypatch.setenv(variable, "curl")
+    with pytest.raises(ValidationError, match="lean"):
+        InferenceSettings()

@@ -1,6 +1,6 @@
 from typing import Literal
 
-from pydantic import BaseModel, Field, FilePath
+from pydantic import AliasChoices, BaseModel, Field, FilePath
 
 from modelyard_core.settings import Settings
 
@@ -24,8 +24,11 @@ class InferenceSettings(Settings):
     backend_models: dict[str, str] = Field(default_factory=dict)
     #: The HTTP client of a model call (``clients``): ``lean`` — one aiohttp connection pool, no SDK in the
     #: request path — or ``openai``, the SDK's ``post``. Same retries, deadlines, circuit and error mapping;
-    #: lean costs less CPU per call (docs/benchmarks.md, issue 22). ``MODELYARD_BACKEND_CLIENT``.
-    backend_client: Literal["lean", "openai"] = "lean"
+    #: lean costs less CPU per call (docs/benchmarks.md, issue 22). ``MODELYARD_BACKEND_CLIENT``, or
+    #: ``MODELYARD_BACKEND__CLIENT`` as issue 22 names it.
+    backend_client: Literal["lean", "openai"] = Field(
+        default="lean",
+        validation_alias=AliasChoices("backend_client", "MODELYARD_BACKEND_CLIENT", "MODELYARD_BACKEND__CLIENT"))
     #: HTTP layer under the openai SDK (``backend_client=openai`` only): aiohttp costs about half the client CPU per call of the default httpx2
     #: (see docs/benchmarks.md); httpx is kept for backends that need an httpx-only feature.
     backend_transport: Literal["aiohttp", "httpx"] = "aiohttp"
