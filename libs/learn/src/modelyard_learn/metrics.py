@@ -1,6 +1,6 @@
 """Router metrics on labelled data: APGR, AUROC, and the cost saved at a share of the large model's quality.
 
-APGR follows ``modelyard_router.offline``: send the k highest-scored queries to the large model,
+One PGR curve for every tool (the router's offline commands use it too): send the k highest-scored queries to the large model,
 k = 0..n; PGR(k) = (accuracy - small accuracy) / (large accuracy - small accuracy); APGR is the
 trapezoid mean over k. Queries with equal scores go up in random order, so their gain counts as
 the group's mean (a constant score scores exactly 0.5).

@@ -32,6 +32,7 @@ from modelyard_events import (
     Tier,
 )
 from modelyard_events.queries import TEXT_MAX
+from modelyard_learn.metrics import pgr_curve
 
 from .complexity import load_complexity_model
 from .decision import decide
@@ -150,30 +151,6 @@ def read_mmlu(data_dir: Path) -> list[tuple[str, bool, bool]]:
             for row in csv.DictReader(f):
                 rows.append((row["prompt"], row[_SMALL] == "True", row[_LARGE] == "True"))
     return rows
-
-
-def pgr_curve(scores: Sequence[float], small: Sequence[bool], large: Sequence[bool]) -> list[float]:
-    """PGR after sending the k highest-scored rows to the large model, for k = 0..n.
-
-    Rows with equal scores are sent up in random order, so their gain is taken as its expectation
-    (the group's mean): a constant score scores exactly 0.5.
-    """
-    n = len(scores)
-    gap = sum(large) - sum(small)
-    if gap <= 0:
-        raise ValueError("the large model is not better than the small one on this data")
-    order = sorted(range(n), key=lambda i: -scores[i])
-    cumulative, total, i = [0.0], 0.0, 0
-    while i < n:
-        j = i
-        while j < n and scores[order[j]] == scores[order[i]]:
-            j += 1
-        mean_gain = sum(int(large[k]) - int(small[k]) for k in order[i:j]) / (j - i)
-        for _ in range(i, j):
-            total += mean_gain
-            cumulative.append(total)
-        i = j
-    return [c / gap for c in cumulative]
 
 
 def apgr(curve: Sequence[float]) -> float:
