@@ -57,7 +57,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             cfg = VariantRun(kafka=kafka, mongo_url=mongo_url, infra_run_dir=run_dir, port_first=int(first),
                              port_last=int(last or first), rate=rate, seconds=seconds, warmup_s=warmup, queries=queries,
                              tenants=tenants, timeout_s=timeout_s, log_dir=log_dir.resolve(),
-                             profile=tuple(p.strip() for p in profile.split(",") if p.strip()), native=native)
+                             profile=tuple(p.strip() for p in profile.split(",") if p.strip()), native=native,
+                             soak_s=soak)
             tune_gc(20_000)  # the load generator shares the machine with the stacks
             typer.echo(json.dumps(run(run_variants(cfg, names, rounds, Console(stderr=True, width=160)))))
             return

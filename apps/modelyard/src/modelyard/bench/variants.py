@@ -77,6 +77,8 @@ class VariantRun:
     #: Record the SLM worker (or the single process) with py-spy during the maximum-rate phase of these variants.
     profile: tuple[str, ...] = ()
     native: bool = True
+    #: Seconds of soak at ``rate`` after the maximum-rate phase, sampling every process's memory (0: none).
+    soak_s: float = 0.0
 
 
 def _total(cpu: dict[str, float], leave_out: set[str]) -> float:
@@ -117,7 +119,7 @@ async def run_variant(cfg: VariantRun, variant: str, ports: PortRange, console: 
         target = stack.processes["serve-all" if single else "inference-slm"]
         profiler = _profile(cfg, variant, target.pid) if variant in cfg.profile else None
         result = await _run(console, settings, api_url=stack.api_url, rate=cfg.rate, seconds=cfg.seconds,
-                            queries=cfg.queries, tenants=cfg.tenants, soak_s=0.0, timeout_s=cfg.timeout_s,
+                            queries=cfg.queries, tenants=cfg.tenants, soak_s=cfg.soak_s, timeout_s=cfg.timeout_s,
                             run_dir=cfg.infra_run_dir, warmup_s=cfg.warmup_s, pids=pids, raw_phase=False)
         if profiler is not None:
             result.update(_profile_stop(*profiler))
