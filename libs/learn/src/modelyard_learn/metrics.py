@@ -40,7 +40,7 @@ def apgr(scores: Sequence[float], small: Sequence[bool], large: Sequence[bool]) 
 
 def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
     """P(a positive scores above a negative), ties counting half (Mann-Whitney)."""
-    pairs = sorted(zip(scores, labels))
+    pairs = sorted(zip(scores, labels, strict=True))
     pos = sum(1 for _, y in pairs if y)
     neg = len(pairs) - pos
     if pos == 0 or neg == 0:

@@ -12,6 +12,8 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
+from modelyard_learn import metrics
+
 from .data import Example
 
 LARGE_PRICE = 15.0  # per character unit, against the small model's 1 (the seed's price ratio)
@@ -89,21 +91,10 @@ def cascade(examples: Sequence[Example], escalate: Sequence[bool], direct: Seque
 
 
 def auroc(scores: Sequence[float], positive: Sequence[bool]) -> float:
-    """Probability that a random positive scores above a random negative (ties count half)."""
-    pairs = sorted(zip(scores, positive, strict=True))
-    n_pos = sum(positive)
-    n_neg = len(pairs) - n_pos
-    if not n_pos or not n_neg:
+    """``modelyard_learn.metrics.auroc``, NaN where a sample has one class only (a report still prints)."""
+    if all(positive) or not any(positive):
         return float("nan")
-    rank_sum, i = 0.0, 0
-    while i < len(pairs):
-        j = i
-        while j < len(pairs) and pairs[j][0] == pairs[i][0]:
-            j += 1
-        average_rank = (i + j + 1) / 2  # ranks are 1-based
-        rank_sum += average_rank * sum(1 for k in range(i, j) if pairs[k][1])
-        i = j
-    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return metrics.auroc(scores, positive)
 
 
 def precision_recall(flagged: Sequence[bool], wrong: Sequence[bool]) -> dict[str, float]:
