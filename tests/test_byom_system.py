@@ -35,11 +35,8 @@ def byom(kafka: str, mongo_url: str) -> Iterator[Stack]:
                     extra_env={"MODELYARD_MODEL_ENDPOINTS_ALLOW_HTTP_LOCALHOST": "true"})
     s.add("tenant-sim", ["simulator"], "/v1/models",
           MODELYARD_SIMULATOR_MODELS=json.dumps({OWN_MODEL: {"kind": "slm", "latency_ms": 5}}))
-    s.start(*s.processes)
-    try:
+    with s.running():
         yield s
-    finally:
-        s.stop()
 
 
 def own_url(stack: Stack) -> str:

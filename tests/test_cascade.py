@@ -36,11 +36,8 @@ REPLAY = {
 @pytest.fixture(scope="module")
 def replay_stack(kafka: str, mongo_url: str) -> Iterator[Stack]:
     s = build_stack(kafka, mongo_url, unique_prefix("cascade"), simulator_env=REPLAY)
-    s.start(*s.processes)
-    try:
+    with s.running():
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture(scope="module")

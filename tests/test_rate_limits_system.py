@@ -28,11 +28,8 @@ def limited(kafka: str, mongo_url: str) -> Iterator[Stack]:
                     extra_env={"MODELYARD_RATE_LIMITS__TIERS__BASIC__REQUESTS_PER_MINUTE": str(RPM)})
     s.add("router-2", ["router"], "/readyz")  # a second replica in the same group
     s.add("ingress", ["ingress"], "/readyz")
-    s.start(*s.processes)
-    try:
+    with s.running():
         yield s
-    finally:
-        s.stop()
 
 
 async def test_over_its_rate_a_tenant_gets_429_with_retry_after(limited):

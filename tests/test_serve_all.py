@@ -20,11 +20,8 @@ pytestmark = pytest.mark.system
 @pytest.fixture(scope="module")
 def single(kafka: str, mongo_url: str) -> Iterator[Stack]:
     s = build_stack(kafka, mongo_url, unique_prefix("serve-all"), single_process=True)
-    s.start(*s.processes)
-    try:
+    with s.running():
         yield s
-    finally:
-        s.stop()
 
 
 async def test_one_process_answers_a_query_end_to_end_and_meters_it_once(single: Stack) -> None:

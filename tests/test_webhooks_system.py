@@ -111,11 +111,8 @@ def hooks_stack(kafka: str, mongo_url: str) -> AsyncIterator[Stack]:
     for name in ("router", "inference-slm", "inference-llm"):  # queries are not needed here: usage is published directly
         del s.processes[name]
     s.add("webhooks", ["webhooks"], "/readyz")
-    s.start(*s.processes)
-    try:
+    with s.running():
         yield s
-    finally:
-        s.stop()
 
 
 async def register(stack: Stack, tenant: dict, rec: Receiver, name: str, events: list[str]) -> dict:

@@ -67,11 +67,8 @@ def stack(kafka, mongo_url, tmp_path_factory) -> Iterator[Stack]:
                     simulator_env={"MODELYARD_SIMULATOR_REPLAY_FILE": str(replay)}, extra_env=WORKER_ENV,
                     with_tenant_api=False)
     del s.processes["metering"]  # usage is checked on usage.recorded; the sink has tests of its own
-    s.start(*s.processes)
-    try:
+    with s.running():
         yield s
-    finally:
-        s.stop()
 
 
 

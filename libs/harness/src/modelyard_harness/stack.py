@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,16 @@ class Stack:
             self.processes[name].start()
         for name in names:
             self.processes[name].wait_ready(timeout_s)
+
+    @contextmanager
+    def running(self, timeout_s: float = 90.0) -> Iterator[Stack]:
+        """Every process started and ready for the block, all stopped after it (also those already up when
+        another never got ready)."""
+        try:
+            self.start(*self.processes, timeout_s=timeout_s)
+            yield self
+        finally:
+            self.stop()
 
     def restart(self, name: str) -> None:
         proc = self.processes[name]

@@ -130,8 +130,5 @@ def stack(kafka: str, mongo_url: str, request: pytest.FixtureRequest) -> Iterato
     """The whole pipeline as real processes, isolated by a topic prefix and a database of its own."""
     name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
     s = build_stack(kafka, mongo_url, unique_prefix(name))
-    s.start(*s.processes)
-    try:
+    with s.running():
         yield s
-    finally:
-        s.stop()
