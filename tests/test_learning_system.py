@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -86,7 +87,7 @@ class Pipeline:
         self.stack = stack
         self.readers = {t: TopicReader(stack.kafka, stack.topic(t)) for t in ("queries.routed.slm", "queries.routed.llm",
                                                                                "queries.outcomes", "queries.shadows",
-                                                                               "usage.recorded")}
+                                                                               "usage.recorded", "router.models")}
 
     async def __aenter__(self) -> Pipeline:
         for r in self.readers.values():
@@ -134,6 +135,22 @@ async def checkpoint(stack: Stack) -> dict:
     return json.loads(zlib.decompress(doc["body"])) if doc else {}
 
 
+def snapshot_outcomes(value: bytes) -> int:
+    """How many outcomes a published snapshot learned from (its description says), 0 for anything else."""
+    found = re.search(rb"learned online from (\d+) outcomes", value)
+    return int(found.group(1)) if found else 0
+
+
+async def caught_up(stack: Stack, learnable: int, timeout_s: float = 30) -> dict:
+    """The learner's checkpoint once it has applied ``learnable`` outcomes (or as it is at the deadline)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        doc = await checkpoint(stack)
+        if doc.get("online", {}).get("applied") == learnable or asyncio.get_running_loop().time() > deadline:
+            return doc
+        await asyncio.sleep(0.2)
+
+
 async def test_a_tenant_whose_small_answers_keep_escalating_is_routed_to_the_llm_and_it_survives_a_crash(pipeline: Stack):
     acme = await tenant_with_agent(pipeline, "acme", f"You are the {MARKER} assistant of Acme Ltd.")
     globex = await tenant_with_agent(pipeline, "globex", "You are the help desk assistant of Globex Corp.")
@@ -152,6 +169,13 @@ async def test_a_tenant_whose_small_answers_keep_escalating_is_routed_to_the_llm
         assert moved is not None, "acme's questions were never routed to the LLM"
         assert any(r.startswith("learning moved it: this tenant's correction +") for r in moved.decision.reasons), moved.decision.reasons
         assert moved.decision.router_model.startswith("default@")  # the learner's snapshot, published on router.models
+        # The outcomes of the last rounds may still be on their way to the learner: the routers decide with
+        # the snapshot it publishes, so wait for one that has learned from all of them.
+        learnable_now = sum(labels(o, LearnedRouting().accepted_weight) is not None for o in p.outcomes().values())
+        deadline = asyncio.get_running_loop().time() + 30
+        while max((snapshot_outcomes(r.value) for r in list(p.readers["router.models"].records)), default=0) < learnable_now:
+            assert asyncio.get_running_loop().time() < deadline, f"no snapshot learned from {learnable_now} outcomes"
+            await asyncio.sleep(0.1)
         later = await p.ask([(*acme, q) for q in QUESTIONS] + [(*globex, q) for q in QUESTIONS])
         assert sum(o.cascade[0].model_class is not ModelClass.SLM for o in later[:6]) >= 4
         assert all(o.cascade[0].model_class is ModelClass.SLM for o in later[6:])
@@ -163,16 +187,7 @@ async def test_a_tenant_whose_small_answers_keep_escalating_is_routed_to_the_llm
         assert sum(o.cascade[0].model_class is not ModelClass.SLM for o in after) >= 2  # still learned
         taught = [o for o in p.outcomes().values() if labels(o, LearnedRouting().accepted_weight) is not None]
         learnable = len(taught)
-
-        async def caught_up() -> dict:
-            deadline = asyncio.get_running_loop().time() + 30
-            while True:
-                doc = await checkpoint(pipeline)
-                if doc.get("online", {}).get("applied") == learnable or asyncio.get_running_loop().time() > deadline:
-                    return doc
-                await asyncio.sleep(0.2)
-
-        doc = await caught_up()
+        doc = await caught_up(pipeline, learnable)
         assert doc["online"]["applied"] == learnable  # every learnable outcome once: none lost, none twice
         assert doc["online"]["tenant_outcomes"] == {t: sum(o.tenant_id == t for o in taught) for t in (acme[0], globex[0])}
 
