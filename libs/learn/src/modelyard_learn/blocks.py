@@ -188,10 +188,10 @@ def structure_features(text: str) -> dict[str, float]:
     # An ASCII text without a digit (an operator) has no number (operator): a substring test is ten times cheaper
     # than the regex, which also knows other scripts' digits and non-ASCII operators.
     ascii_text = text.isascii()
-    numbers = len(_NUMBER.findall(text)) if not ascii_text or _has_ascii_digit(text) else 0
+    numbers = len(_NUMBER.findall(text)) if not ascii_text or has_ascii_digit(text) else 0
     if numbers:
         out["log_numbers"] = math.log1p(numbers) / 3.0
-    operators = len(_OPERATOR.findall(text)) if not ascii_text or _has_ascii_operator(text) else 0
+    operators = len(_OPERATOR.findall(text)) if not ascii_text or has_ascii_operator(text) else 0
     if operators:
         out["log_operators"] = math.log1p(operators) / 3.0
     if not text.islower():  # what follows needs an upper-case letter
@@ -212,12 +212,13 @@ def structure_features(text: str) -> dict[str, float]:
     return out
 
 
-def _has_ascii_digit(text: str) -> bool:
+def has_ascii_digit(text: str) -> bool:
+    """Whether ``text`` has a 0-9 (ten substring searches: several times cheaper than a regex scan)."""
     return ("0" in text or "1" in text or "2" in text or "3" in text or "4" in text
             or "5" in text or "6" in text or "7" in text or "8" in text or "9" in text)
 
 
-def _has_ascii_operator(text: str) -> bool:  # the ASCII part of ``_OPERATOR``
+def has_ascii_operator(text: str) -> bool:  # the ASCII part of ``_OPERATOR``
     return "=" in text or "+" in text or "*" in text or "/" in text or "^" in text or "<" in text or ">" in text
 
 

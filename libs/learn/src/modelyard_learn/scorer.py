@@ -19,13 +19,13 @@ own; ties are broken by effect, then name.
 from __future__ import annotations
 
 import math
+from math import exp
 from itertools import islice
 from operator import attrgetter, itemgetter, xor
 from typing import NamedTuple
 
 from .blocks import label
 from .features import _GOLDEN, _PAIR_SALT, Query, stable_hash
-from .linear import sigmoid
 from .model import HEADS, Estimate, RouterModel
 
 _UNSEEN = object()
@@ -33,6 +33,7 @@ _UNSEEN = object()
 #: second word, the word).
 _WEIGHT, _SIZE, _FIRST, _SECOND = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
 _REAL = attrgetter("real")
+_new = tuple.__new__
 
 
 class Scored(NamedTuple):
@@ -155,4 +156,9 @@ class Scorer:
         top.sort(reverse=True)
         movers = [(f"'{name}'" if quoted else name, effect) for _, effect, name, quoted in top[:k]]
         b = self._bias
-        return Scored(Estimate(sigmoid(s + b.real), sigmoid(g + b.imag)), movers, tenant_shift)
+        # ``sigmoid`` inlined, and the named tuples built by ``tuple.__new__`` (their own ``__new__`` is Python code).
+        margin = s + b.real
+        small_ok = 1.0 / (1.0 + exp(-margin)) if margin >= 0 else (e := exp(margin)) / (1.0 + e)
+        margin = g + b.imag
+        large_ok = 1.0 / (1.0 + exp(-margin)) if margin >= 0 else (e := exp(margin)) / (1.0 + e)
+        return _new(Scored, (_new(Estimate, (small_ok, large_ok)), movers, tenant_shift))

@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 
 from modelyard_events import ComplexityLevel
+from modelyard_learn.blocks import has_ascii_digit, has_ascii_operator
 
 from .terms import LEVEL_GROUPS, Term, TermMatcher
 
@@ -212,7 +213,7 @@ class ComplexityModel:
                 else:
                     content.append((self._failure_points, f"failure {failed}", "failure"))
         if content:
-            best = max(content, key=_first)
+            best = content[0] if len(content) == 1 else max(content, key=_first)
             score += best[0]
             factors[best[2]] = best[0]
             reasons.append(f"{best[1]} {best[0]:+.2f}")
@@ -241,8 +242,10 @@ class ComplexityModel:
             reasons.append(f"{asks} questions {points:+.2f}")
 
         # Quantitative work: numbers beyond the first few, and operators.
-        numbers = sum(map(str.isdigit, tokens))  # standalone digit runs: "#123", "5%", not "500s"
-        operators = len(_OPERATOR.findall(text))
+        # Without an ASCII digit (an ASCII operator) an ASCII text has none: a substring test is much cheaper.
+        ascii_text = text.isascii()
+        numbers = sum(map(str.isdigit, tokens)) if not ascii_text or has_ascii_digit(text) else 0  # "#123", "5%", not "500s"
+        operators = len(_OPERATOR.findall(text)) if not ascii_text or has_ascii_operator(text) else 0
         amount = numbers - self._free_numbers + operators
         if amount >= self._calc_first:
             points = _steps(amount, self._calc_steps)
