@@ -32,6 +32,7 @@ from .terms import LEVEL_GROUPS, Term, TermMatcher
 #: Words are runs of ASCII letters and digits in the lower-cased text: "post-mortem" is "post mortem",
 #: "what's" is "what s". The terms are English; an ASCII class is twice as fast as a Unicode one.
 _WORD = re.compile(r"[a-z0-9]+")
+_NON_WORD_TO_SPACE = bytes(b if 0x30 <= b <= 0x39 or 0x61 <= b <= 0x7A else 0x20 for b in range(256))  # for bytes.translate
 _QUESTION = re.compile(r"\?+")
 _LIST_ITEM = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*\u2022])\s+", re.MULTILINE)
 _OPERATOR = re.compile(r"[=+*/^<>\u00d7\u00f7\u221a\u222b\u2211\u03c0\u2264\u2265\u00b1]")
@@ -172,7 +173,11 @@ class ComplexityModel:
         reasons: list[str] = []
         factors: dict[str, float] = {}
         score = 0.0
-        tokens = _WORD.findall(text.lower())
+        lower = text.lower()
+        if lower.isascii():  # the same words as _WORD finds, at a third of the cost: other bytes become spaces
+            tokens = lower.encode("ascii").translate(_NON_WORD_TO_SPACE).decode("ascii").split()
+        else:
+            tokens = _WORD.findall(lower)
         hits = self._matcher.scan(tokens)
 
         # Content: keywords, a failure, an incident (a failure with a business-wide scope). They

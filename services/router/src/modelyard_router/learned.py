@@ -83,8 +83,12 @@ class LearnedRouter:
                    f"{self._threshold_text[preference]}{preference_source}) -> {_CLASS_TEXT[chosen]}"]
         if analysis.incident and not up:
             reasons.append("incident: a failure with a business-wide scope must reach the LLM")
-        if scored.movers:
-            moved = ", ".join([f"{name} {effect:+.2f}" for name, effect in scored.movers])
+        movers = scored.movers
+        if len(movers) == 3:  # the usual case, as one f-string (a join over a comprehension costs twice as much)
+            (n0, e0), (n1, e1), (n2, e2) = movers
+            reasons.append(f"moved P(small fails) most (logit): {n0} {e0:+.2f}, {n1} {e1:+.2f}, {n2} {e2:+.2f}")
+        elif movers:
+            moved = ", ".join([f"{name} {effect:+.2f}" for name, effect in movers])
             reasons.append(f"moved P(small fails) most (logit): {moved}")
         if scored.tenant_shift:
             seen = self.tenant_outcomes.get(tenant_id or "", 0)
