@@ -261,3 +261,12 @@ def test_factors_are_the_points_the_reasons_state(model):
 ])
 def test_the_ascii_shortcut_finds_the_words_the_regex_finds(model, text):
     assert list(model.analyze(text).tokens) == words(text)
+
+
+@pytest.mark.parametrize("text", ["What? Why? How?", "Really??? And then?", "none here", "??", "a ? b ?? c ? d"])
+def test_questions_count_runs_of_question_marks(model, text):
+    runs = len(re.findall(r"\?+", text))
+    analysis = model.analyze(text)
+    assert ("questions" in analysis.factors) == (runs > 1)
+    if runs > 1:
+        assert any(reason.startswith(f"{runs} questions") for reason in analysis.reasons)

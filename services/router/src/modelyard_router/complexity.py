@@ -237,7 +237,7 @@ class ComplexityModel:
             reasons.append(f"length {n_chars} chars {points:+.2f}")
 
         # Several questions or listed asks in one query.
-        asks = len(_QUESTION.findall(text)) if "?" in text else 0
+        asks = text.count("?") if "??" not in text else len(_QUESTION.findall(text))  # runs of "?": each is one run
         if "\n" in text:
             asks = max(asks, len(_LIST_ITEM.findall(text)))
         if asks > 1:
