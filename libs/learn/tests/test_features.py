@@ -57,6 +57,7 @@ def test_structure_reads_options_numbers_negation_statements():
     "What is 12 + 7 = ?", "No digits, no operators here.", "Arabic-Indic \u0663\u0664 \u00d7 \u0665", "5 \u2264 x \u00b1 2",
     "Which is NOT true? Name the EXCEPTION.", "Is the API down, or is it DNS?", "ABc DEf GHi", "CAF\u00c9 OLE NOT", "a lone \ud800 ABC",
     "Statement 1 | Every group is abelian. Statement 2 | x.", "only lower case",
+    "AB_C NOT_ NOTE ABC1 A1B2C3 XYZ QRS", "FALSE, or INCORRECT? The LEAST (NOT) EXCEPT-ABC", "\u00c9COLE NOT ABC\u00c9",
 ])
 def test_structure_shortcuts_give_what_the_regexes_alone_give(text):
     """The ASCII digit/operator and three-capitals shortcuts skip a regex only where it cannot match."""
@@ -65,6 +66,8 @@ def test_structure_shortcuts_give_what_the_regexes_alone_give(text):
     assert ("log_operators" in shape) == bool(blocks._OPERATOR.search(text))
     assert ("negation" in shape) == bool(blocks._NEGATION.search(text))
     assert ("log_upper_words" in shape) == bool(blocks._UPPER_WORD.search(text))
+    if "log_upper_words" in shape:
+        assert shape["log_upper_words"] == math.log1p(len(blocks._UPPER_WORD.findall(text))) / 3.0
     if "log_numbers" in shape:
         assert shape["log_numbers"] == math.log1p(len(blocks._NUMBER.findall(text))) / 3.0
 

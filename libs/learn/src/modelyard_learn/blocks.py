@@ -30,6 +30,9 @@ _STATEMENTS = re.compile(r"(?:Statement|Scenario) \d \|")
 #: Three capitals in a row are what an upper-case word and a negation both need. The two patterns above start with
 #: ``\b``, which the regex engine tries at every position; finding ``AAA`` in the UTF-8 bytes with every capital
 #: made ``A`` and every other byte a space costs a fifth of that (a multi-byte character's bytes are all >= 0x80).
+#: For ASCII texts: the negation words, and bytes.translate's table turning every byte but [A-Za-z0-9_] into a space.
+_NEGATIONS = frozenset((b"NOT", b"EXCEPT", b"LEAST", b"FALSE", b"INCORRECT"))
+_NON_WORD_TO_SPACE = bytes(b if chr(b).isascii() and (chr(b).isalnum() or b == 0x5F) else 0x20 for b in range(256))
 _CAPITALS = bytes(0x41 if 0x41 <= b <= 0x5A else 0x20 for b in range(256))
 
 
@@ -196,9 +199,15 @@ def structure_features(text: str) -> dict[str, float]:
         out["log_operators"] = math.log1p(operators) / 3.0
     if not text.islower():  # what follows needs an upper-case letter
         if b"AAA" in text.encode("utf-8", "surrogatepass").translate(_CAPITALS):  # three capitals in a row
-            if _NEGATION.search(text):
+            if ascii_text:  # \b-delimited words are the runs of [A-Za-z0-9_]: split the text into them instead
+                runs = text.encode("ascii").translate(_NON_WORD_TO_SPACE).split()
+                negation = not _NEGATIONS.isdisjoint(runs)
+                uppers = sum(1 for run in runs if len(run) >= 3 and run.isupper() and run.isalpha())
+            else:
+                negation = _NEGATION.search(text) is not None
+                uppers = len(_UPPER_WORD.findall(text))
+            if negation:
                 out["negation"] = 1.0
-            uppers = len(_UPPER_WORD.findall(text))
             if uppers:
                 out["log_upper_words"] = math.log1p(uppers) / 3.0
         if " | " in text and _STATEMENTS.search(text):

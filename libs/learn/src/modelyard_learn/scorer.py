@@ -104,10 +104,10 @@ class Scorer:
         # small_ok weight), words and bigrams scaled by the length; the k largest are kept at the end.
         top: list[tuple[float, float, str, bool]] = []
         s = g = 0.0
+        floor = 0.0  # a feature below the k-th largest word cannot be a mover
         if records:
             total = sum(map(_WEIGHT, records))
             scale = 1.0 / math.sqrt(len(records))
-            floor = 0.0  # a bigram below the k-th largest word cannot be a mover
             if k:
                 ranked = sorted(records, key=_SIZE, reverse=True)  # the scale is common to all words: same order
                 cut = min(k, len(ranked))
@@ -151,7 +151,7 @@ class Scorer:
                 if e:
                     if name == tenant_name:
                         tenant_shift = -e
-                    if k:
+                    if k and (e if e > 0 else -e) >= floor:
                         top.append((e if e > 0 else -e, -e, found[1], False))
         top.sort(reverse=True)
         movers = [(f"'{name}'" if quoted else name, effect) for _, effect, name, quoted in top[:k]]
