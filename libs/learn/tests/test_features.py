@@ -1,9 +1,12 @@
 """Feature hashing: stable across processes, the groups a FeatureSet names, bounded cost."""
 
+import math
 import subprocess
 import sys
 import zlib
 
+import pytest
+from modelyard_learn import blocks
 from modelyard_learn.blocks import structure_features
 from modelyard_learn.features import Featurizer, FeatureSet, Query, stable_hash
 
@@ -48,6 +51,25 @@ def test_structure_reads_options_numbers_negation_statements():
     assert s["options"] == 1.0 and s["numeric_options"] == 1.0 and s["negation"] == 1.0
     assert "statements" in structure_features("Statement 1 | x. Statement 2 | y.")
     assert "options" not in structure_features("How do I reset my password?")
+
+
+@pytest.mark.parametrize("text", [
+    "What is 12 + 7 = ?", "No digits, no operators here.", "Arabic-Indic \u0663\u0664 \u00d7 \u0665", "5 \u2264 x \u00b1 2",
+    "Which is NOT true? Name the EXCEPTION.", "Is the API down, or is it DNS?", "ABc DEf GHi", "CAF\u00c9 OLE NOT", "a lone \ud800 ABC",
+    "Statement 1 | Every group is abelian. Statement 2 | x.", "only lower case",
+    "AB_C NOT_ NOTE ABC1 A1B2C3 XYZ QRS", "FALSE, or INCORRECT? The LEAST (NOT) EXCEPT-ABC", "\u00c9COLE NOT ABC\u00c9",
+])
+def test_structure_shortcuts_give_what_the_regexes_alone_give(text):
+    """The ASCII digit/operator and three-capitals shortcuts skip a regex only where it cannot match."""
+    shape = structure_features(text)
+    assert ("log_numbers" in shape) == bool(blocks._NUMBER.search(text))
+    assert ("log_operators" in shape) == bool(blocks._OPERATOR.search(text))
+    assert ("negation" in shape) == bool(blocks._NEGATION.search(text))
+    assert ("log_upper_words" in shape) == bool(blocks._UPPER_WORD.search(text))
+    if "log_upper_words" in shape:
+        assert shape["log_upper_words"] == math.log1p(len(blocks._UPPER_WORD.findall(text))) / 3.0
+    if "log_numbers" in shape:
+        assert shape["log_numbers"] == math.log1p(len(blocks._NUMBER.findall(text))) / 3.0
 
 
 def test_tenant_feature_only_when_enabled_and_words_beyond_max_are_ignored():

@@ -253,3 +253,20 @@ def test_factors_are_the_points_the_reasons_state(model):
         assert sum(v for k, v in a.factors.items() if k not in ("heuristic_score",) and not k.startswith("level_")) == \
             pytest.approx(a.score, abs=0.001)
         assert a.tokens == words(row["text"])
+
+
+@pytest.mark.parametrize("text", [
+    "Post-mortem: what's the RCA for ticket #4821 (prod_db) at 5%?", "  tabs\tand\nnew lines  ", "", "!!!",
+    "Ünïcode café naïve İstanbul 42", "under_score and 3.14 and x=y+z", "ǅemal ﬁnance Ⅻ",
+])
+def test_the_ascii_shortcut_finds_the_words_the_regex_finds(model, text):
+    assert list(model.analyze(text).tokens) == words(text)
+
+
+@pytest.mark.parametrize("text", ["What? Why? How?", "Really??? And then?", "none here", "??", "a ? b ?? c ? d"])
+def test_questions_count_runs_of_question_marks(model, text):
+    runs = len(re.findall(r"\?+", text))
+    analysis = model.analyze(text)
+    assert ("questions" in analysis.factors) == (runs > 1)
+    if runs > 1:
+        assert any(reason.startswith(f"{runs} questions") for reason in analysis.reasons)

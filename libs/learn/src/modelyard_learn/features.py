@@ -161,7 +161,7 @@ class Featurizer:
         self._unigrams = words is not None
         self.bigrams = words is not None and words.ngrams >= 2
         self._word_blocks = [b for b in feature_set.blocks if b.word_local]
-        self._named_blocks = [b for b in feature_set.blocks if not b.word_local]
+        self._named_blocks = [b for b in feature_set.blocks if not b.word_local and b.name != "words"]  # words: the featurizer's own
         self.bias_index = stable_hash("bias") & self.mask
         self._name_index: dict[str, int] = {}  # named feature -> index, so a decision hashes no name twice
 

@@ -1,24 +1,39 @@
 """The serving fast path: a model's two heads scored in one pass over the words, pure Python.
 
 A word's own features (its unigram and character n-grams) depend only on the word, so their summed
-weights per head are computed once per distinct word and kept in a bounded cache; a query then costs
-one cache lookup per word, one lookup per word bigram and a handful for the named features. The
-cache belongs to one set of weights: a new model is a new ``Scorer`` (cheap to build).
+weights per head, and the word's part of a bigram's index, are computed once per distinct word and kept
+in a bounded cache; a query then costs one cache lookup per word, one weight lookup per word bigram and
+a handful for the named features, all in ``map``/``sum``/``sorted`` passes that run in C rather than
+in the interpreter (a loop in Python costs several times more per word).
+
+The two heads' weights of a feature are kept as one complex number, ``small_ok + 1j * large_ok``: one
+``sum`` adds both heads at once, each part in the same order as two float sums would. The caches belong
+to one set of weights: a new model is a new ``Scorer`` (cheap to build).
 
 Besides the estimate, a score names what moved it: the ``k`` words, bigrams and named features
 (keyword factors, context, the tenant's correction) whose weights moved P(small fails) most, with
-their effect on its logit (positive: raised it).
+their effect on its logit (positive: raised it). Every occurrence of a word is a candidate of its
+own; ties are broken by effect, then name.
 """
 
 from __future__ import annotations
 
 import math
+from math import exp
+from itertools import islice
+from operator import attrgetter, itemgetter, xor
 from typing import NamedTuple
 
 from .blocks import label
 from .features import _GOLDEN, _PAIR_SALT, Query, stable_hash
-from .linear import sigmoid
 from .model import HEADS, Estimate, RouterModel
+
+_UNSEEN = object()
+#: A cached word's record: (both heads' summed weights, |small_ok sum|, bigram part as the first word, as the
+#: second word, the word).
+_WEIGHT, _SIZE, _FIRST, _SECOND = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
+_REAL = attrgetter("real")
+_new = tuple.__new__
 
 
 class Scored(NamedTuple):
@@ -32,111 +47,118 @@ class Scorer:
         self.model = model
         self.featurizer = model.featurizer
         self.mask = self.featurizer.mask
-        # One dict index -> (small_ok, large_ok) weights: one lookup per feature for both heads.
+        # One dict index -> small_ok + 1j * large_ok: one lookup per feature for both heads.
         merged: dict[int, list[float]] = {}
         for k, name in enumerate(HEADS):
             for i, w in model.heads[name].weights.items():
                 merged.setdefault(i, [0.0, 0.0])[k] = w
-        self.weights: dict[int, tuple[float, float]] = {i: (v[0], v[1]) for i, v in merged.items()}
-        self._zero = (0.0, 0.0)
+        self.weights: dict[int, complex] = {i: complex(v[0], v[1]) for i, v in merged.items()}
         self._bigrams = self.featurizer.bigrams
-        self._words: dict[str, tuple[float, float, int]] = {}
-        self._names: dict[str, int] = {}
+        # Per distinct word, its record (``_WEIGHT`` ... above). ``pair_hash`` is ``(first * G) ^ (second + S)``:
+        # masking each part masks the xor, so a bigram's index is the xor of its words' parts.
+        self._words: dict[str, tuple[complex, float, int, int, str]] = {}
+        self._names: dict[str, tuple[complex, str] | None] = {}  # named feature -> its weights and label
         self._cache_size = cache_size
         self._movers = movers
-        self._bias = self.weights.get(self.featurizer.bias_index, self._zero)
+        self._max_words = self.featurizer.fs.max_words
+        self._bias = self.weights.get(self.featurizer.bias_index, 0j)
 
-    def _word(self, word: str) -> tuple[float, float, int]:
-        get, zero = self.weights.get, self._zero
-        s = g = 0.0
-        for i, v in self.featurizer.word_indices(word):
-            w = get(i, zero)
-            s += w[0] * v
-            g += w[1] * v
-        entry = (s, g, self.featurizer.word_hash(word))
-        if len(self._words) >= self._cache_size:  # hostile text full of new words cannot grow it forever
-            self._words.clear()
-        self._words[word] = entry
-        return entry
+    def _learn_words(self, words: list[str]) -> None:
+        """Fill the word cache for the words of one query that it misses."""
+        cache = self._words
+        distinct = list(dict.fromkeys(words))
+        new = [w for w in distinct if w not in cache]
+        if len(cache) + len(new) > self._cache_size:  # hostile text full of new words cannot grow it forever
+            cache.clear()
+            new = distinct  # a query's own words stay: the cache may exceed its size by one query's words
+        get, mask, featurizer = self.weights.get, self.mask, self.featurizer
+        for word in new:
+            s = g = 0.0
+            for i, v in featurizer.word_indices(word):
+                w = get(i, 0j)
+                s += w.real * v
+                g += w.imag * v
+            h = featurizer.word_hash(word)
+            cache[word] = (complex(s, g), s if s > 0 else -s, (h * _GOLDEN) & mask, (h + _PAIR_SALT) & mask, word)
 
-    def _named(self, name: str) -> tuple[int, str]:
-        found = self._names.get(name)
-        if found is None:
-            if len(self._names) >= 10_000:  # tenant ids and roles are open-ended: stay bounded
-                self._names.clear()
-            found = self._names[name] = (stable_hash(name) & self.mask, label(name))
+    def _named(self, name: str) -> tuple[complex, str] | None:
+        if len(self._names) >= 10_000:  # tenant ids and roles are open-ended: stay bounded
+            self._names.clear()
+        w = self.weights.get(stable_hash(name) & self.mask)
+        found = self._names[name] = None if w is None else (w, label(name))
         return found
 
     def score(self, query: Query, words: list[str] | None = None) -> Scored:
         """``words``: the query's tokens if the caller already has them (the keyword analysis does)."""
-        max_words = self.featurizer.fs.max_words
         if words is None:
             words = self.featurizer.tokens(query.text)
-        elif len(words) > max_words:
-            words = words[:max_words]
-        cache, get, mask = self._words, self.weights.get, self.mask
-        scale = 1.0 / math.sqrt(len(words)) if words else 0.0
-        s = g = 0.0
-        # The k features that moved P(small fails) most, kept as we go: (|effect|, effect, name, quoted). A feature
-        # is compared with the smallest of them (``floor``) and only one that beats it is inserted; effects are on
-        # the logit of P(small fails) (minus the small_ok weight), words and bigrams scaled by the length.
+        elif len(words) > self._max_words:
+            words = words[: self._max_words]
+        try:
+            records = list(map(self._words.__getitem__, words))
+        except KeyError:
+            self._learn_words(words)
+            records = list(map(self._words.__getitem__, words))
         k = self._movers
+        # Movers, as (|effect|, effect, name, quoted) with effects on the logit of P(small fails) (minus the
+        # small_ok weight), words and bigrams scaled by the length; the k largest are kept at the end.
         top: list[tuple[float, float, str, bool]] = []
-        floor = 0.0 if k else float("inf")
-        prev = -1
-        prev_word = ""
-        bigrams = self._bigrams
-        for word in words:
-            entry = cache.get(word) or self._word(word)
-            e = entry[0]
-            s += e
-            g += entry[1]
-            m = (e if e > 0 else -e) * scale
-            if m > floor:
-                top.append((m, -e * scale, word, True))
-                if len(top) > k:
-                    top.sort(reverse=True)
-                    del top[k:]
+        s = g = 0.0
+        floor = 0.0  # a feature below the k-th largest word cannot be a mover
+        if records:
+            total = sum(map(_WEIGHT, records))
+            scale = 1.0 / math.sqrt(len(records))
+            if k:
+                ranked = sorted(records, key=_SIZE, reverse=True)  # the scale is common to all words: same order
+                cut = min(k, len(ranked))
+                last = ranked[cut - 1][1]
+                while cut < len(ranked) and ranked[cut][1] == last:  # ties at the k-th place: the final sort breaks them
+                    cut += 1
+                for record in ranked[:cut]:
+                    e = record[0].real
+                    if e:
+                        top.append((record[1] * scale, -e * scale, record[4], True))
+                if len(top) >= k:
                     floor = top[-1][0]
-            if bigrams:
-                if prev >= 0:
-                    w = get(((prev * _GOLDEN) ^ (entry[2] + _PAIR_SALT)) & mask)  # pair_hash, inlined
-                    if w is not None:  # most bigrams have no weight
-                        e = w[0]
-                        s += e
-                        g += w[1]
-                        m = (e if e > 0 else -e) * scale
-                        if m > floor:
-                            top.append((m, -e * scale, prev_word + " " + word, True))
-                            if len(top) > k:
-                                top.sort(reverse=True)
-                                del top[k:]
-                                floor = top[-1][0]
-                prev = entry[2]
-                prev_word = word
-        s *= scale
-        g *= scale
+            if self._bigrams and len(records) > 1:
+                # Each bigram's index from its words' parts; most bigrams have no weight.
+                pairs = list(map(self.weights.get, map(xor, map(_FIRST, records), map(_SECOND, islice(records, 1, None)))))
+                weighted = list(filter(None, pairs))  # drops the Nones (and weights that are zero for both heads)
+                if weighted:
+                    total += sum(weighted)
+                    # Only when one of them could be a mover, find which (by position, for its words).
+                    if k and max(map(abs, map(_REAL, weighted))) * scale >= floor:
+                        for i, w in enumerate(pairs):
+                            if w is not None and w.real:
+                                e = w.real
+                                m = (e if e > 0 else -e) * scale
+                                if m >= floor:
+                                    top.append((m, -e * scale, words[i] + " " + words[i + 1], True))
+            s = total.real * scale
+            g = total.imag * scale
         tenant_shift = 0.0
         tenant_name = "tenant " + query.tenant if query.tenant else None
         names = self._names
         for name, v in self.featurizer.named(query).items():
-            found = names.get(name) or self._named(name)
-            w = get(found[0])
-            if w is not None:
-                e = w[0] * v
+            found = names.get(name, _UNSEEN)
+            if found is _UNSEEN:
+                found = self._named(name)
+            if found is not None:
+                w = found[0]
+                e = w.real * v
                 s += e
-                g += w[1] * v
+                g += w.imag * v
                 if e:
                     if name == tenant_name:
                         tenant_shift = -e
-                    m = e if e > 0 else -e
-                    if m > floor:
-                        top.append((m, -e, found[1], False))
-                        if len(top) > k:
-                            top.sort(reverse=True)
-                            del top[k:]
-                            floor = top[-1][0]
+                    if k and (e if e > 0 else -e) >= floor:
+                        top.append((e if e > 0 else -e, -e, found[1], False))
         top.sort(reverse=True)
-        movers = [(f"'{name}'" if quoted else name, effect) for _, effect, name, quoted in top]
+        movers = [(f"'{name}'" if quoted else name, effect) for _, effect, name, quoted in top[:k]]
         b = self._bias
-        return Scored(Estimate(sigmoid(s + b[0]), sigmoid(g + b[1])), movers, tenant_shift)
+        # ``sigmoid`` inlined, and the named tuples built by ``tuple.__new__`` (their own ``__new__`` is Python code).
+        margin = s + b.real
+        small_ok = 1.0 / (1.0 + exp(-margin)) if margin >= 0 else (e := exp(margin)) / (1.0 + e)
+        margin = g + b.imag
+        large_ok = 1.0 / (1.0 + exp(-margin)) if margin >= 0 else (e := exp(margin)) / (1.0 + e)
+        return _new(Scored, (_new(Estimate, (small_ok, large_ok)), movers, tenant_shift))

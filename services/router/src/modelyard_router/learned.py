@@ -56,6 +56,9 @@ class LearnedRouter:
         online = self.doc.get("online") or {}
         self.tenant_outcomes = {str(k): int(v) for k, v in (online.get("tenant_outcomes") or {}).items()}
         self.thresholds = {p: routing.threshold_for(self.doc.get("routing") or {}, p.value) for p in RoutingPreference}
+        # The parts of the first reason that depend only on the model and the preference, formatted once.
+        self._prefix = f"learned router {self.label}: P(small fails) "
+        self._threshold_text = {p: f"{t:.2f} ({p.value}, " for p, t in self.thresholds.items()}
 
     @classmethod
     def load(cls, spec: str) -> LearnedRouter:
@@ -69,23 +72,31 @@ class LearnedRouter:
         query = Query(text, user_role=user_role, agent_type=agent_type, history_turns=history_turns,
                       factors=analysis.factors, tenant=tenant_id)
         scored = self.scorer.score(query, analysis.tokens)
-        estimate = scored.estimate
-        threshold = self.thresholds[preference]
-        up = estimate.gain >= threshold
+        small_ok, large_ok = scored.estimate
+        fail, gain = 1.0 - small_ok, large_ok - small_ok  # Estimate.fail and .gain, without two property calls each
+        up = gain >= self.thresholds[preference]
         if up or analysis.incident:
-            chosen = ModelClass.LLM_PLUS if analysis.level is ComplexityLevel.CRITICAL else ModelClass.LLM
+            chosen = _LLM_PLUS if analysis.level is _CRITICAL else _LLM
         else:
-            chosen = ModelClass.SLM
-        compare = ">=" if up else "<"
-        reasons = [f"learned router {self.label}: P(small fails) {estimate.fail:.2f}, expected gain of the large model "
-                   f"{estimate.gain:+.2f} {compare} {threshold:.2f} ({preference.value}, {preference_source}) -> {chosen.value}"]
+            chosen = _SLM
+        reasons = [f"{self._prefix}{fail:.2f}, expected gain of the large model {gain:+.2f} {'>=' if up else '<'} "
+                   f"{self._threshold_text[preference]}{preference_source}) -> {_CLASS_TEXT[chosen]}"]
         if analysis.incident and not up:
             reasons.append("incident: a failure with a business-wide scope must reach the LLM")
-        if scored.movers:
-            moved = ", ".join(f"{name} {effect:+.2f}" for name, effect in scored.movers)
+        movers = scored.movers
+        if len(movers) == 3:  # the usual case, as one f-string (a join over a comprehension costs twice as much)
+            (n0, e0), (n1, e1), (n2, e2) = movers
+            reasons.append(f"moved P(small fails) most (logit): {n0} {e0:+.2f}, {n1} {e1:+.2f}, {n2} {e2:+.2f}")
+        elif movers:
+            moved = ", ".join([f"{name} {effect:+.2f}" for name, effect in movers])
             reasons.append(f"moved P(small fails) most (logit): {moved}")
         if scored.tenant_shift:
             seen = self.tenant_outcomes.get(tenant_id or "", 0)
             reasons.append(f"learning moved it: this tenant's correction {scored.tenant_shift:+.2f} on the logit of "
                            f"P(small fails), learned online from {seen} of its outcomes")
-        return chosen, round(estimate.fail, 4), reasons
+        return chosen, round(fail, 4), reasons
+
+
+# Looked up once: an enum member's attribute and ``.value`` cost a descriptor call each on the hot path.
+_SLM, _LLM, _LLM_PLUS, _CRITICAL = ModelClass.SLM, ModelClass.LLM, ModelClass.LLM_PLUS, ComplexityLevel.CRITICAL
+_CLASS_TEXT = {c: c.value for c in ModelClass}

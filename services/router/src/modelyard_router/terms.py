@@ -122,7 +122,14 @@ class TermMatcher:
             if i < resume:
                 continue
             for term in candidates[i]:
-                end = i + 1 if term.single else self._end_of_match(tokens, i, term)
+                if term.single:
+                    end = i + 1
+                elif term.rest is not None:  # a plain phrase, checked here: most fail on their second word
+                    end = i + 1 + term.rest_len
+                    if tokens[i + 1 : end] != term.rest:
+                        continue
+                else:
+                    end = self._end_of_match(tokens, i, term)
                 if end:
                     if term not in found:
                         found.append(term)
