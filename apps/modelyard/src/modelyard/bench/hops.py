@@ -70,19 +70,24 @@ async def hop_latencies(settings: Settings, done_wall_ms: dict[str, float]) -> d
     names = {t.name("submitted"): "submitted", t.routed("slm"): "slm", t.routed("llm"): "llm",
              t.name("escalations"): "escalated", t.name("outcomes"): "outcome"}
     times = await read_times(settings, list(names), set(done_wall_ms))
+    return cut({qid: [(names[topic], ts) for topic, ts in path] for qid, path in times.items()}, done_wall_ms)
+
+
+def cut(paths: dict[str, list[tuple[str, float]]], done_wall_ms: dict[str, float]) -> dict:
+    """Hop statistics of each query's path: [(step, ms)] in time order, steps named submitted, slm, llm,
+    escalated and outcome. A path not read back whole (no submission or no outcome) is left out."""
     hops: dict[str, list[float]] = defaultdict(list)
-    paths: dict[str, int] = defaultdict(int)
-    for qid, path in times.items():
-        steps = [(names[topic], ts) for topic, ts in path]
+    routes: dict[str, int] = defaultdict(int)
+    for qid, steps in paths.items():
         kinds = [k for k, _ in steps]
-        if kinds[:1] != ["submitted"] or kinds[-1:] != ["outcome"]:
-            continue  # not read back whole (or redelivered twice): left out rather than guessed
-        paths["→".join(kinds[1:-1]) or "rejected"] += 1
-        for (a, ta), (b, tb) in zip(steps, steps[1:]):
+        if kinds[:1] != ["submitted"] or kinds[-1:] != ["outcome"] or qid not in done_wall_ms:
+            continue
+        routes["→".join(kinds[1:-1]) or "rejected"] += 1
+        for (a, ta), (_, tb) in zip(steps, steps[1:]):
             hop = {"submitted": "router", "escalated": "escalation (router)"}.get(a, f"{a} worker")
             hops[hop].append(tb - ta)
         hops["outcome → load generator"].append(done_wall_ms[qid] - steps[-1][1])
         hops["total (submitted record → load generator)"].append(done_wall_ms[qid] - steps[0][1])
-    return {"paths": dict(paths), "hops_ms": {
+    return {"paths": dict(routes), "hops_ms": {
         h: {"n": len(v), "p50": round(_pct(v, 50), 1), "p99": round(_pct(v, 99), 1), "mean": round(sum(v) / len(v), 1)}
         for h, v in hops.items()}}
