@@ -34,3 +34,16 @@ def test_an_unknown_variant_is_refused_by_name() -> None:
     result = CliRunner().invoke(app, ["bench", "pipeline", "--variants", "all-lean,fastest"])
     assert result.exit_code != 0
     assert "--variants takes some of" in result.output
+
+
+def test_a_variant_may_change_settings_of_its_own_stack() -> None:
+    from modelyard.bench.variants import parse_variant
+
+    assert parse_variant("all-lean") == ("all-lean", {})
+    assert parse_variant("separate-lean+MODELYARD_SUBMITTED_LINGER_MS=0+MODELYARD_KAFKA__LINGER_MS=2") == (
+        "separate-lean", {"MODELYARD_SUBMITTED_LINGER_MS": "0", "MODELYARD_KAFKA__LINGER_MS": "2"})
+    with pytest.raises(ValueError, match="not MODELYARD_NAME=VALUE"):
+        parse_variant("all-lean+LINGER=0")
+    result = CliRunner().invoke(app, ["bench", "pipeline", "--variants", "all-lean+MODELYARD_X"])
+    assert result.exit_code != 0
+    assert "MODELYARD_NAME=VALUE" in result.output

@@ -29,7 +29,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                                                    "--variants, where Kafka and FerretDB keep theirs.")] = DEFAULT_RUN_DIR,
         variants: Annotated[str | None, typer.Option(help="Instead of the running stack: start these deployments, "
                             "one after another, and compare them (comma-separated: separate-openai, separate-lean, "
-                            "all-openai, all-lean; 'separate' = four pipeline processes, 'all' = one `serve --all`).")] = None,
+                            "all-openai, all-lean; 'separate' = four pipeline processes, 'all' = one `serve --all`; "
+                            "'+MODELYARD_NAME=VALUE' after a name sets a setting in that variant only).")] = None,
         rounds: Annotated[int, typer.Option(min=1, help="With --variants: rounds, alternating the order.")] = 1,
         kafka: Annotated[str, typer.Option(envvar="MODELYARD_BENCH_KAFKA", help="With --variants.")] = "127.0.0.1:9092",
         mongo_url: Annotated[str, typer.Option(envvar="MODELYARD_BENCH_MONGO_URL", help="With --variants.")] = "mongodb://127.0.0.1:27017",
@@ -48,11 +49,17 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
             from modelyard_core.runtime import tune_gc
 
-            from .bench.variants import VARIANTS, VariantRun, run_variants
+            from .bench.variants import VARIANTS, VariantRun, parse_variant, run_variants
 
             names = [v.strip() for v in variants.split(",") if v.strip()]
-            if not names or any(v not in VARIANTS for v in names):
+            if not names:
                 raise typer.BadParameter(f"--variants takes some of {', '.join(VARIANTS)}")
+            for name in names:
+                try:
+                    parse_variant(name)
+                except ValueError as exc:
+                    raise typer.BadParameter(f"--variants takes some of {', '.join(VARIANTS)}, each optionally "
+                                             f"followed by +MODELYARD_NAME=VALUE ({exc})") from None
             first, _, last = ports.partition("-")
             cfg = VariantRun(kafka=kafka, mongo_url=mongo_url, infra_run_dir=run_dir, port_first=int(first),
                              port_last=int(last or first), rate=rate, seconds=seconds, warmup_s=warmup, queries=queries,

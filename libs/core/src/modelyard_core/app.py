@@ -54,6 +54,7 @@ def stream_app(
     async def on_shutdown() -> None:
         if ops is not None:
             ops.started = False
+        await bus.finish_commits()
 
     async def after_shutdown() -> None:
         for hook in shutdown:

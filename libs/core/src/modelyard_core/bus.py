@@ -2,9 +2,12 @@
 
 Consumption model (the same for every service; the policy itself is ``handling.BatchHandling``):
 
-* Batch subscribers with ``AckPolicy.NACK_ON_ERROR``: offsets are committed only after the handler
-  returned for the whole batch, i.e. after its effects (published events, database writes) are
-  durable. Auto-commit is off.
+* Batch subscribers: offsets are committed only after the handler returned for the whole batch, i.e.
+  after its effects (published events, database writes) are durable. Auto-commit is off. The commit
+  itself runs in the background (``commit_in_background``, the default): the next poll does not wait
+  for the group coordinator's answer, one commit is in flight at a time and carries the newest handled
+  offsets. A crash before it lands redelivers what was handled, as a crash before a synchronous commit
+  did; on shutdown the last commits are awaited. A failed handler rewinds the batch (nack).
 * Each record is decoded and validated first. Bad bytes or a schema-invalid event go to the service's
   dead-letter topic with the reason, source topic, partition and offset; the rest of the batch goes on.
 * A handler failure that looks like broken infrastructure (broker or database unreachable) is retried
@@ -27,7 +30,8 @@ from collections.abc import Iterable, Sequence
 from itertools import chain
 from typing import Any
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
@@ -76,6 +80,8 @@ class Bus:
             logger=logging.getLogger(f"modelyard.{service}.kafka"),
             log_level=logging.DEBUG,  # per-batch "Received"/"Processed" lines are noise at INFO
         )
+        self._committers: list[BackgroundCommits] = []
+        self._commit_now = False  # stopping: every batch waits for its commit
 
     # -- publishing ------------------------------------------------------------------------------
 
@@ -88,6 +94,12 @@ class Bus:
             if token is not None:
                 otel_context.detach(token)
         key = out.key if out.key is not None else getattr(out.event, "tenant_id", None)
+        if self.settings.kafka.direct_send:
+            # The broker's own aiokafka producer: FastStream's publish adds a command object, a correlation
+            # id, a codec pass and a header merge per event, as much CPU as the send itself.
+            producer = self.broker.config.producer._producer.producer  # noqa: SLF001 - see above
+            return await producer.send(out.topic, body, key=key.encode() if key else None, partition=out.partition,
+                                       headers=[(k, v.encode()) for k, v in headers.items()])
         return await self.broker.publish(
             body,
             topic=out.topic,
@@ -146,9 +158,24 @@ class Bus:
         k = self.settings.kafka
         handling = BatchHandling(self, self.service, topic, model, handler, attempts=k.handler_attempts,
                                  tombstones=tombstones)
+        commits = BackgroundCommits(topic) if k.commit_in_background else None
 
         async def on_batch(msg: KafkaMessage) -> None:
-            await handling.handle_batch(msg.raw_message)
+            if commits is None:  # FastStream commits (NACK_ON_ERROR) before the next poll
+                await handling.handle_batch(msg.raw_message)
+                return
+            try:
+                await handling.handle_batch(msg.raw_message)
+            except BaseException:
+                await msg.nack()  # rewind: the batch is polled again
+                raise
+            records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+            commits.handled(msg.consumer, records)
+            if self._commit_now:
+                await commits.drain()
+
+        if commits is not None:
+            self._committers.append(commits)
 
         on_batch.__name__ = f"{self.service}_{topic.replace('.', '_')}"
         on_batch.__doc__ = description or (model.__doc__ or "").strip().splitlines()[0]
@@ -159,7 +186,7 @@ class Bus:
             batch=True,
             max_records=max_records or k.max_batch_records,
             batch_timeout_ms=batch_timeout_ms or k.batch_timeout_ms,
-            ack_policy=AckPolicy.NACK_ON_ERROR,
+            ack_policy=AckPolicy.NACK_ON_ERROR if commits is None else AckPolicy.MANUAL,
             auto_offset_reset="earliest",
             group_instance_id=group_instance_id,
             **({"fetch_max_wait_ms": fetch_wait_ms, "fetch_min_bytes": 1 << 20} if fetch_wait_ms else {}),
@@ -168,6 +195,12 @@ class Bus:
         )
         subscriber(on_batch)
         _poll(subscriber, linger_ms)
+
+    async def finish_commits(self) -> None:
+        """Before the consumers stop: wait for the commits in flight, and let every later batch wait for its own."""
+        self._commit_now = True
+        for commits in self._committers:
+            await commits.drain()
 
     async def dead_letter(self, record: ConsumerRecord, error_type: str, error: str) -> None:
         """Publish ``record`` to this service's dead-letter topic with the reason (the ``DeadLetterSink``)."""
@@ -202,6 +235,44 @@ class Bus:
             return self.topics.all_topics()
         reads, writes = service_topics(self.service, self.topics)
         return list(dict.fromkeys((*reads, *writes)))
+
+
+class BackgroundCommits:
+    """One batch subscriber's commits, off the poll loop: handled offsets are merged into ``pending`` and
+    one task commits them, one commit at a time, each carrying the newest position of every partition."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.pending: dict[TopicPartition, int] = {}
+        self.consumer: AIOKafkaConsumer | None = None
+        self.task: asyncio.Task | None = None
+
+    def handled(self, consumer: AIOKafkaConsumer, records: Iterable[ConsumerRecord]) -> None:
+        """The effects of ``records`` are durable: their offsets may be committed."""
+        self.consumer = consumer
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            if r.offset + 1 > self.pending.get(tp, -1):
+                self.pending[tp] = r.offset + 1
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._commit_pending(), name=f"{self.topic}-commit")
+
+    async def drain(self) -> None:
+        """Until nothing handled is left uncommitted (or its commit failed and was logged)."""
+        while self.task is not None and not self.task.done():
+            await asyncio.wait([self.task])
+
+    async def _commit_pending(self) -> None:
+        while self.pending and self.consumer is not None:
+            assigned = self.consumer.assignment()
+            offsets = {tp: o for tp, o in self.pending.items() if tp in assigned}
+            self.pending = {}
+            if not offsets:
+                continue  # revoked meanwhile: its new owner redelivers from the last commit
+            try:
+                await self.consumer.commit(offsets)
+            except KafkaError as exc:  # a rebalance, the broker away: those records are redelivered
+                log.warning("commit of %s failed; handled records will be redelivered: %r", self.topic, exc)
 
 
 async def _raw_records(message: KafkaMessage) -> None:

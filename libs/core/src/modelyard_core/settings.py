@@ -90,6 +90,11 @@ class KafkaSettings(BaseModel):
     batch_timeout_ms: int = Field(default=100, ge=1, description="Longest wait of one poll of a batch consumer; "
                                   "a poll returns as soon as any record arrives.")
     handler_attempts: int = Field(default=3, ge=1, description="Tries of a failing handler before per-message isolation.")
+    direct_send: bool = Field(default=True, description="Events go to the broker's aiokafka producer directly "
+                              "rather than through FastStream's publish (the same producer and settings).")
+    commit_in_background: bool = Field(default=True, description="A batch consumer's offset commit runs beside its "
+                                       "next poll instead of before it (``bus``); False: FastStream commits "
+                                       "before the next poll.")
     # Connection security: every client gets these through ``kafka_clients.connection_params``.
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None

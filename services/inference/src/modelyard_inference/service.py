@@ -36,7 +36,8 @@ def create_app(settings: InferenceSettings | None = None) -> FastStream:
     worker = Worker(settings, bus, backend, load_pricing(settings.pricing_file), agents, tenant_models)
     # Not bus.consume: a batch consumer would wait for the slowest model call of every batch (see pipeline).
     consumer = PipelinedConsumer(bus, topics.routed(settings.pool), QueryRouted, worker.answer_one,
-                                 group_id=settings.group_id, concurrency=settings.concurrency)
+                                 group_id=settings.group_id, concurrency=settings.concurrency,
+                                 publish_together=settings.publish_together)
 
     async def stop_consuming() -> None:
         await consumer.stop(timeout_s=settings.shutdown_timeout_s)

@@ -45,6 +45,10 @@ class InferenceSettings(Settings):
     #: Queries in progress per worker process (records taken from Kafka and not finished), and so the most
     #: model calls in flight at once.
     concurrency: int = Field(default=512, ge=1)
+    #: Publish the events of records that finish while an earlier group awaits its acknowledgements as one
+    #: group (one send and acknowledgement wait per group, see ``pipeline``); False: each record on its own
+    #: (the behaviour before issue 22, kept to measure against).
+    publish_together: bool = True
     #: ``max_tokens`` of a call whose request set neither it nor ``max_completion_tokens``.
     max_output_tokens: int = Field(default=512, ge=1)
     request_logprobs: bool = True

@@ -37,6 +37,8 @@ from modelyard_events import QuerySubmitted
 from modelyard_harness import cpu_seconds as process_cpu_seconds
 from modelyard_harness import drop_topics, rss_mb
 
+from .hops import hop_latencies
+
 QUERIES = [
     "What is the status of ticket #{n}?",
     "How to reset my password for the billing portal?",
@@ -344,16 +346,21 @@ async def _run(console: Console, settings: Settings, *, api_url: str, rate: floa
                 # New tenants, cold caches and connections: measured, but not part of the latency figures.
                 warm_ids = await bench.publish_at_rate(producer, rate, warmup_s, progress, f"warm-up {rate:.0f}/s")
                 await bench.wait_done(warm_ids, timeout_s, progress, "  outcomes (warm-up)")
-            cpu_before, fixed_start = cpu_seconds(memory.pids), time.perf_counter()
+            cpu_before, fixed_start, fixed_wall = cpu_seconds(memory.pids), time.perf_counter(), time.time()
             fixed_ids = await bench.publish_at_rate(producer, rate, seconds, progress, f"fixed rate {rate:.0f}/s")
             cores_at_rate = {n: v / (time.perf_counter() - fixed_start)
                              for n, v in cpu_used(cpu_before, cpu_seconds(memory.pids)).items()}
+            fixed_end = time.time()
             await bench.wait_done(fixed_ids, timeout_s, progress, "  outcomes (fixed rate)")
             lat = bench.tracker.latencies_ms(fixed_ids)
+            wall_ms = (time.time() - time.perf_counter()) * 1000
+            hops = await hop_latencies(settings, {i: bench.tracker.done[i] * 1000 + wall_ms
+                                                  for i in fixed_ids if i in bench.tracker.done})
 
-            start, cpu_before = time.perf_counter(), cpu_seconds(memory.pids)
+            start, cpu_before, max_wall = time.perf_counter(), cpu_seconds(memory.pids), time.time()
             max_ids = await bench.publish_all(producer, queries)
             last = await bench.wait_done(max_ids, timeout_s, progress, f"max rate ({queries:,} queries)", memory)
+            max_end = time.time()
             finished = [i for i in max_ids if i in bench.tracker.done]
             throughput = len(finished) / (last - start) if finished and last > start else 0.0
             cpu_ms_per_query = {n: 1000 * v / max(1, len(finished))
@@ -394,6 +401,10 @@ async def _run(console: Console, settings: Settings, *, api_url: str, rate: floa
         # milliseconds per query during the maximum-rate phase (2 cores = 2,000 ms of CPU per second).
         "cores_at_fixed_rate": {k: round(v, 3) for k, v in cores_at_rate.items()},
         "cpu_ms_per_query": {k: round(v, 3) for k, v in cpu_ms_per_query.items()},
+        # latency at the fixed rate by hop (``hops``), and the phases' wall-clock times (unix seconds)
+        # to line up with the broker's request counts
+        "hops_at_fixed_rate": hops,
+        "phases_unix": {"fixed_rate": [round(fixed_wall, 2), round(fixed_end, 2)], "max_rate": [round(max_wall, 2), round(max_end, 2)]},
         **soak,
     }
     table = Table(title="modelyard bench pipeline (model simulator backend)")

@@ -36,6 +36,24 @@ VARIANTS = {
     "all-openai": (True, "openai"),
     "all-lean": (True, "lean"),
 }
+
+
+def parse_variant(spec: str) -> tuple[str, dict[str, str]]:
+    """``base[+NAME=VALUE...]`` → (base variant, extra environment of its processes): a setting changed in
+    one variant only, so that a change is measured before and after in the same run
+    (``separate-lean+MODELYARD_SUBMITTED_LINGER_MS=0``)."""
+    base, *assignments = spec.split("+")
+    if base not in VARIANTS:
+        raise ValueError(f"unknown variant {base!r} in {spec!r}: one of {', '.join(VARIANTS)}")
+    env = {}
+    for a in assignments:
+        name, eq, value = a.partition("=")
+        if not eq or not name.startswith("MODELYARD_"):
+            raise ValueError(f"{a!r} in {spec!r} is not MODELYARD_NAME=VALUE")
+        env[name] = value
+    return base, env
+
+
 #: Processes that are not the deployment under test.
 NOT_SERVICES = {"bench (load generator)"}
 #: ... and that a production deployment does not run beside it.
@@ -88,11 +106,13 @@ def _total(cpu: dict[str, float], leave_out: set[str]) -> float:
 async def start_stack(cfg: VariantRun, variant: str, ports: PortRange, console: Console, round_no: int) -> Stack:
     """The variant's stack, started. The range's ports are also the kernel's ephemeral ones: a client
     connection can take one between the check and the bind, so a clash starts over on the next ports."""
-    single, client = VARIANTS[variant]
+    base, env = parse_variant(variant)
+    single, client = VARIANTS[base]
     loop = asyncio.get_running_loop()
     for attempt in range(3):
-        stack = build_stack(cfg.kafka, cfg.mongo_url, unique_prefix(f"bench-{variant}"), cfg.log_dir / variant,
-                            extra_env={"MODELYARD_BACKEND_CLIENT": client}, single_process=single, port_source=ports)
+        stack = build_stack(cfg.kafka, cfg.mongo_url, unique_prefix(f"bench-{base}"), cfg.log_dir / variant,
+                            extra_env={"MODELYARD_BACKEND_CLIENT": client, **env}, single_process=single,
+                            port_source=ports)
         console.print(f"[bold]{variant}[/bold] (round {round_no}): starting {', '.join(stack.processes)} ...")
         try:
             await loop.run_in_executor(None, lambda: stack.start(*stack.processes, timeout_s=180))
@@ -106,7 +126,7 @@ async def start_stack(cfg: VariantRun, variant: str, ports: PortRange, console: 
 
 
 async def run_variant(cfg: VariantRun, variant: str, ports: PortRange, console: Console, round_no: int) -> dict:
-    single, client = VARIANTS[variant]
+    single, client = VARIANTS[parse_variant(variant)[0]]
     stack = await start_stack(cfg, variant, ports, console, round_no)
     loop = asyncio.get_running_loop()
     try:
