@@ -8,6 +8,7 @@ server by ``test_router_system.py``.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Awaitable, Callable
 from datetime import date
@@ -143,6 +144,7 @@ async def test_only_the_changes_are_appended_and_snapshots_bound_the_log():
     await store.save([state])
     for offset in range(50, 58):
         await decide(store, 4, "t0", [offset], limit=2)
+    await store.close()  # the deletes run off the write path
     seqs = sorted(e["seq"] for e in log.stored.values())
     assert seqs == [8, 9]  # 9 appends, snapshots at 4 and 8: the entries before the last one are gone
     latest = log.stored[max(log.stored)]
@@ -174,3 +176,24 @@ async def test_old_days_are_pruned_and_leave_the_cache():
     assert sorted(store._days) == ["2025-06-02", "2025-06-03"]  # noqa: SLF001
     assert await store.prune(keep_days=2, today=date(2025, 6, 3)) == 1
     assert {e["day"] for e in log.stored.values()} == {"2025-06-02", "2025-06-03"}
+
+
+async def test_a_slow_delete_after_a_snapshot_does_not_hold_up_the_next_writes():
+    class SlowDeletes(MemoryLog):
+        def __init__(self) -> None:
+            super().__init__()
+            self.release = asyncio.Event()
+
+        async def delete_before(self, doc: str, seq: int) -> None:
+            await self.release.wait()
+            await super().delete_before(doc, seq)
+
+    log = SlowDeletes()
+    store = router(log, snapshot_every=3)
+    async with asyncio.timeout(5):  # a delete awaited on the write path would wait here for ever
+        for offset in range(9):  # snapshots at 4 and 8 while the first delete is still waiting
+            await decide(store, 4, "t0", [offset], limit=100)
+    assert log.appends == 9 and len(log.stored) == 9  # every write landed, nothing deleted yet
+    log.release.set()
+    await store.close()
+    assert sorted(e["seq"] for e in log.stored.values()) == [8, 9]  # the newest snapshot's delete ran too

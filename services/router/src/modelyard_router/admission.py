@@ -40,6 +40,7 @@ runs them: read, take over, carry counts, append.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
@@ -81,6 +82,9 @@ class AdmissionStore:
         self.cache_days = cache_days
         self.snapshot_every = snapshot_every
         self._days: dict[str, OwnerDay] = {}
+        #: document -> the newest snapshot's seq whose older entries are still to be deleted (``_tidy``)
+        self._tidy_upto: dict[str, int] = {}
+        self._tidying: asyncio.Task | None = None
 
     def key(self, day: str) -> str:
         return f"{self.topic}|{day}|{self.owner}"
@@ -198,10 +202,27 @@ class AdmissionStore:
             state.written()
         if snapshot:
             mine.snapshot_seq = mine.seq
+            self._tidy_later(mine.key, mine.seq)
+
+    def _tidy_later(self, key: str, seq: int) -> None:
+        """Delete a document's entries before its snapshot off the write path: readers skip them anyway, and
+        awaiting the delete here held up every 256th batch (the router's latency tail, issue 22)."""
+        self._tidy_upto[key] = seq
+        if self._tidying is None or self._tidying.done():
+            self._tidying = asyncio.create_task(self._tidy(), name="router-admission-tidy")
+
+    async def _tidy(self) -> None:
+        while self._tidy_upto:  # a snapshot taken during a delete is tidied in the same task
+            key, seq = self._tidy_upto.popitem()
             try:
-                await self.log.delete_before(mine.key, mine.seq)
+                await self.log.delete_before(key, seq)
             except Exception:  # noqa: BLE001 - housekeeping: readers skip what precedes a snapshot
-                log.warning("deleting entries of %s before its snapshot %d failed", mine.key, mine.seq, exc_info=True)
+                log.warning("deleting entries of %s before its snapshot %d failed", key, seq, exc_info=True)
+
+    async def close(self) -> None:
+        """Finish the deletes still running (shutdown)."""
+        if self._tidying is not None:
+            await self._tidying
 
     async def holding(self, tenant_id: str, day: str) -> list[PartitionDay]:
         """The newest stored states of ``day`` that count ``tenant_id`` (one, unless partitions were added)."""

@@ -388,7 +388,7 @@ def create_app(settings: RouterSettings | None = None) -> FastStream:
                 await task
 
     startup = [admission.ensure_indexes, tenants.start]
-    shutdown = [stop_pruning, tenants.stop]
+    shutdown = [stop_pruning, admission.close, tenants.stop]
     if model_view is not None:
         startup += [model_view.start, models.settled]  # serve the published model from the first query on
         shutdown.append(model_view.stop)
