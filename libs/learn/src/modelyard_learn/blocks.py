@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 _OPTION = re.compile(r"^\s*\(?([A-Ha-h])[.)]\s+(.*)$", re.MULTILINE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
-_OPERATOR = re.compile(r"[=+*/^<>\u00d7\u00f7\u221a\u222b\u2211\u03c0\u2264\u2265\u00b1]")
+#: Operators, ASCII and mathematical: also the router's keyword analysis counts them with this pattern.
+OPERATOR = re.compile(r"[=+*/^<>\u00d7\u00f7\u221a\u222b\u2211\u03c0\u2264\u2265\u00b1]")
 _UPPER_WORD = re.compile(r"\b[A-Z]{3,}\b")
 _NEGATION = re.compile(r"\b(?:NOT|EXCEPT|LEAST|FALSE|INCORRECT)\b")
 _STATEMENTS = re.compile(r"(?:Statement|Scenario) \d \|")
@@ -106,9 +107,9 @@ class Context(Block):
 
     def named_features(self, query: Query, out: dict[str, float]) -> None:
         if query.user_role:
-            out["role " + _norm(query.user_role)] = 1.0
+            out["role " + normalise_key(query.user_role)] = 1.0
         if query.agent_type:
-            out["agent " + _norm(query.agent_type)] = 1.0
+            out["agent " + normalise_key(query.agent_type)] = 1.0
         out["history " + history_bucket(query.history_turns)] = 1.0
 
 
@@ -194,7 +195,7 @@ def structure_features(text: str) -> dict[str, float]:
     numbers = len(_NUMBER.findall(text)) if not ascii_text or has_ascii_digit(text) else 0
     if numbers:
         out["log_numbers"] = math.log1p(numbers) / 3.0
-    operators = len(_OPERATOR.findall(text)) if not ascii_text or has_ascii_operator(text) else 0
+    operators = len(OPERATOR.findall(text)) if not ascii_text or has_ascii_operator(text) else 0
     if operators:
         out["log_operators"] = math.log1p(operators) / 3.0
     if not text.islower():  # what follows needs an upper-case letter
@@ -227,7 +228,7 @@ def has_ascii_digit(text: str) -> bool:
             or "5" in text or "6" in text or "7" in text or "8" in text or "9" in text)
 
 
-def has_ascii_operator(text: str) -> bool:  # the ASCII part of ``_OPERATOR``
+def has_ascii_operator(text: str) -> bool:  # the ASCII part of ``OPERATOR``
     return "=" in text or "+" in text or "*" in text or "/" in text or "^" in text or "<" in text or ">" in text
 
 
@@ -244,5 +245,6 @@ def history_bucket(turns: int) -> str:
 
 
 @lru_cache(maxsize=1024)  # roles and agent types repeat: normalise each once
-def _norm(value: str) -> str:
+def normalise_key(value: str) -> str:
+    """A role or agent type as both the keyword analysis and the features key it: "Site-Admin " -> "site_admin"."""
     return value.strip().lower().replace("-", "_").replace(" ", "_")

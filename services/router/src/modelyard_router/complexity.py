@@ -18,14 +18,14 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from functools import cache, lru_cache
+from functools import cache
 from types import MappingProxyType
 from typing import NamedTuple
 from importlib import resources
 from pathlib import Path
 
 from modelyard_events import ComplexityLevel
-from modelyard_learn.blocks import has_ascii_digit, has_ascii_operator
+from modelyard_learn.blocks import OPERATOR, has_ascii_digit, has_ascii_operator, normalise_key
 
 from .terms import LEVEL_GROUPS, Term, TermMatcher
 
@@ -35,7 +35,6 @@ _WORD = re.compile(r"[a-z0-9]+")
 _NON_WORD_TO_SPACE = bytes(b if 0x30 <= b <= 0x39 or 0x61 <= b <= 0x7A else 0x20 for b in range(256))  # for bytes.translate
 _QUESTION = re.compile(r"\?+")
 _LIST_ITEM = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*\u2022])\s+", re.MULTILINE)
-_OPERATOR = re.compile(r"[=+*/^<>\u00d7\u00f7\u221a\u222b\u2211\u03c0\u2264\u2265\u00b1]")
 
 _WILDCARD_MIN = 4  # a wildcard prefix must have at least this many letters
 
@@ -68,11 +67,6 @@ def _steps(value: float, steps: list[tuple[float, float]]) -> float:
         else:
             break
     return points
-
-
-@lru_cache(maxsize=1024)  # roles and agent types repeat: normalise each once
-def _norm_key(value: str) -> str:
-    return value.strip().lower().replace("-", "_").replace(" ", "_")
 
 
 class ComplexityModel:
@@ -126,8 +120,8 @@ class ComplexityModel:
         self._pressure_cap = float(urgency["pressure_cap"])
 
         ctx = spec["context"]
-        self._roles = {_norm_key(k): float(v) for k, v in ctx["roles"].items()}
-        self._agent_types = {_norm_key(k): float(v) for k, v in ctx["agent_types"].items()}
+        self._roles = {normalise_key(k): float(v) for k, v in ctx["roles"].items()}
+        self._agent_types = {normalise_key(k): float(v) for k, v in ctx["agent_types"].items()}
         self._history_steps = [(int(t), float(p)) for t, p in ctx["history_turns"]]
         self._tools_points = float(ctx.get("tools_offered", 0.0))
         # Below the first step a factor adds nothing: skip it without a call.
@@ -250,7 +244,7 @@ class ComplexityModel:
         # Without an ASCII digit (an ASCII operator) an ASCII text has none: a substring test is much cheaper.
         ascii_text = text.isascii()
         numbers = sum(map(str.isdigit, tokens)) if not ascii_text or has_ascii_digit(text) else 0  # "#123", "5%", not "500s"
-        operators = len(_OPERATOR.findall(text)) if not ascii_text or has_ascii_operator(text) else 0
+        operators = len(OPERATOR.findall(text)) if not ascii_text or has_ascii_operator(text) else 0
         amount = numbers - self._free_numbers + operators
         if amount >= self._calc_first:
             points = _steps(amount, self._calc_steps)
@@ -267,13 +261,13 @@ class ComplexityModel:
 
         # Context: who asks, which agent answers, how long the conversation is.
         if user_role:
-            points = self._roles.get(_norm_key(user_role), 0.0)
+            points = self._roles.get(normalise_key(user_role), 0.0)
             if points:
                 score += points
                 factors["user_role"] = points
                 reasons.append(f"user role {user_role} {points:+.2f}")
         if agent_type:
-            points = self._agent_types.get(_norm_key(agent_type), 0.0)
+            points = self._agent_types.get(normalise_key(agent_type), 0.0)
             if points:
                 score += points
                 factors["agent_type"] = points
