@@ -122,14 +122,16 @@ screenshots: install ## Run the demo against `make up`, then screenshot the dash
 	$(MODELYARD) screenshots --url http://127.0.0.1:$${MODELYARD_DASHBOARD_PORT:-8082} \
 		--token "$${MODELYARD_ADMIN_TOKEN:-dev-admin-token}" --out docs
 
-# The router's shipped model files (issue 16): helpdesk from the labelled set in the repository (its held-out part
-# only measured), mmlu from RouteLLM's MMLU labels in ../shared (12 subjects held out). Deterministic.
+# The router's shipped model files (issue 16): helpdesk from five writers' labelled rows in the repository, its
+# thresholds chosen leaving one writer (source) out at a time (the held-out files only measured); mmlu from
+# RouteLLM's MMLU labels in ../shared (12 subjects held out). Deterministic.
 ROUTER_MODELS := services/router/src/modelyard_router/data/models
 HELPDESK_DATA := apps/modelyard/src/modelyard/data/helpdesk
 MMLU_DATA ?= ../shared/data/routellm_mmlu
 router-models: install ## Retrain the router's shipped model files (helpdesk: seconds; mmlu from MMLU_DATA: ~3 min of CPU)
-	$(MODELYARD) train-router --recipe helpdesk --data $(HELPDESK_DATA)/team_seed.jsonl --data $(HELPDESK_DATA)/authored_tuning.jsonl \
-		--held-out $(HELPDESK_DATA)/authored_heldout.jsonl --held-out $(HELPDESK_DATA)/banking77_sample.jsonl \
+	$(MODELYARD) train-router --recipe helpdesk --group-by source \
+		$(foreach f,team_seed authored_tuning independent_tuning_a independent_tuning_b independent_tuning_c,--data $(HELPDESK_DATA)/$(f).jsonl) \
+		--held-out $(HELPDESK_DATA)/independent_heldout_d.jsonl --held-out $(HELPDESK_DATA)/banking77_sample.jsonl \
 		--out $(ROUTER_MODELS)/helpdesk.json | tail -n 1 | cut -c 1-200
 	$(MODELYARD) train-router --recipe mmlu --data $(MMLU_DATA) \
 		--held-out-groups @apps/modelyard/src/modelyard/data/mmlu_held_out_subjects.txt \

@@ -149,7 +149,8 @@ def test_the_shipped_helpdesk_model_is_what_its_recipe_trains_from_the_files_in_
 
     _, doc = modelfile.load(builtin_path("helpdesk"))
     rows = learning.read([learning.helpdesk_file(f) for f in learning.HELPDESK_TUNING],
-                         small_column=SMALL_COLUMN, large_column=LARGE_COLUMN, group_by=None)
+                         small_column=SMALL_COLUMN, large_column=LARGE_COLUMN, group_by=learning.HELPDESK_GROUP_BY)
+    assert doc["training"]["group_by"] == learning.HELPDESK_GROUP_BY
     assert modelfile.data_digest(rows) == doc["training"]["data_digest"]
     model, _ = RECIPES["helpdesk"].fit(rows, seed=doc["training"]["seed"])
     assert modelfile.to_json(model)["heads"] == doc["heads"]
