@@ -28,12 +28,30 @@ from .blocks import label
 from .features import _GOLDEN, _PAIR_SALT, Query, stable_hash
 from .model import HEADS, Estimate, RouterModel
 
-_UNSEEN = object()
-#: A cached word's record: (both heads' summed weights, |small_ok sum|, bigram part as the first word, as the
-#: second word, the word).
-_WEIGHT, _SIZE, _FIRST, _SECOND = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
+#: A cached word's record: (|small_ok sum|, the word, both heads' summed weights, bigram part as the first word, as
+#: the second word, the word quoted for a reason).
+_SIZE, _WORD, _WEIGHT, _FIRST, _SECOND = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3), itemgetter(4)
 _REAL = attrgetter("real")
+#: A mover candidate is (|effect|, effect, name, quoted, shown): the first four order it as before, ``shown`` is
+#: what the reason prints (the name, quoted for words and bigrams).
+_SHOWN_EFFECT = itemgetter(4, 1)
 _new = tuple.__new__
+
+
+class _NamedWeights(dict):
+    """Named feature -> (both heads' weights, readable label), None when the model has no weight for it; filled on
+    first sight of a name (one lookup per feature, no "seen?" test), bounded (tenant ids and roles are open-ended)."""
+
+    def __init__(self, weights: dict[int, complex], mask: int) -> None:
+        super().__init__()
+        self._weights, self._mask = weights, mask
+
+    def __missing__(self, name: str) -> tuple[complex, str] | None:
+        if len(self) >= 10_000:
+            self.clear()
+        w = self._weights.get(stable_hash(name) & self._mask)
+        found = self[name] = None if w is None else (w, label(name))
+        return found
 
 
 class Scored(NamedTuple):
@@ -54,10 +72,11 @@ class Scorer:
                 merged.setdefault(i, [0.0, 0.0])[k] = w
         self.weights: dict[int, complex] = {i: complex(v[0], v[1]) for i, v in merged.items()}
         self._bigrams = self.featurizer.bigrams
-        # Per distinct word, its record (``_WEIGHT`` ... above). ``pair_hash`` is ``(first * G) ^ (second + S)``:
+        # Per distinct word, its record (``_SIZE`` ... above). ``pair_hash`` is ``(first * G) ^ (second + S)``:
         # masking each part masks the xor, so a bigram's index is the xor of its words' parts.
-        self._words: dict[str, tuple[complex, float, int, int, str]] = {}
-        self._names: dict[str, tuple[complex, str] | None] = {}  # named feature -> its weights and label
+        self._words: dict[str, tuple[float, str, complex, int, int, str]] = {}
+        self._names = _NamedWeights(self.weights, self.mask)
+        self._tenant_block = self.featurizer.fs.block("tenant") is not None
         self._cache_size = cache_size
         self._movers = movers
         self._max_words = self.featurizer.fs.max_words
@@ -79,14 +98,8 @@ class Scorer:
                 s += w.real * v
                 g += w.imag * v
             h = featurizer.word_hash(word)
-            cache[word] = (complex(s, g), s if s > 0 else -s, (h * _GOLDEN) & mask, (h + _PAIR_SALT) & mask, word)
-
-    def _named(self, name: str) -> tuple[complex, str] | None:
-        if len(self._names) >= 10_000:  # tenant ids and roles are open-ended: stay bounded
-            self._names.clear()
-        w = self.weights.get(stable_hash(name) & self.mask)
-        found = self._names[name] = None if w is None else (w, label(name))
-        return found
+            cache[word] = (s if s > 0 else -s, word, complex(s, g), (h * _GOLDEN) & mask, (h + _PAIR_SALT) & mask,
+                           "'" + word + "'")
 
     def score(self, query: Query, words: list[str] | None = None) -> Scored:
         """``words``: the query's tokens if the caller already has them (the keyword analysis does)."""
@@ -100,9 +113,9 @@ class Scorer:
             self._learn_words(words)
             records = list(map(self._words.__getitem__, words))
         k = self._movers
-        # Movers, as (|effect|, effect, name, quoted) with effects on the logit of P(small fails) (minus the
-        # small_ok weight), words and bigrams scaled by the length; the k largest are kept at the end.
-        top: list[tuple[float, float, str, bool]] = []
+        # Mover candidates (``_SHOWN_EFFECT`` above), effects on the logit of P(small fails) (minus the small_ok
+        # weight), words and bigrams scaled by the length; the k largest are kept at the end.
+        top: list[tuple[float, float, str, bool, str]] = []
         s = g = 0.0
         floor = 0.0  # a feature below the k-th largest word cannot be a mover
         if records:
@@ -111,13 +124,13 @@ class Scorer:
             if k:
                 ranked = sorted(records, key=_SIZE, reverse=True)  # the scale is common to all words: same order
                 cut = min(k, len(ranked))
-                last = ranked[cut - 1][1]
-                while cut < len(ranked) and ranked[cut][1] == last:  # ties at the k-th place: the final sort breaks them
+                last = ranked[cut - 1][0]
+                while cut < len(ranked) and ranked[cut][0] == last:  # ties at the k-th place: the final sort breaks them
                     cut += 1
-                for record in ranked[:cut]:
-                    e = record[0].real
+                for size, word, w, _, _, shown in ranked[:cut]:
+                    e = w.real
                     if e:
-                        top.append((record[1] * scale, -e * scale, record[4], True))
+                        top.append((size * scale, -e * scale, word, True, shown))
                 if len(top) >= k:
                     floor = top[-1][0]
             if self._bigrams and len(records) > 1:
@@ -133,16 +146,15 @@ class Scorer:
                                 e = w.real
                                 m = (e if e > 0 else -e) * scale
                                 if m >= floor:
-                                    top.append((m, -e * scale, words[i] + " " + words[i + 1], True))
+                                    name = words[i] + " " + words[i + 1]
+                                    top.append((m, -e * scale, name, True, "'" + name + "'"))
             s = total.real * scale
             g = total.imag * scale
         tenant_shift = 0.0
-        tenant_name = "tenant " + query.tenant if query.tenant else None
+        tenant_name = "tenant " + query.tenant if self._tenant_block and query.tenant else None
         names = self._names
         for name, v in self.featurizer.named(query).items():
-            found = names.get(name, _UNSEEN)
-            if found is _UNSEEN:
-                found = self._named(name)
+            found = names[name]
             if found is not None:
                 w = found[0]
                 e = w.real * v
@@ -152,9 +164,9 @@ class Scorer:
                     if name == tenant_name:
                         tenant_shift = -e
                     if k and (e if e > 0 else -e) >= floor:
-                        top.append((e if e > 0 else -e, -e, found[1], False))
+                        top.append((e if e > 0 else -e, -e, found[1], False, found[1]))
         top.sort(reverse=True)
-        movers = [(f"'{name}'" if quoted else name, effect) for _, effect, name, quoted in top[:k]]
+        movers = list(map(_SHOWN_EFFECT, top[:k]))
         b = self._bias
         # ``sigmoid`` inlined, and the named tuples built by ``tuple.__new__`` (their own ``__new__`` is Python code).
         margin = s + b.real
