@@ -228,9 +228,9 @@ def structure_features(text: str, names: tuple[str, ...] = STRUCTURE_NAMES) -> d
         out[log_operators] = math.log1p(operators) / 3.0
     if capitals:  # an upper-case word and a negation both need three capitals in a row
         if raw is not None:  # \b-delimited words are the runs of [A-Za-z0-9_]: split the text into them instead
-            runs = raw.translate(_NON_WORD_TO_SPACE).split()
-            negation = not _NEGATIONS.isdisjoint(runs)
-            uppers = len([run for run in filter(bytes.isupper, runs) if len(run) >= 3 and run.isalpha()])
+            upper_runs = list(filter(bytes.isupper, raw.translate(_NON_WORD_TO_SPACE).split()))  # the negations are
+            negation = not _NEGATIONS.isdisjoint(upper_runs)  # upper case: only these runs are hashed
+            uppers = len([run for run in upper_runs if len(run) >= 3 and run.isalpha()])
         else:
             negation = _NEGATION.search(text) is not None
             uppers = len(_UPPER_WORD.findall(text))

@@ -59,6 +59,14 @@ class LearnedRouter:
         # The parts of the first reason that depend only on the model and the preference, formatted once.
         self._prefix = f"learned router {self.label}: P(small fails) "
         self._threshold_text = {p: f"{t:.2f} ({p.value}, " for p, t in self.thresholds.items()}
+        self._tails: dict[tuple[bool, RoutingPreference, str, ModelClass], str] = {}
+
+    def _tail(self, up: bool, preference: RoutingPreference, source: str, chosen: ModelClass) -> str:
+        if len(self._tails) >= 1024:  # preference sources are a handful (tenant policy, presets): stay bounded anyway
+            self._tails.clear()
+        tail = self._tails[(up, preference, source, chosen)] = (
+            f" {'>=' if up else '<'} {self._threshold_text[preference]}{source}) -> {_CLASS_TEXT[chosen]}")
+        return tail
 
     @classmethod
     def load(cls, spec: str) -> LearnedRouter:
@@ -79,10 +87,12 @@ class LearnedRouter:
             chosen = _LLM_PLUS if analysis.level is _CRITICAL else _LLM
         else:
             chosen = _SLM
-        # %-formatting: a float's "%+.2f" costs less than its f-string twin (no format-spec parsing), same text.
-        reasons = ["%s%.2f, expected gain of the large model %+.2f %s %s%s) -> %s" % (
-            self._prefix, fail, gain, ">=" if up else "<", self._threshold_text[preference], preference_source,
-            _CLASS_TEXT[chosen])]
+        # %-formatting: a float's "%+.2f" costs less than its f-string twin (no format-spec parsing), same text. The
+        # reason's end depends on the policy and the outcome only: formatted once per combination.
+        tail = self._tails.get((up, preference, preference_source, chosen))
+        if tail is None:
+            tail = self._tail(up, preference, preference_source, chosen)
+        reasons = ["%s%.2f, expected gain of the large model %+.2f%s" % (self._prefix, fail, gain, tail)]
         if analysis.incident and not up:
             reasons.append("incident: a failure with a business-wide scope must reach the LLM")
         movers = scored.movers
