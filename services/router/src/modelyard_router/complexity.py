@@ -291,7 +291,8 @@ class ComplexityModel:
             score += self._tools_points
             reasons.append("tools offered %+.2f" % self._tools_points)
 
-        score = round(score, 3)
+        if not (score * 8.0).is_integer():  # eighths (the usual points) have 3 decimals at most: round() leaves
+            score = round(score, 3)  # them as they are, and costs a decimal conversion
         level = _SIMPLE
         for threshold, band in self._bands:  # ``level_for``, inlined
             if score >= threshold:

@@ -83,11 +83,11 @@ def decide(
         if why:
             reasons.append(why)
 
-    clamped, why = _policy.clamp_class(model_class, policy)
+    clamped, why, class_model = _policy.clamped_class_and_model(model_class, tenant, policy, pricing, config)
     if why:
         reasons.append(why)
         pinned_model = None  # the pinned model serves a class the tenant may not use
-    chosen_model = pinned_model or _policy.model_for(clamped, tenant, pricing, config)
+    chosen_model = pinned_model or class_model
     # The model's validator on a dict: what ``RoutingDecision(**fields)`` runs, without its Python ``__init__`` frame
     # and keyword packing (a third of the decision object's cost).
     return _validate_decision({
