@@ -39,18 +39,19 @@ _new = tuple.__new__
 
 
 class _NamedWeights(dict):
-    """Named feature -> (both heads' weights, readable label), None when the model has no weight for it; filled on
-    first sight of a name (one lookup per feature, no "seen?" test), bounded (tenant ids and roles are open-ended)."""
+    """Named feature -> (small_ok weight, large_ok weight, readable label), None when the model has no weight for
+    it; filled on first sight of a name (one lookup per feature, no "seen?" test), bounded (tenant ids and roles
+    are open-ended)."""
 
     def __init__(self, weights: dict[int, complex], mask: int) -> None:
         super().__init__()
         self._weights, self._mask = weights, mask
 
-    def __missing__(self, name: str) -> tuple[complex, str] | None:
+    def __missing__(self, name: str) -> tuple[float, float, str] | None:
         if len(self) >= 10_000:
             self.clear()
         w = self._weights.get(stable_hash(name) & self._mask)
-        found = self[name] = None if w is None else (w, label(name))
+        found = self[name] = None if w is None else (w.real, w.imag, label(name))
         return found
 
 
@@ -150,21 +151,29 @@ class Scorer:
                                     top.append((m, -e * scale, name, True, "'" + name + "'"))
             s = total.real * scale
             g = total.imag * scale
-        tenant_shift = 0.0
-        tenant_name = "tenant " + query.tenant if self._tenant_block and query.tenant else None
+        if not k:
+            floor = math.inf  # no movers wanted: no named feature is a candidate
         names = self._names
-        for name, v in self.featurizer.named(query).items():
+        named = self.featurizer.named(query)
+        for name, v in named.items():  # the hottest loop of a decision with named blocks: as few steps as it can
             found = names[name]
             if found is not None:
-                w = found[0]
-                e = w.real * v
+                real, imag, shown = found
+                e = real * v
                 s += e
-                g += w.imag * v
+                g += imag * v
                 if e:
-                    if name == tenant_name:
-                        tenant_shift = -e
-                    if k and (e if e > 0 else -e) >= floor:
-                        top.append((e if e > 0 else -e, -e, found[1], False, found[1]))
+                    m = e if e > 0 else -e
+                    if m >= floor:
+                        top.append((m, -e, shown, False, shown))
+        tenant_shift = 0.0
+        if self._tenant_block and query.tenant:  # the tenant's learned correction, for the reasons
+            name = "tenant " + query.tenant
+            found = names[name] if name in named else None
+            if found is not None:
+                e = found[0] * named[name]
+                if e:
+                    tenant_shift = -e
         top.sort(reverse=True)
         movers = list(map(_SHOWN_EFFECT, top[:k]))
         b = self._bias
