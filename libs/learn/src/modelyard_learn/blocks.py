@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from .features import Query
+    from .features import Query, QueryView
 
 _OPTION = re.compile(r"^\s*\(?([A-Ha-h])[.)]\s+(.*)$", re.MULTILINE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
@@ -55,7 +55,7 @@ class Block:
     def word_features(self, word: str) -> list[tuple[str, float]]:
         raise NotImplementedError
 
-    def named_features(self, query: Query, out: dict[str, float]) -> None:
+    def named_features(self, query: Query | QueryView, out: dict[str, float]) -> None:
         raise NotImplementedError
 
 
@@ -71,7 +71,7 @@ class Words(Block):
         if self.ngrams not in (1, 2):
             raise ValueError("words.ngrams must be 1 or 2")
 
-    def named_features(self, query: Query, out: dict[str, float]) -> None:
+    def named_features(self, query: Query | QueryView, out: dict[str, float]) -> None:
         return None
 
 
@@ -101,7 +101,7 @@ class Structure(Block):
 
     name: ClassVar[str] = "structure"
 
-    def named_features(self, query: Query, out: dict[str, float]) -> None:
+    def named_features(self, query: Query | QueryView, out: dict[str, float]) -> None:
         out.update(structure_features(query.text, _STRUCTURE_FEATURES))
 
 
@@ -111,7 +111,7 @@ class Context(Block):
 
     name: ClassVar[str] = "context"
 
-    def named_features(self, query: Query, out: dict[str, float]) -> None:
+    def named_features(self, query: Query | QueryView, out: dict[str, float]) -> None:
         if query.user_role:
             out[_role_feature(query.user_role)] = 1.0
         if query.agent_type:
@@ -126,7 +126,7 @@ class Factors(Block):
 
     name: ClassVar[str] = "factors"
 
-    def named_features(self, query: Query, out: dict[str, float]) -> None:
+    def named_features(self, query: Query | QueryView, out: dict[str, float]) -> None:
         names = _FACTOR_FEATURES
         for name, points in query.factors.items():
             if points:
@@ -140,7 +140,7 @@ class Domain(Block):
     name: ClassVar[str] = "domain"
     value: str = ""
 
-    def named_features(self, query: Query, out: dict[str, float]) -> None:
+    def named_features(self, query: Query | QueryView, out: dict[str, float]) -> None:
         out["domain " + self.value] = 1.0
 
 
@@ -153,7 +153,7 @@ class Tenant(Block):
     name: ClassVar[str] = "tenant"
     value: float = 1.0
 
-    def named_features(self, query: Query, out: dict[str, float]) -> None:
+    def named_features(self, query: Query | QueryView, out: dict[str, float]) -> None:
         if query.tenant:
             out["tenant " + query.tenant] = self.value
 

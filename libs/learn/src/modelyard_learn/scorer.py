@@ -25,7 +25,7 @@ from operator import attrgetter, itemgetter, xor
 from typing import NamedTuple
 
 from .blocks import label
-from .features import _GOLDEN, _PAIR_SALT, Query, stable_hash
+from .features import _GOLDEN, _PAIR_SALT, Query, QueryView, stable_hash
 from .model import HEADS, Estimate, RouterModel
 
 #: A cached word's record: (|small_ok sum|, the word, both heads' summed weights, bigram part as the first word, as
@@ -102,7 +102,7 @@ class Scorer:
             cache[word] = (s if s > 0 else -s, word, complex(s, g), (h * _GOLDEN) & mask, (h + _PAIR_SALT) & mask,
                            "'" + word + "'")
 
-    def score(self, query: Query, words: list[str] | None = None) -> Scored:
+    def score(self, query: Query | QueryView, words: list[str] | None = None) -> Scored:
         """``words``: the query's tokens if the caller already has them (the keyword analysis does)."""
         if words is None:
             words = self.featurizer.tokens(query.text)

@@ -20,7 +20,7 @@ from typing import Any
 
 from modelyard_events import ComplexityLevel, ModelClass, RoutingPreference
 from modelyard_learn import modelfile, routing
-from modelyard_learn.features import Query
+from modelyard_learn.features import QueryView
 from modelyard_learn.scorer import Scorer
 
 from .complexity import Analysis
@@ -77,8 +77,7 @@ class LearnedRouter:
     def route(self, analysis: Analysis, text: str, user_role: str | None, agent_type: str | None, history_turns: int,
               tenant_id: str | None, preference: RoutingPreference, preference_source: str) -> tuple[ModelClass, float, list[str]]:
         """(class before pins, floor and ceiling; P(small fails); the reasons of the learned part)."""
-        query = Query(text, user_role=user_role, agent_type=agent_type, history_turns=history_turns,
-                      factors=analysis.factors, tenant=tenant_id)
+        query = _new(QueryView, (text, user_role, agent_type, history_turns, analysis.factors, tenant_id))
         scored = self.scorer.score(query, analysis.tokens)
         small_ok, large_ok = scored.estimate
         fail, gain = 1.0 - small_ok, large_ok - small_ok  # Estimate.fail and .gain, without two property calls each
@@ -111,4 +110,5 @@ class LearnedRouter:
 
 # Looked up once: an enum member's attribute and ``.value`` cost a descriptor call each on the hot path.
 _SLM, _LLM, _LLM_PLUS, _CRITICAL = ModelClass.SLM, ModelClass.LLM, ModelClass.LLM_PLUS, ComplexityLevel.CRITICAL
+_new = tuple.__new__
 _CLASS_TEXT = {c: c.value for c in ModelClass}
