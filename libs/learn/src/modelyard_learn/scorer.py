@@ -21,16 +21,17 @@ from __future__ import annotations
 import math
 from math import exp
 from itertools import islice
-from operator import attrgetter, itemgetter, xor
+from operator import attrgetter, itemgetter
 from typing import NamedTuple
 
 from .blocks import label
 from .features import _GOLDEN, _PAIR_SALT, Query, QueryView, stable_hash
 from .model import HEADS, Estimate, RouterModel
 
-#: A cached word's record: (|small_ok sum|, the word, both heads' summed weights, bigram part as the first word, as
-#: the second word, the word quoted for a reason).
-_SIZE, _WORD, _WEIGHT, _FIRST, _SECOND = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3), itemgetter(4)
+#: A cached word's record: (|small_ok sum|, the word, both heads' summed weights, the word quoted for a reason, the
+#: weights of the bigrams it starts, by next word).
+_SIZE, _WEIGHT, _NEXT = itemgetter(0), itemgetter(2), itemgetter(4)
+_getitem = dict.__getitem__  # called on a ``_NextWords``: its ``__missing__`` fills a miss
 _REAL = attrgetter("real")
 #: A mover candidate is (|effect|, effect, name, quoted, shown): the first four order it as before, ``shown`` is
 #: what the reason prints (the name, quoted for words and bigrams).
@@ -55,6 +56,34 @@ class _NamedWeights(dict):
         return found
 
 
+class _Pairs:
+    """What a word's ``_NextWords`` needs to fill a miss, and how many more bigram weights all of them may keep (the
+    scorer empties its word cache, and with it every word's next words, when none are left)."""
+
+    __slots__ = ("weights", "mask", "word_hash", "limit", "left")
+
+    def __init__(self, weights: dict[int, complex], mask: int, word_hash, limit: int) -> None:
+        self.weights, self.mask, self.word_hash, self.limit, self.left = weights, mask, word_hash, limit, limit
+
+
+class _NextWords(dict):
+    """Next word -> both heads' weights of the bigram (this word, next word), 0j when the model has none; filled on
+    first sight of a pair. A bigram's index is an xor of the two words' hash parts, a new large int per pair: a
+    lookup by the next word (a string whose hash is cached) costs half, in a ``map`` over the query's pairs."""
+
+    __slots__ = ("_first", "_pairs")
+
+    def __init__(self, first: int, pairs: _Pairs) -> None:
+        super().__init__()
+        self._first, self._pairs = first, pairs
+
+    def __missing__(self, second: str) -> complex:
+        pairs = self._pairs
+        pairs.left -= 1
+        w = self[second] = pairs.weights.get(self._first ^ ((pairs.word_hash(second) + _PAIR_SALT) & pairs.mask), 0j)
+        return w
+
+
 class Scored(NamedTuple):
     estimate: Estimate
     movers: list[tuple[str, float]]  # (feature, effect on the logit of P(small fails)), largest |effect| first
@@ -75,7 +104,8 @@ class Scorer:
         self._bigrams = self.featurizer.bigrams
         # Per distinct word, its record (``_SIZE`` ... above). ``pair_hash`` is ``(first * G) ^ (second + S)``:
         # masking each part masks the xor, so a bigram's index is the xor of its words' parts.
-        self._words: dict[str, tuple[float, str, complex, int, int, str]] = {}
+        self._words: dict[str, tuple[float, str, complex, str, _NextWords]] = {}
+        self._pairs = _Pairs(self.weights, self.mask, self.featurizer.word_hash, 2 * cache_size)
         self._names = _NamedWeights(self.weights, self.mask)
         self._tenant_block = self.featurizer.fs.block("tenant") is not None
         self._cache_size = cache_size
@@ -90,6 +120,7 @@ class Scorer:
         new = [w for w in distinct if w not in cache]
         if len(cache) + len(new) > self._cache_size:  # hostile text full of new words cannot grow it forever
             cache.clear()
+            self._pairs.left = self._pairs.limit  # the next words went with their words
             new = distinct  # a query's own words stay: the cache may exceed its size by one query's words
         get, mask, featurizer = self.weights.get, self.mask, self.featurizer
         for word in new:
@@ -98,9 +129,8 @@ class Scorer:
                 w = get(i, 0j)
                 s += w.real * v
                 g += w.imag * v
-            h = featurizer.word_hash(word)
-            cache[word] = (s if s > 0 else -s, word, complex(s, g), (h * _GOLDEN) & mask, (h + _PAIR_SALT) & mask,
-                           "'" + word + "'")
+            first = (featurizer.word_hash(word) * _GOLDEN) & mask  # its part of a bigram's index, as the first word
+            cache[word] = (s if s > 0 else -s, word, complex(s, g), "'" + word + "'", _NextWords(first, self._pairs))
 
     def score(self, query: Query | QueryView, words: list[str] | None = None) -> Scored:
         """``words``: the query's tokens if the caller already has them (the keyword analysis does)."""
@@ -108,6 +138,9 @@ class Scorer:
             words = self.featurizer.tokens(query.text)
         elif len(words) > self._max_words:
             words = words[: self._max_words]
+        if self._pairs.left <= 0:  # the words' next words are full: start again (both stay bounded)
+            self._words.clear()
+            self._pairs.left = self._pairs.limit
         try:
             records = list(map(self._words.__getitem__, words))
         except KeyError:
@@ -128,22 +161,22 @@ class Scorer:
                 last = ranked[cut - 1][0]
                 while cut < len(ranked) and ranked[cut][0] == last:  # ties at the k-th place: the final sort breaks them
                     cut += 1
-                for size, word, w, _, _, shown in ranked[:cut]:
+                for size, word, w, shown, _ in ranked[:cut]:
                     e = w.real
                     if e:
                         top.append((size * scale, -e * scale, word, True, shown))
                 if len(top) >= k:
                     floor = top[-1][0]
             if self._bigrams and len(records) > 1:
-                # Each bigram's index from its words' parts; most bigrams have no weight.
-                pairs = list(map(self.weights.get, map(xor, map(_FIRST, records), map(_SECOND, islice(records, 1, None)))))
-                weighted = list(filter(None, pairs))  # drops the Nones (and weights that are zero for both heads)
+                # Each bigram's weights from its first word's next words; most bigrams have none (0j).
+                pairs = list(map(_getitem, map(_NEXT, records), islice(words, 1, None)))
+                weighted = list(filter(None, pairs))  # drops the 0j (no weight, or zero for both heads)
                 if weighted:
                     total += sum(weighted)
                     # Only when one of them could be a mover, find which (by position, for its words).
                     if k and max(map(abs, map(_REAL, weighted))) * scale >= floor:
                         for i, w in enumerate(pairs):
-                            if w is not None and w.real:
+                            if w.real:
                                 e = w.real
                                 m = (e if e > 0 else -e) * scale
                                 if m >= floor:
