@@ -95,7 +95,7 @@ class LearnedRouter:
         if analysis.incident and not up:
             reasons.append("incident: a failure with a business-wide scope must reach the LLM")
         movers = scored.movers
-        if len(movers) == 3:  # the usual case, as one f-string (a join over a comprehension costs twice as much)
+        if len(movers) == 3:  # the usual case, as one formatting (a join over a comprehension costs twice as much)
             (n0, e0), (n1, e1), (n2, e2) = movers
             reasons.append("moved P(small fails) most (logit): %s %+.2f, %s %+.2f, %s %+.2f" % (n0, e0, n1, e1, n2, e2))
         elif movers:
