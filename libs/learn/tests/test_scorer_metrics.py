@@ -63,3 +63,17 @@ def test_auroc_and_savings():
     # 4 queries, large right on all, small right on the last two: sending the first two up reaches 100%.
     sav = metrics.savings_at_quality([4, 3, 2, 1], [False, False, True, True], [True] * 4, targets=(0.5, 1.0))
     assert sav == {"0.50": pytest.approx(1 - 4 / 60, abs=1e-4), "1.00": pytest.approx(1 - (2 * 15 + 2) / 60, abs=1e-4)}
+
+
+def test_word_and_bigram_caches_stay_bounded_and_scores_stay_exact_under_many_new_words():
+    model = trained(FeatureSet.build())
+    scorer = Scorer(model, cache_size=20)  # at most 40 cached bigram weights
+    rng = random.Random(3)
+    vocabulary = ["derive", "prove", "status", "invoice", "outage", "design", "hello", "refund"] + [f"w{i}" for i in range(300)]
+    for _ in range(200):
+        text = " ".join(rng.choice(vocabulary) for _ in range(rng.randint(1, 12)))
+        q = Query(text, factors={"length": 0.2})
+        a, b = model.estimate(q), scorer.score(q).estimate
+        assert abs(a.small_ok - b.small_ok) < 1e-9 and abs(a.large_ok - b.large_ok) < 1e-9
+        cached_pairs = sum(len(record[-1]) for record in scorer._words.values())
+        assert len(scorer._words) <= 20 + 12 and cached_pairs <= 2 * 20 + 11  # one query's words/pairs beyond the limit

@@ -19,11 +19,12 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from .features import Query
+    from .features import Query, QueryView
 
 _OPTION = re.compile(r"^\s*\(?([A-Ha-h])[.)]\s+(.*)$", re.MULTILINE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
-#: Operators, ASCII and mathematical: also the router's keyword analysis counts them with this pattern.
+#: Operators, ASCII and mathematical: also the router's keyword analysis counts them with this pattern (the ASCII
+#: ones, in an ASCII text, through ``ASCII_KINDS``).
 OPERATOR = re.compile(r"[=+*/^<>\u00d7\u00f7\u221a\u222b\u2211\u03c0\u2264\u2265\u00b1]")
 _UPPER_WORD = re.compile(r"\b[A-Z]{3,}\b")
 _NEGATION = re.compile(r"\b(?:NOT|EXCEPT|LEAST|FALSE|INCORRECT)\b")
@@ -35,6 +36,12 @@ _STATEMENTS = re.compile(r"(?:Statement|Scenario) \d \|")
 _NEGATIONS = frozenset((b"NOT", b"EXCEPT", b"LEAST", b"FALSE", b"INCORRECT"))
 _NON_WORD_TO_SPACE = bytes(b if chr(b).isascii() and (chr(b).isalnum() or b == 0x5F) else 0x20 for b in range(256))
 _CAPITALS = bytes(0x41 if 0x41 <= b <= 0x5A else 0x20 for b in range(256))
+#: For ASCII texts, bytes.translate's table marking each byte's kind: a digit "0", an ASCII operator of ``OPERATOR``
+#: "=", a capital "A", anything else a space; and ``_NUMBER`` on bytes (``\d`` is ``[0-9]`` in ASCII text; a
+#: pattern that starts with one ``[0-9]`` lets the regex engine skip to the next digit, ``[0-9]+`` does not).
+ASCII_KINDS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x3D if b in b"=+*/^<>" else 0x41 if 0x41 <= b <= 0x5A else 0x20
+                    for b in range(256))
+_ASCII_NUMBER = re.compile(rb"[0-9][0-9]*(?:[.,][0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,7 @@ class Block:
     def word_features(self, word: str) -> list[tuple[str, float]]:
         raise NotImplementedError
 
-    def named_features(self, query: Query, out: dict[str, float]) -> None:
+    def named_features(self, query: Query | QueryView, out: dict[str, float]) -> None:
         raise NotImplementedError
 
 
@@ -64,7 +71,7 @@ class Words(Block):
         if self.ngrams not in (1, 2):
             raise ValueError("words.ngrams must be 1 or 2")
 
-    def named_features(self, query: Query, out: dict[str, float]) -> None:
+    def named_features(self, query: Query | QueryView, out: dict[str, float]) -> None:
         return None
 
 
@@ -94,9 +101,8 @@ class Structure(Block):
 
     name: ClassVar[str] = "structure"
 
-    def named_features(self, query: Query, out: dict[str, float]) -> None:
-        for name, value in structure_features(query.text).items():
-            out["s " + name] = value
+    def named_features(self, query: Query | QueryView, out: dict[str, float]) -> None:
+        out.update(structure_features(query.text, _STRUCTURE_FEATURES))
 
 
 @dataclass(frozen=True)
@@ -105,12 +111,13 @@ class Context(Block):
 
     name: ClassVar[str] = "context"
 
-    def named_features(self, query: Query, out: dict[str, float]) -> None:
+    def named_features(self, query: Query | QueryView, out: dict[str, float]) -> None:
         if query.user_role:
-            out["role " + normalise_key(query.user_role)] = 1.0
+            out[_role_feature(query.user_role)] = 1.0
         if query.agent_type:
-            out["agent " + normalise_key(query.agent_type)] = 1.0
-        out["history " + history_bucket(query.history_turns)] = 1.0
+            out[_agent_feature(query.agent_type)] = 1.0
+        turns = query.history_turns
+        out[_NO_HISTORY if turns <= 0 else _HISTORY_FEATURES[history_bucket(turns)]] = 1.0
 
 
 @dataclass(frozen=True)
@@ -119,10 +126,11 @@ class Factors(Block):
 
     name: ClassVar[str] = "factors"
 
-    def named_features(self, query: Query, out: dict[str, float]) -> None:
+    def named_features(self, query: Query | QueryView, out: dict[str, float]) -> None:
+        names = _FACTOR_FEATURES
         for name, points in query.factors.items():
             if points:
-                out["factor " + name] = points / 4.0
+                out[names[name]] = points / 4.0
 
 
 @dataclass(frozen=True)
@@ -132,7 +140,7 @@ class Domain(Block):
     name: ClassVar[str] = "domain"
     value: str = ""
 
-    def named_features(self, query: Query, out: dict[str, float]) -> None:
+    def named_features(self, query: Query | QueryView, out: dict[str, float]) -> None:
         out["domain " + self.value] = 1.0
 
 
@@ -145,7 +153,7 @@ class Tenant(Block):
     name: ClassVar[str] = "tenant"
     value: float = 1.0
 
-    def named_features(self, query: Query, out: dict[str, float]) -> None:
+    def named_features(self, query: Query | QueryView, out: dict[str, float]) -> None:
         if query.tenant:
             out["tenant " + query.tenant] = self.value
 
@@ -177,59 +185,67 @@ def label(feature_name: str) -> str:
     return feature_name
 
 
-def structure_features(text: str) -> dict[str, float]:
-    """Question shape, independent of the words: answer options, numbers, formulas, negation, length."""
-    out: dict[str, float] = {"log_chars": math.log1p(len(text)) / 8.0}
-    options = _OPTION.findall(text) if "\n" in text else ()
-    if len(options) >= 2:
-        lengths = [len(o[1]) for o in options]
-        out["options"] = 1.0
-        out["log_option_chars"] = math.log1p(sum(lengths) / len(lengths)) / 5.0
-        numeric = sum(1 for o in options if _NUMBER.fullmatch(o[1].strip().rstrip(".").replace(" ", "")) is not None)
-        out["numeric_options"] = numeric / len(options)
-        stem = text[: text.find(options[0][1])] if options[0][1] else text
-        out["log_stem_chars"] = math.log1p(len(stem)) / 8.0
-    # An ASCII text without a digit (an operator) has no number (operator): a substring test is ten times cheaper
-    # than the regex, which also knows other scripts' digits and non-ASCII operators.
-    ascii_text = text.isascii()
-    numbers = len(_NUMBER.findall(text)) if not ascii_text or has_ascii_digit(text) else 0
+#: The structure features' names, in the order ``structure_features`` takes its ``names`` argument.
+STRUCTURE_NAMES = ("log_chars", "options", "log_option_chars", "numeric_options", "log_stem_chars", "log_numbers",
+                   "log_operators", "negation", "log_upper_words", "statements", "log_questions", "log_lines")
+_STRUCTURE_FEATURES = tuple("s " + name for name in STRUCTURE_NAMES)  # as the Structure block names them
+
+
+def structure_features(text: str, names: tuple[str, ...] = STRUCTURE_NAMES) -> dict[str, float]:
+    """Question shape, independent of the words: answer options, numbers, formulas, negation, length.
+    ``names``: the keys to use, in ``STRUCTURE_NAMES``'s order (the Structure block passes its feature names, so
+    no name is built per query)."""
+    (log_chars, has_options, log_option_chars, numeric_options, log_stem_chars, log_numbers, log_operators,
+     has_negation, log_upper_words, has_statements, log_questions, log_lines) = names
+    out: dict[str, float] = {log_chars: math.log1p(len(text)) / 8.0}
+    newline = "\n" in text
+    if newline:
+        options = _OPTION.findall(text)
+        if len(options) >= 2:
+            lengths = [len(o[1]) for o in options]
+            out[has_options] = 1.0
+            out[log_option_chars] = math.log1p(sum(lengths) / len(lengths)) / 5.0
+            numeric = sum(1 for o in options if _NUMBER.fullmatch(o[1].strip().rstrip(".").replace(" ", "")) is not None)
+            out[numeric_options] = numeric / len(options)
+            stem = text[: text.find(options[0][1])] if options[0][1] else text
+            out[log_stem_chars] = math.log1p(len(stem)) / 8.0
+    if text.isascii():
+        # One bytes.translate marks digits, operators and capitals; a search of its result answers "any digit?",
+        # "how many operators?" and "three capitals in a row?" (each a regex scan or ten substring tests otherwise).
+        raw = text.encode("ascii")
+        kinds = raw.translate(ASCII_KINDS)
+        numbers = len(_ASCII_NUMBER.findall(raw)) if kinds.find(b"0") >= 0 else 0
+        operators = kinds.count(b"=")
+        capitals = kinds.find(b"AAA") >= 0
+    else:
+        raw = None
+        numbers = len(_NUMBER.findall(text))
+        operators = len(OPERATOR.findall(text))
+        capitals = not text.islower() and text.encode("utf-8", "surrogatepass").translate(_CAPITALS).find(b"AAA") >= 0
     if numbers:
-        out["log_numbers"] = math.log1p(numbers) / 3.0
-    operators = len(OPERATOR.findall(text)) if not ascii_text or has_ascii_operator(text) else 0
+        out[log_numbers] = math.log1p(numbers) / 3.0
     if operators:
-        out["log_operators"] = math.log1p(operators) / 3.0
-    if not text.islower():  # what follows needs an upper-case letter
-        if b"AAA" in text.encode("utf-8", "surrogatepass").translate(_CAPITALS):  # three capitals in a row
-            if ascii_text:  # \b-delimited words are the runs of [A-Za-z0-9_]: split the text into them instead
-                runs = text.encode("ascii").translate(_NON_WORD_TO_SPACE).split()
-                negation = not _NEGATIONS.isdisjoint(runs)
-                uppers = sum(1 for run in runs if len(run) >= 3 and run.isupper() and run.isalpha())
-            else:
-                negation = _NEGATION.search(text) is not None
-                uppers = len(_UPPER_WORD.findall(text))
-            if negation:
-                out["negation"] = 1.0
-            if uppers:
-                out["log_upper_words"] = math.log1p(uppers) / 3.0
-        if " | " in text and _STATEMENTS.search(text):
-            out["statements"] = 1.0
+        out[log_operators] = math.log1p(operators) / 3.0
+    if capitals:  # an upper-case word and a negation both need three capitals in a row
+        if raw is not None:  # \b-delimited words are the runs of [A-Za-z0-9_]: split the text into them instead
+            upper_runs = list(filter(bytes.isupper, raw.translate(_NON_WORD_TO_SPACE).split()))  # the negations are
+            negation = not _NEGATIONS.isdisjoint(upper_runs)  # upper case: only these runs are hashed
+            uppers = len([run for run in upper_runs if len(run) >= 3 and run.isalpha()])
+        else:
+            negation = _NEGATION.search(text) is not None
+            uppers = len(_UPPER_WORD.findall(text))
+        if negation:
+            out[has_negation] = 1.0
+        if uppers:
+            out[log_upper_words] = math.log1p(uppers) / 3.0
+    if " | " in text and _STATEMENTS.search(text):  # needs a capital S: never matches a lower-case text
+        out[has_statements] = 1.0
     questions = text.count("?")
     if questions:
-        out["log_questions"] = math.log1p(questions)
-    lines = text.count("\n")
-    if lines:
-        out["log_lines"] = math.log1p(lines) / 3.0
+        out[log_questions] = math.log1p(questions)
+    if newline:
+        out[log_lines] = math.log1p(text.count("\n")) / 3.0
     return out
-
-
-def has_ascii_digit(text: str) -> bool:
-    """Whether ``text`` has a 0-9 (ten substring searches: several times cheaper than a regex scan)."""
-    return ("0" in text or "1" in text or "2" in text or "3" in text or "4" in text
-            or "5" in text or "6" in text or "7" in text or "8" in text or "9" in text)
-
-
-def has_ascii_operator(text: str) -> bool:  # the ASCII part of ``OPERATOR``
-    return "=" in text or "+" in text or "*" in text or "/" in text or "^" in text or "<" in text or ">" in text
 
 
 def history_bucket(turns: int) -> str:
@@ -242,6 +258,34 @@ def history_bucket(turns: int) -> str:
     if turns < 12:
         return "6-11"
     return "12+"
+
+
+# Feature names that repeat from query to query are built once, so a query builds (and hashes) no name.
+_HISTORY_FEATURES = {bucket: "history " + bucket for bucket in ("0", "1-2", "3-5", "6-11", "12+")}
+_NO_HISTORY = _HISTORY_FEATURES["0"]
+
+
+class _FactorFeatures(dict):
+    """Factor name -> its feature name ("factor <name>"), bounded: the keyword analysis's factor names are a few."""
+
+    def __missing__(self, name: str) -> str:
+        if len(self) >= 1024:
+            self.clear()
+        feature = self[name] = "factor " + name
+        return feature
+
+
+_FACTOR_FEATURES = _FactorFeatures()
+
+
+@lru_cache(maxsize=1024)
+def _role_feature(role: str) -> str:
+    return "role " + normalise_key(role)
+
+
+@lru_cache(maxsize=1024)
+def _agent_feature(agent_type: str) -> str:
+    return "agent " + normalise_key(agent_type)
 
 
 @lru_cache(maxsize=1024)  # roles and agent types repeat: normalise each once

@@ -68,6 +68,18 @@ class Query:
     incident: bool = False
 
 
+class QueryView(NamedTuple):
+    """What scoring reads of a query, as a named tuple: the router builds one per decision with ``tuple.__new__``
+    (a ``Query``'s dataclass ``__init__`` costs several times more). The named blocks read either."""
+
+    text: str
+    user_role: str | None
+    agent_type: str | None
+    history_turns: int
+    factors: Mapping[str, float]
+    tenant: str | None
+
+
 class Keywords(NamedTuple):
     """The keyword analysis of one query, as the router's ``complexity`` module gives it."""
 
@@ -182,7 +194,7 @@ class Featurizer:
             out += [(stable_hash(name) & mask, value) for name, value in block.word_features(word)]
         return out
 
-    def named(self, query: Query) -> dict[str, float]:
+    def named(self, query: Query | QueryView) -> dict[str, float]:
         out: dict[str, float] = {}
         for block in self._named_blocks:
             block.named_features(query, out)

@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 
 from modelyard_events import ComplexityLevel
-from modelyard_learn.blocks import OPERATOR, has_ascii_digit, has_ascii_operator, normalise_key
+from modelyard_learn.blocks import ASCII_KINDS, OPERATOR, normalise_key
 
 from .terms import LEVEL_GROUPS, Term, TermMatcher
 
@@ -80,6 +80,9 @@ class ComplexityModel:
         if ordered != sorted(ordered) or len(set(ordered)) != len(ordered):
             raise ValueError(f"complexity model {self.version}: thresholds must increase")
         self._bands = sorted(((v, k) for k, v in self.thresholds.items()), reverse=True)
+        # Factor names built once (a name built per query is hashed again by every dict it meets).
+        self._keyword_factor = {g: "keywords_" + g for g in LEVEL_GROUPS}
+        self._level_factor = {level: "level_" + level for level in ComplexityLevel}
 
         kw = spec["keywords"]
         self.level_points = {g: float(kw["level_points"][g]) for g in LEVEL_GROUPS}
@@ -169,9 +172,12 @@ class ComplexityModel:
         score = 0.0
         lower = text.lower()
         if lower.isascii():  # the same words as _WORD finds, at a third of the cost: other bytes become spaces
-            tokens = lower.encode("ascii").translate(_NON_WORD_TO_SPACE).decode("ascii").split()
+            raw = lower.encode("ascii")
+            tokens = raw.translate(_NON_WORD_TO_SPACE).decode("ascii").split()
+            kinds = raw.translate(ASCII_KINDS)  # digits -> "0", ASCII operators -> "=": see the calculation below
         else:
             tokens = _WORD.findall(lower)
+            kinds = None
         hits = self._matcher.scan(tokens)
 
         # Content: keywords, a failure, an incident (a failure with a business-wide scope). They
@@ -201,7 +207,7 @@ class ComplexityModel:
                 if hard > 1:
                     points += min(self.extra_hit_cap, self.extra_hit_points * (hard - 1))
                     named += f" (+{hard - 1} more)"
-                content.append((points, f"keywords {group}: {named}", "keywords_" + group))
+                content.append((points, f"keywords {group}: {named}", self._keyword_factor[group]))
             if failures:
                 failed = ", ".join([t.label for t in failures[:3]])
                 if scopes:
@@ -215,9 +221,9 @@ class ComplexityModel:
             best = content[0] if len(content) == 1 else max(content, key=_first)
             score += best[0]
             factors[best[2]] = best[0]
-            reasons.append(f"{best[1]} {best[0]:+.2f}")
+            reasons.append("%s %+.2f" % (best[1], best[0]))
             if len(content) > 1:
-                reasons += [f"{w} {p:+.2f} not added: the stronger content factor counts" for p, w, _ in content if w is not best[1]]
+                reasons += ["%s %+.2f not added: the stronger content factor counts" % (w, p) for p, w, _ in content if w is not best[1]]
 
         # Length, with the seed's thresholds; very long texts keep rising slowly.
         n_chars = len(text)
@@ -228,7 +234,7 @@ class ComplexityModel:
                 points += min(self._length_above_cap, self._length_per_doubling * math.log2(n_chars / last))
             score += points
             factors["length"] = points
-            reasons.append(f"length {n_chars} chars {points:+.2f}")
+            reasons.append("length %d chars %+.2f" % (n_chars, points))
 
         # Several questions or listed asks in one query.
         asks = text.count("?") if "??" not in text else len(_QUESTION.findall(text))  # runs of "?": each is one run
@@ -238,26 +244,30 @@ class ComplexityModel:
             points = min(self._question_cap, self._question_points * (asks - 1))
             score += points
             factors["questions"] = points
-            reasons.append(f"{asks} questions {points:+.2f}")
+            reasons.append("%d questions %+.2f" % (asks, points))
 
         # Quantitative work: numbers beyond the first few, and operators.
-        # Without an ASCII digit (an ASCII operator) an ASCII text has none: a substring test is much cheaper.
-        ascii_text = text.isascii()
-        numbers = sum(map(str.isdigit, tokens)) if not ascii_text or has_ascii_digit(text) else 0  # "#123", "5%", not "500s"
-        operators = len(OPERATOR.findall(text)) if not ascii_text or has_ascii_operator(text) else 0
+        # In ASCII words, a digit-only word needs a "0" in ``kinds`` and an operator is an "=" there: two searches
+        # of one translated copy instead of a regex scan (lower-casing changes no digit or operator).
+        if kinds is not None:
+            numbers = sum(map(str.isdigit, tokens)) if kinds.find(b"0") >= 0 else 0  # "#123", "5%", not "500s"
+            operators = kinds.count(b"=")
+        else:
+            numbers = sum(map(str.isdigit, tokens))
+            operators = len(OPERATOR.findall(text))
         amount = numbers - self._free_numbers + operators
         if amount >= self._calc_first:
             points = _steps(amount, self._calc_steps)
             score += points
             factors["calculation"] = points
-            reasons.append(f"calculation: {numbers} numbers, {operators} operators {points:+.2f}")
+            reasons.append("calculation: %d numbers, %d operators %+.2f" % (numbers, operators, points))
 
         # Pressure words add a little on their own.
         if pressures:
             points = min(self._pressure_cap, self._pressure_points * len(pressures))
             score += points
             factors["pressure"] = points
-            reasons.append(f"pressure: {', '.join([t.label for t in pressures[:3]])} {points:+.2f}")
+            reasons.append("pressure: %s %+.2f" % (", ".join([t.label for t in pressures[:3]]), points))
 
         # Context: who asks, which agent answers, how long the conversation is.
         if user_role:
@@ -265,28 +275,37 @@ class ComplexityModel:
             if points:
                 score += points
                 factors["user_role"] = points
-                reasons.append(f"user role {user_role} {points:+.2f}")
+                reasons.append("user role %s %+.2f" % (user_role, points))
         if agent_type:
             points = self._agent_types.get(normalise_key(agent_type), 0.0)
             if points:
                 score += points
                 factors["agent_type"] = points
-                reasons.append(f"agent type {agent_type} {points:+.2f}")
+                reasons.append("agent type %s %+.2f" % (agent_type, points))
         if history_turns >= self._history_first:
             points = _steps(history_turns, self._history_steps)
             score += points
             factors["history"] = points
-            reasons.append(f"history {history_turns} turns {points:+.2f}")
+            reasons.append("history %d turns %+.2f" % (history_turns, points))
         if offers_tools and self._tools_points:
             score += self._tools_points
-            reasons.append(f"tools offered {self._tools_points:+.2f}")
+            reasons.append("tools offered %+.2f" % self._tools_points)
 
-        score = round(score, 3)
-        level = self.level_for(score)
-        reasons.append(f"score {score:.2f} -> {level} (model {self.version})")  # a StrEnum formats as its value
+        if not (score * 8.0).is_integer():  # eighths (the usual points) have 3 decimals at most: round() leaves
+            score = round(score, 3)  # them as they are, and costs a decimal conversion
+        level = _SIMPLE
+        for threshold, band in self._bands:  # ``level_for``, inlined
+            if score >= threshold:
+                level = band
+                break
+        reasons.append("score %.2f -> %s (model %s)" % (score, level, self.version))  # a StrEnum's str is its value
         factors["heuristic_score"] = score
-        factors["level_" + level] = 1.0
-        return Analysis(level, score, reasons, incident, factors, tokens)
+        factors[self._level_factor[level]] = 1.0
+        return _new(Analysis, (level, score, reasons, incident, factors, tokens))
+
+
+_SIMPLE = ComplexityLevel.SIMPLE
+_new = tuple.__new__  # a named tuple's own ``__new__`` is Python code
 
 
 def _first(pair: tuple[float, str, str]) -> float:

@@ -20,6 +20,9 @@ from .learned import LearnedRouter
 from .policy import PolicyConfig, load_policy_config
 
 
+_validate_decision = RoutingDecision.__pydantic_validator__.validate_python
+
+
 @lru_cache(maxsize=16)
 def _boundaries(config: PolicyConfig, model: ComplexityModel) -> list[_policy.Boundary]:
     return config.boundaries(model.thresholds)
@@ -80,19 +83,21 @@ def decide(
         if why:
             reasons.append(why)
 
-    clamped, why = _policy.clamp_class(model_class, policy)
+    clamped, why, class_model = _policy.clamped_class_and_model(model_class, tenant, policy, pricing, config)
     if why:
         reasons.append(why)
         pinned_model = None  # the pinned model serves a class the tenant may not use
-    chosen_model = pinned_model or _policy.model_for(clamped, tenant, pricing, config)
-    return RoutingDecision(
-        complexity=analysis.level,
-        score=score,
-        model_class=clamped,
-        model=chosen_model,
-        reasons=reasons,
-        router_model=learned.label if learned is not None else None,
-    )
+    chosen_model = pinned_model or class_model
+    # The model's validator on a dict: what ``RoutingDecision(**fields)`` runs, without its Python ``__init__`` frame
+    # and keyword packing (a third of the decision object's cost).
+    return _validate_decision({
+        "complexity": analysis.level,
+        "score": score,
+        "model_class": clamped,
+        "model": chosen_model,
+        "reasons": reasons,
+        "router_model": learned.label if learned is not None else None,
+    })
 
 
 def next_class_for_escalation(current: ModelClass, tenant: TenantSnapshot | None) -> ModelClass | None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from modelyard_events import ComplexityLevel, ModelClass, RoutingPreference
 from modelyard_learn import modelfile, routing
-from modelyard_learn.features import Query
+from modelyard_learn.features import QueryView
 from modelyard_learn.scorer import Scorer
 
 from .complexity import Analysis
@@ -59,6 +59,14 @@ class LearnedRouter:
         # The parts of the first reason that depend only on the model and the preference, formatted once.
         self._prefix = f"learned router {self.label}: P(small fails) "
         self._threshold_text = {p: f"{t:.2f} ({p.value}, " for p, t in self.thresholds.items()}
+        self._tails: dict[tuple[bool, RoutingPreference, str, ModelClass], str] = {}
+
+    def _tail(self, up: bool, preference: RoutingPreference, source: str, chosen: ModelClass) -> str:
+        if len(self._tails) >= 1024:  # preference sources are a handful (tenant policy, presets): stay bounded anyway
+            self._tails.clear()
+        tail = self._tails[(up, preference, source, chosen)] = (
+            f" {'>=' if up else '<'} {self._threshold_text[preference]}{source}) -> {_CLASS_TEXT[chosen]}")
+        return tail
 
     @classmethod
     def load(cls, spec: str) -> LearnedRouter:
@@ -69,8 +77,7 @@ class LearnedRouter:
     def route(self, analysis: Analysis, text: str, user_role: str | None, agent_type: str | None, history_turns: int,
               tenant_id: str | None, preference: RoutingPreference, preference_source: str) -> tuple[ModelClass, float, list[str]]:
         """(class before pins, floor and ceiling; P(small fails); the reasons of the learned part)."""
-        query = Query(text, user_role=user_role, agent_type=agent_type, history_turns=history_turns,
-                      factors=analysis.factors, tenant=tenant_id)
+        query = _new(QueryView, (text, user_role, agent_type, history_turns, analysis.factors, tenant_id))
         scored = self.scorer.score(query, analysis.tokens)
         small_ok, large_ok = scored.estimate
         fail, gain = 1.0 - small_ok, large_ok - small_ok  # Estimate.fail and .gain, without two property calls each
@@ -79,14 +86,18 @@ class LearnedRouter:
             chosen = _LLM_PLUS if analysis.level is _CRITICAL else _LLM
         else:
             chosen = _SLM
-        reasons = [f"{self._prefix}{fail:.2f}, expected gain of the large model {gain:+.2f} {'>=' if up else '<'} "
-                   f"{self._threshold_text[preference]}{preference_source}) -> {_CLASS_TEXT[chosen]}"]
+        # %-formatting: a float's "%+.2f" costs less than its f-string twin (no format-spec parsing), same text. The
+        # reason's end depends on the policy and the outcome only: formatted once per combination.
+        tail = self._tails.get((up, preference, preference_source, chosen))
+        if tail is None:
+            tail = self._tail(up, preference, preference_source, chosen)
+        reasons = ["%s%.2f, expected gain of the large model %+.2f%s" % (self._prefix, fail, gain, tail)]
         if analysis.incident and not up:
             reasons.append("incident: a failure with a business-wide scope must reach the LLM")
         movers = scored.movers
-        if len(movers) == 3:  # the usual case, as one f-string (a join over a comprehension costs twice as much)
+        if len(movers) == 3:  # the usual case, as one formatting (a join over a comprehension costs twice as much)
             (n0, e0), (n1, e1), (n2, e2) = movers
-            reasons.append(f"moved P(small fails) most (logit): {n0} {e0:+.2f}, {n1} {e1:+.2f}, {n2} {e2:+.2f}")
+            reasons.append("moved P(small fails) most (logit): %s %+.2f, %s %+.2f, %s %+.2f" % (n0, e0, n1, e1, n2, e2))
         elif movers:
             moved = ", ".join([f"{name} {effect:+.2f}" for name, effect in movers])
             reasons.append(f"moved P(small fails) most (logit): {moved}")
@@ -99,4 +110,5 @@ class LearnedRouter:
 
 # Looked up once: an enum member's attribute and ``.value`` cost a descriptor call each on the hot path.
 _SLM, _LLM, _LLM_PLUS, _CRITICAL = ModelClass.SLM, ModelClass.LLM, ModelClass.LLM_PLUS, ComplexityLevel.CRITICAL
+_new = tuple.__new__
 _CLASS_TEXT = {c: c.value for c in ModelClass}

@@ -146,6 +146,26 @@ def _resolve(tenant: TenantSnapshot, config: PolicyConfig) -> EffectivePolicy:
     return EffectivePolicy(preference, preference_source, min_class, max_class, max_source)
 
 
+#: ``clamp_class`` and ``model_for`` of one class, by snapshot, pricing table and config identity (all three never
+#: change once built; the same bounded cache as ``_RESOLVED``, entries holding their keys).
+_CLAMPED: dict[tuple[int, int, int, ModelClass], tuple[object, object, object, tuple[ModelClass, str | None, str]]] = {}
+
+
+def clamped_class_and_model(model_class: ModelClass, tenant: TenantSnapshot | None, policy: EffectivePolicy,
+                            pricing: PricingTable, config: PolicyConfig) -> tuple[ModelClass, str | None, str]:
+    """(the class within the tenant's floor and ceiling, why it moved or None, the concrete model serving it)."""
+    key = (id(tenant), id(pricing), id(config), model_class)
+    hit = _CLAMPED.get(key)
+    if hit is not None and hit[0] is tenant and hit[1] is pricing and hit[2] is config:
+        return hit[3]
+    clamped, why = clamp_class(model_class, policy)
+    found = (clamped, why, model_for(clamped, tenant, pricing, config))
+    if len(_CLAMPED) >= _RESOLVED_MAX:
+        _CLAMPED.clear()
+    _CLAMPED[key] = (tenant, pricing, config, found)
+    return found
+
+
 def class_for(
     level: ComplexityLevel,
     score: float,
