@@ -86,6 +86,28 @@ def test_eval_router_online_prints_both_halves_and_is_seeded(tmp_path):
     assert out != run("eval-router", "--online", "--data", str(data), "--seed", "4")[1]
 
 
+def test_eval_router_online_from_a_model_file_learns_what_its_unseen_groups_need(tmp_path):
+    """A subject the file never saw, whose hard questions use words it never saw: the file alone ranks that
+    subject by chance; its learning copy, fed the outcomes production would reveal, learns the new words."""
+    data, model = mmlu_like(tmp_path / "d", subjects=("algebra", "history", "physics")), tmp_path / "m.json"
+    result, _ = run("train-router", "--data", str(data), "--out", str(model))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    rng = random.Random(1)
+    lines = [f"prompt,{SMALL_COLUMN},{LARGE_COLUMN}"]
+    for i in range(600):
+        hard = rng.random() < 0.3
+        lines.append(f"{'quash the writ' if hard else 'cite the writ'} law {i},{not hard},True")
+    (data / "mmlu_law.csv").write_text("\n".join(lines) + "\n")
+
+    result, out = run("eval-router", "--online", "--router-model", str(model), "--data", str(data), "--seed", "2")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert out["groups_evaluated"] == ["law"] and out["rows"] == 600 and out["rows_skipped_trained_groups"] == 360
+    assert out["learner"]["applied"] > 0 and "first_half, file alone" in result.stderr
+    static = out["static_model"]
+    assert static["apgr_last_half"] < 0.65  # the file cannot tell "quash" from "cite"
+    assert out["apgr_last_half"] > static["apgr_last_half"] + 0.2
+
+
 def test_bad_data_is_a_json_error_naming_the_line(tmp_path):
     bad = tmp_path / "x.jsonl"
     bad.write_text('{"text": "hi", "level": "simple"}\n{"text": "hi"}\n')

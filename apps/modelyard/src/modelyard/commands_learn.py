@@ -66,7 +66,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         router_model: Annotated[Path | None, typer.Option(help="A model file: evaluated on the rows of groups it was "
                                                           "not trained on.")] = None,
         online: Annotated[bool, typer.Option("--online", help="Replay the data in a seeded random order through the "
-                                             "online learner from an untrained start (labels revealed as in production).")] = False,
+                                             "online learner from an untrained start (labels revealed as in production); "
+                                             "with --router-model: from that file's learning copy, on the rows of groups "
+                                             "it was not trained on.")] = False,
         group_by: GroupBy = None,
         recipe: Recipe = "mmlu",
         folds: Annotated[int, typer.Option(min=2, help="Without --router-model: group k-fold of --recipe.")] = 5,
@@ -92,7 +94,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                     raise ValueError(f"{paths[0]} is not a folder (pass --data ../shared/data/routellm_mmlu)")
                 result = run(paths[0].resolve(), seed=seed)
             elif online:
-                result = learning.evaluate_online(paths, seed=seed, strong_share=strong_share, **columns)
+                result = learning.evaluate_online(paths, seed=seed, strong_share=strong_share, router_model=router_model,
+                                                  **columns)
             elif router_model is not None:
                 result = learning.evaluate_model(paths, router_model, seed=seed, **columns)
             else:
@@ -130,9 +133,14 @@ def _ranking_rows(name: str, figures: dict) -> list[str]:
 
 def _print_evaluation(result: dict) -> None:
     if "apgr_first_half" in result:
+        rows = [[h, f"{result[h]['apgr']:.3f}", _fmt(result[h]["strong_share"]), _fmt(result[h]["routed_accuracy"])]
+                for h in ("first_half", "last_half")]
+        static = result.get("static_model")
+        if static:  # the same file, not learning, on the same halves
+            rows += [[f"{h}, file alone", f"{static['apgr_' + h]:.3f}", "-", "-"]
+                     for h in ("first_half", "last_half")]
         _table("online replay (prequential APGR of the expected gain)", ["half", "APGR", "strong share", "routed accuracy"],
-               [[h, f"{result[h]['apgr']:.3f}", _fmt(result[h]["strong_share"]), _fmt(result[h]["routed_accuracy"])]
-                for h in ("first_half", "last_half")])
+               rows)
         return
     if "apgr_score" in result:
         _table("keyword router", ["ranking", "APGR"], [["keyword score", f"{result['apgr_score']:.3f}"],

@@ -23,9 +23,8 @@ from modelyard_learn.recipes import train as train_recipe
 from modelyard_learn.train import load_examples, measure, split_by_group
 
 HELPDESK = "data/helpdesk"
-#: The helpdesk set's parts (README there): tuning files train the default; held-out files only measure it.
-#: The shipped helpdesk model's training files (five writers) and the held-out files its file reports on
-#: (``authored_heldout.jsonl`` is left out of both: its writer also wrote ``authored_tuning.jsonl``).
+#: The helpdesk set's parts (README there): the shipped model's training files (five writers) and the held-out
+#: files its file reports on (``authored_heldout.jsonl`` is in neither: its writer also wrote ``authored_tuning``).
 HELPDESK_TUNING = ("team_seed.jsonl", "authored_tuning.jsonl", "independent_tuning_a.jsonl",
                    "independent_tuning_b.jsonl", "independent_tuning_c.jsonl")
 HELPDESK_HELD_OUT = ("independent_heldout_d.jsonl", "banking77_sample.jsonl")
@@ -156,7 +155,34 @@ def evaluate_by_folds(data: Sequence[str], *, recipe: str, folds: int, small_col
 
 
 def evaluate_online(data: Sequence[str], *, seed: int, strong_share: float, small_column: str, large_column: str,
-                    group_by: str | None) -> dict:
-    rows = load_examples(data, None, small_column=small_column, large_column=large_column, group_by=group_by)
+                    group_by: str | None, router_model: Path | None = None) -> dict:
+    """The online replay from an untrained start, or (``router_model``) from a model file's learning copy as the
+    router's learner makes it, on the rows of groups that file was not trained on: what a deployment that meets new
+    tenants' traffic learns from its own outcomes. Beside the latter, the file's own (static) APGR on the same halves."""
     config = online.ReplayConfig(strong_share=strong_share)
-    return online.replay(rows, ONLINE_FEATURES, seed=seed, config=config, hyper=ONLINE_HYPER)
+    if router_model is None:
+        rows = load_examples(data, None, small_column=small_column, large_column=large_column, group_by=group_by)
+        return online.replay(rows, ONLINE_FEATURES, seed=seed, config=config, hyper=ONLINE_HYPER)
+    from modelyard_router.learned import LearnedRouter
+    from modelyard_router.learner import learning_copy
+    from modelyard_router.settings import LearnedRouting
+
+    served = LearnedRouter.load(str(router_model))
+    rows = read(data, small_column=small_column, large_column=large_column, group_by=group_by)
+    unseen, seen = split_by_group(rows, modelfile.trained_groups(served.doc))
+    if not unseen:
+        raise ValueError(f"every row belongs to a group {router_model} was trained on: nothing to replay")
+    defaults = LearnedRouting()
+    copy = learning_copy(served, defaults.prior_n, defaults.tenant_value)
+    result = online.replay(unseen, copy.feature_set, seed=seed, config=config, model=copy)
+    static = modelfile.from_json(served.doc)
+    order = online.replay_order(len(unseen), seed)
+    gains = [static.estimate(unseen[i].query).gain for i in order]
+    small, large = [unseen[i].slm_ok for i in order], [bool(unseen[i].llm_ok) for i in order]
+    half = len(order) // 2
+    result["static_model"] = {"apgr_first_half": round(metrics.apgr(gains[:half], small[:half], large[:half]), 4),
+                              "apgr_last_half": round(metrics.apgr(gains[half:], small[half:], large[half:]), 4)}
+    result.update(router_model=str(router_model), rows_skipped_trained_groups=len(seen),
+                  groups_evaluated=sorted({e.group for e in unseen}),
+                  learning_copy={"prior_n": defaults.prior_n, "tenant_value": defaults.tenant_value})
+    return result

@@ -199,7 +199,7 @@ def replay(
 ) -> dict:
     rng = random.Random(seed)
     order = list(range(len(examples)))
-    rng.shuffle(order)
+    rng.shuffle(order)  # == replay_order(len(examples), seed); the same rng then draws the routing's randomness
     fs = feature_set.with_tenant() if config.tenant_correction else feature_set
     model = model or RouterModel(fs, hyper=hyper)
     learner = OnlineLearner(model)
@@ -270,6 +270,13 @@ def replay(
         "config": config.__dict__,
         "feature_set": fs.to_json(),
     }
+
+
+def replay_order(n: int, seed: int) -> list[int]:
+    """The order ``replay`` visits ``n`` examples in for ``seed`` (to score something else on the same halves)."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return order
 
 
 def hash_partition(key: str, partitions: int) -> int:
