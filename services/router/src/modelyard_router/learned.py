@@ -77,6 +77,7 @@ class LearnedRouter:
     def route(self, analysis: Analysis, text: str, user_role: str | None, agent_type: str | None, history_turns: int,
               tenant_id: str | None, preference: RoutingPreference, preference_source: str) -> tuple[ModelClass, float, list[str]]:
         """(class before pins, floor and ceiling; P(small fails); the reasons of the learned part)."""
+        # QueryView(...) without the named tuple's Python-level __new__ frame: same fields, same order.
         query = _new(QueryView, (text, user_role, agent_type, history_turns, analysis.factors, tenant_id))
         scored = self.scorer.score(query, analysis.tokens)
         small_ok, large_ok = scored.estimate
