@@ -176,7 +176,7 @@ def evaluate_online(data: Sequence[str], *, seed: int, strong_share: float, smal
     copy = learning_copy(served, defaults.prior_n, defaults.tenant_value)
     result = online.replay(unseen, copy.feature_set, seed=seed, config=config, model=copy)
     static = modelfile.from_json(served.doc)
-    order = online.replay_order(len(unseen), seed)
+    order = online.replay_order(len(unseen), random.Random(seed))
     gains = [static.estimate(unseen[i].query).gain for i in order]
     small, large = [unseen[i].slm_ok for i in order], [bool(unseen[i].llm_ok) for i in order]
     half = len(order) // 2

@@ -198,8 +198,7 @@ def replay(
     model: RouterModel | None = None,
 ) -> dict:
     rng = random.Random(seed)
-    order = list(range(len(examples)))
-    rng.shuffle(order)  # == replay_order(len(examples), seed); the same rng then draws the routing's randomness
+    order = replay_order(len(examples), rng)  # the same rng then draws the routing's randomness
     fs = feature_set.with_tenant() if config.tenant_correction else feature_set
     model = model or RouterModel(fs, hyper=hyper)
     learner = OnlineLearner(model)
@@ -272,10 +271,11 @@ def replay(
     }
 
 
-def replay_order(n: int, seed: int) -> list[int]:
-    """The order ``replay`` visits ``n`` examples in for ``seed`` (to score something else on the same halves)."""
+def replay_order(n: int, rng: random.Random) -> list[int]:
+    """The order ``replay`` visits ``n`` examples in: with a fresh ``random.Random(seed)``, the order of that seed's
+    replay (to score something else on the same halves)."""
     order = list(range(n))
-    random.Random(seed).shuffle(order)
+    rng.shuffle(order)
     return order
 
 
