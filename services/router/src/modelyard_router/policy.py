@@ -107,23 +107,40 @@ def preset_for(industry: Industry, config: PolicyConfig) -> RoutingPreference:
     return config.presets.get(industry, RoutingPreference.BALANCED)
 
 
-#: Resolved policies by snapshot identity: a snapshot is frozen and the router keeps the same object
-#: for every query of a tenant until the next snapshot replaces it. Bounded; entries hold their key.
-_RESOLVED: dict[tuple[int, int], tuple[TenantSnapshot, PolicyConfig, EffectivePolicy]] = {}
-_RESOLVED_MAX = 4096
+class ByIdentity:
+    """Values derived from objects that never change once built (a frozen tenant snapshot, the policy config, the
+    pricing table), keyed by the objects' ids: the router keeps the same objects for every query of a tenant until
+    a new snapshot replaces them. Each entry holds its objects, so while it lives no other object can have their
+    ids. Bounded: emptied when full."""
+
+    __slots__ = ("_entries", "_max")
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._entries: dict[tuple, tuple[tuple, object]] = {}
+        self._max = max_entries
+
+    def get(self, key: tuple):
+        hit = self._entries.get(key)
+        return None if hit is None else hit[1]
+
+    def put(self, key: tuple, objects: tuple, value):
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[key] = (objects, value)
+        return value
+
+
+_RESOLVED = ByIdentity()  # effective policies, by (snapshot, config)
+_CLAMPED = ByIdentity()  # a class clamped and its concrete model, by (snapshot, pricing, config, class)
 
 
 def effective_policy(tenant: TenantSnapshot | None, config: PolicyConfig) -> EffectivePolicy:
     if tenant is None:
         return NO_TENANT
     key = (id(tenant), id(config))
-    hit = _RESOLVED.get(key)
-    if hit is not None and hit[0] is tenant and hit[1] is config:
-        return hit[2]
-    resolved = _resolve(tenant, config)
-    if len(_RESOLVED) >= _RESOLVED_MAX:
-        _RESOLVED.clear()
-    _RESOLVED[key] = (tenant, config, resolved)
+    resolved = _RESOLVED.get(key)
+    if resolved is None:
+        resolved = _RESOLVED.put(key, (tenant, config), _resolve(tenant, config))
     return resolved
 
 
@@ -146,23 +163,14 @@ def _resolve(tenant: TenantSnapshot, config: PolicyConfig) -> EffectivePolicy:
     return EffectivePolicy(preference, preference_source, min_class, max_class, max_source)
 
 
-#: ``clamp_class`` and ``model_for`` of one class, by snapshot, pricing table and config identity (all three never
-#: change once built; the same bounded cache as ``_RESOLVED``, entries holding their keys).
-_CLAMPED: dict[tuple[int, int, int, ModelClass], tuple[object, object, object, tuple[ModelClass, str | None, str]]] = {}
-
-
 def clamped_class_and_model(model_class: ModelClass, tenant: TenantSnapshot | None, policy: EffectivePolicy,
                             pricing: PricingTable, config: PolicyConfig) -> tuple[ModelClass, str | None, str]:
     """(the class within the tenant's floor and ceiling, why it moved or None, the concrete model serving it)."""
     key = (id(tenant), id(pricing), id(config), model_class)
-    hit = _CLAMPED.get(key)
-    if hit is not None and hit[0] is tenant and hit[1] is pricing and hit[2] is config:
-        return hit[3]
-    clamped, why = clamp_class(model_class, policy)
-    found = (clamped, why, model_for(clamped, tenant, pricing, config))
-    if len(_CLAMPED) >= _RESOLVED_MAX:
-        _CLAMPED.clear()
-    _CLAMPED[key] = (tenant, pricing, config, found)
+    found = _CLAMPED.get(key)
+    if found is None:
+        clamped, why = clamp_class(model_class, policy)
+        found = _CLAMPED.put(key, (tenant, pricing, config), (clamped, why, model_for(clamped, tenant, pricing, config)))
     return found
 
 
